@@ -1,0 +1,358 @@
+"""TCP reassembly per connection and direction.
+
+Strategy: the common case on loopback is in-order data, so a segment whose sequence number is
+the one expected goes straight out as a memoryview slice, with no copy and no buffer. Anything
+ahead of that waits in a small per-direction buffer until the hole fills, until the peer
+acknowledges bytes the capture never showed (then they were lost by the capture, not the
+network, and become a gap), until the buffer limit is hit, or until the stream ends. Bytes that
+were never captured are reported as ``Gap(n)``: never filled with zeros, never guessed.
+
+Sequence numbers are compared in 32-bit serial arithmetic (RFC 1982), so a stream may wrap.
+A capture that starts mid-connection (no SYN) starts each direction at the first byte seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from analyzer.decode.packet import ACK, FIN, RST, SYN, Segment
+from analyzer.records import Anomaly
+
+MOD = 1 << 32
+HALF = 1 << 31
+MAX_PENDING_BYTES = 4 << 20  # per direction; beyond this the oldest hole is declared a gap
+MAX_PENDING_SEGMENTS = 1024
+RECENTLY_CLOSED = 4096
+
+
+def seq_diff(a: int, b: int) -> int:
+    """a - b in 32-bit serial arithmetic: negative when a is before b."""
+    d = (a - b) & 0xFFFFFFFF
+    return d - MOD if d >= HALF else d
+
+
+@dataclass(eq=False, slots=True)
+class Flow:
+    """One direction of a connection: src:sport -> dst:dport."""
+
+    conn: Connection
+    src: bytes
+    sport: int
+    dst: bytes
+    dport: int
+    first_frame: int
+    syn_seen: bool = False
+    next_seq: int | None = None
+    offset: int = 0  # stream bytes accounted for, gaps included
+    fin_seq: int | None = None
+    ended: bool = False
+    # seq -> (payload, bytes missing after it, frame, ts)
+    pending: dict[int, tuple[memoryview, int, int, int]] = field(default_factory=dict)
+    pending_bytes: int = 0
+    retransmitted: int = 0
+    segments: int = 0
+    payload_bytes: int = 0
+    gap_bytes: int = 0
+
+    @property
+    def peer(self) -> Flow:
+        c = self.conn
+        return c.b if self is c.a else c.a  # type: ignore[return-value]
+
+
+@dataclass(eq=False, slots=True)
+class Connection:
+    """Both directions of one TCP connection. ``a`` is the direction seen first.
+
+    ``client`` is the direction that sent the SYN, when the capture shows it; otherwise
+    None and the protocol stage decides from content. ``state`` is free for the protocol
+    stage to hang its per-connection parser on.
+    """
+
+    id: int
+    first_frame: int
+    first_ts: int
+    a: Flow | None = None
+    b: Flow | None = None
+    client: Flow | None = None
+    last_ts: int = 0
+    state: object = None
+
+    @property
+    def closed(self) -> bool:
+        return bool(self.a and self.a.ended and self.b and self.b.ended)
+
+
+@dataclass(frozen=True, slots=True)
+class Data:
+    flow: Flow
+    data: memoryview
+    offset: int
+    frame: int
+    ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    flow: Flow
+    n: int
+    offset: int
+    frame: int
+    ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    flow: Flow
+    frame: int
+    ts_ns: int
+    reason: str  # "fin", "rst", "eof" (capture ended), "reused" (ports taken by a new SYN)
+
+
+StreamEvent = Data | Gap | End
+
+
+class Reassembler:
+    """Feeds segments, returns stream events. ``finish()`` flushes at the end of the capture."""
+
+    def __init__(self) -> None:
+        self.flows: dict[tuple[bytes, int, bytes, int], Flow] = {}
+        self.closed: dict[tuple[bytes, int, bytes, int], Flow] = {}
+        self.connections = 0
+        self.anomalies: list[Anomaly] = []
+
+    # -- connection table -------------------------------------------------------------
+
+    def _new_connection(self, seg: Segment) -> Flow:
+        self.connections += 1
+        conn = Connection(self.connections, seg.frame, seg.ts_ns)
+        a = Flow(conn, seg.src, seg.sport, seg.dst, seg.dport, seg.frame)
+        b = Flow(conn, seg.dst, seg.dport, seg.src, seg.sport, seg.frame)
+        conn.a, conn.b = a, b
+        self.flows[(a.src, a.sport, a.dst, a.dport)] = a
+        self.flows[(b.src, b.sport, b.dst, b.dport)] = b
+        return a
+
+    def _retire(self, conn: Connection) -> None:
+        for f in (conn.a, conn.b):
+            assert f is not None
+            key = (f.src, f.sport, f.dst, f.dport)
+            if self.flows.get(key) is f:
+                del self.flows[key]
+                self.closed[key] = f
+        while len(self.closed) > RECENTLY_CLOSED:
+            del self.closed[next(iter(self.closed))]
+
+    def add(self, seg: Segment) -> list[StreamEvent]:
+        out: list[StreamEvent] = []
+        key = (seg.src, seg.sport, seg.dst, seg.dport)
+        flow = self.flows.get(key)
+        flags = seg.flags
+        if flow is None:
+            old = self.closed.get(key)
+            if old is not None and not flags & SYN:
+                # Late packets of a finished connection: a retransmission or a final ACK.
+                if not seg.payload or (
+                    old.next_seq is not None and seq_diff(seg.seq, old.next_seq) < 0
+                ):
+                    return out
+            flow = self._new_connection(seg)
+        elif flags & SYN and not flags & ACK and (flow.syn_seen or flow.offset or flow.ended):
+            if flow.next_seq is None or seq_diff(seg.seq + 1, flow.next_seq) != 0:
+                # Same ports, new connection: close the old one and start afresh.
+                self._close(flow.conn, seg, "reused", out)
+                flow = self._new_connection(seg)
+        conn = flow.conn
+        conn.last_ts = seg.ts_ns
+        flow.segments += 1
+        if flags & SYN:
+            if not flags & ACK and conn.client is None:
+                conn.client = flow
+            elif flags & ACK and conn.client is None:
+                conn.client = flow.peer
+            if flow.next_seq is None or not flow.offset:
+                flow.next_seq = (seg.seq + 1) & 0xFFFFFFFF
+                flow.syn_seen = True
+        if flags & ACK:
+            peer = flow.peer
+            if peer.pending and peer.next_seq is not None and not peer.ended:
+                self._ack_gap(peer, seg, out)
+        if not flow.ended:
+            seq = (seg.seq + 1) & 0xFFFFFFFF if flags & SYN else seg.seq
+            n = len(seg.payload)
+            if n or seg.missing:
+                if flow.next_seq is None:
+                    flow.next_seq = seq
+                self._data(flow, seq, seg.payload, seg.missing, seg.frame, seg.ts_ns, out)
+            if flags & FIN:
+                if flow.next_seq is None:
+                    flow.next_seq = seq
+                flow.fin_seq = (seq + n + seg.missing) & 0xFFFFFFFF
+            if flags & RST:
+                self._close(conn, seg, "rst", out)
+            elif flow.fin_seq is not None and flow.next_seq == flow.fin_seq:
+                self._end(flow, seg.frame, seg.ts_ns, "fin", out)
+        if conn.closed:
+            self._retire(conn)
+        return out
+
+    # -- data path ----------------------------------------------------------------------
+
+    def _data(
+        self,
+        flow: Flow,
+        seq: int,
+        payload: memoryview,
+        missing: int,
+        frame: int,
+        ts: int,
+        out: list[StreamEvent],
+    ) -> None:
+        assert flow.next_seq is not None
+        d = seq_diff(seq, flow.next_seq)
+        if d > 0:
+            if seq in flow.pending and len(flow.pending[seq][0]) >= len(payload):
+                flow.retransmitted += 1
+                return
+            flow.pending[seq] = (payload, missing, frame, ts)
+            flow.pending_bytes += len(payload)
+            if (
+                flow.pending_bytes > MAX_PENDING_BYTES
+                or len(flow.pending) > MAX_PENDING_SEGMENTS
+            ):
+                first = min(flow.pending, key=lambda s: seq_diff(s, flow.next_seq or 0))
+                self._gap(flow, seq_diff(first, flow.next_seq), frame, ts, out, "buffer limit")
+                self._drain(flow, out)
+            return
+        if d < 0:
+            total = len(payload) + missing
+            if -d >= total:
+                flow.retransmitted += 1
+                return
+            if -d >= len(payload):  # only the never-captured tail is new
+                missing = total + d
+                payload = payload[len(payload) :]
+            else:
+                payload = payload[-d:]
+        self._deliver(flow, payload, missing, frame, ts, out)
+        if flow.pending:
+            self._drain(flow, out)
+
+    def _deliver(
+        self,
+        flow: Flow,
+        payload: memoryview,
+        missing: int,
+        frame: int,
+        ts: int,
+        out: list[StreamEvent],
+    ) -> None:
+        n = len(payload)
+        if n:
+            out.append(Data(flow, payload, flow.offset, frame, ts))
+            flow.offset += n
+            flow.payload_bytes += n
+        assert flow.next_seq is not None
+        flow.next_seq = (flow.next_seq + n) & 0xFFFFFFFF
+        if missing:
+            self._gap(flow, missing, frame, ts, out, "bytes beyond the captured length")
+
+    def _gap(
+        self, flow: Flow, n: int, frame: int, ts: int, out: list[StreamEvent], why: str
+    ) -> None:
+        if n <= 0:
+            return
+        out.append(Gap(flow, n, flow.offset, frame, ts))
+        self.anomalies.append(
+            Anomaly(
+                "tcp-gap",
+                frame,
+                f"{n} bytes missing from the capture ({why})",
+                flow_label(flow),
+            )
+        )
+        flow.offset += n
+        flow.gap_bytes += n
+        assert flow.next_seq is not None
+        flow.next_seq = (flow.next_seq + n) & 0xFFFFFFFF
+
+    def _drain(self, flow: Flow, out: list[StreamEvent]) -> None:
+        """Deliver buffered segments that the expected sequence number has reached."""
+        while flow.pending:
+            nxt = flow.next_seq
+            assert nxt is not None
+            seq = min(flow.pending, key=lambda s: seq_diff(s, nxt))
+            d = seq_diff(seq, nxt)
+            if d > 0:
+                return
+            payload, missing, frame, ts = flow.pending.pop(seq)
+            flow.pending_bytes -= len(payload)
+            total = len(payload) + missing
+            if -d >= total:
+                flow.retransmitted += 1
+                continue
+            if -d >= len(payload):
+                missing, payload = total + d, payload[len(payload) :]
+            elif d:
+                payload = payload[-d:]
+            self._deliver(flow, payload, missing, frame, ts, out)
+
+    def _ack_gap(self, flow: Flow, seg: Segment, out: list[StreamEvent]) -> None:
+        """The peer acknowledged bytes of ``flow`` that the capture lacks: they are a gap."""
+        nxt = flow.next_seq
+        assert nxt is not None
+        if seq_diff(seg.ack, nxt) <= 0:
+            return
+        first = min(flow.pending, key=lambda s: seq_diff(s, nxt))
+        upto = first if seq_diff(first, seg.ack) <= 0 else seg.ack
+        self._gap(flow, seq_diff(upto, nxt), seg.frame, seg.ts_ns, out, "acknowledged by the peer")
+        self._drain(flow, out)
+        if flow.fin_seq is not None and flow.next_seq == flow.fin_seq:
+            self._end(flow, seg.frame, seg.ts_ns, "fin", out)
+
+    # -- ends -----------------------------------------------------------------------------
+
+    def _flush(self, flow: Flow, frame: int, ts: int, out: list[StreamEvent]) -> None:
+        while flow.pending:
+            nxt = flow.next_seq
+            assert nxt is not None
+            first = min(flow.pending, key=lambda s: seq_diff(s, nxt))
+            self._gap(flow, seq_diff(first, nxt), frame, ts, out, "never captured")
+            self._drain(flow, out)
+
+    def _end(self, flow: Flow, frame: int, ts: int, reason: str, out: list[StreamEvent]) -> None:
+        if flow.ended:
+            return
+        self._flush(flow, frame, ts, out)
+        flow.ended = True
+        out.append(End(flow, frame, ts, reason))
+
+    def _close(self, conn: Connection, seg: Segment, reason: str, out: list[StreamEvent]) -> None:
+        for f in (conn.a, conn.b):
+            assert f is not None
+            self._end(f, seg.frame, seg.ts_ns, reason, out)
+        self._retire(conn)
+
+    def finish(self, frame: int, ts: int) -> list[StreamEvent]:
+        """End every open direction: the capture is over."""
+        out: list[StreamEvent] = []
+        seen: set[int] = set()
+        for flow in list(self.flows.values()):
+            conn = flow.conn
+            if conn.id in seen:
+                continue
+            seen.add(conn.id)
+            for f in (conn.a, conn.b):
+                assert f is not None
+                self._end(f, frame, ts, "eof", out)
+        self.flows.clear()
+        return out
+
+
+def flow_label(flow: Flow) -> str:
+    from analyzer.decode.packet import format_addr
+
+    src, dst = format_addr(flow.src), format_addr(flow.dst)
+    if ":" in src:
+        src, dst = f"[{src}]", f"[{dst}]"
+    return f"{src}:{flow.sport} -> {dst}:{flow.dport}"

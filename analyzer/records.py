@@ -1,0 +1,81 @@
+"""Records that flow between stages: frozen, slotted, timestamps in integer nanoseconds.
+
+Header values stay ``bytes`` until the report layer turns them into display strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from analyzer.tracing import TraceContext
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    """Something wrong in the capture, kept as evidence instead of raised."""
+
+    kind: str  # short machine-readable slug, e.g. "truncated-record", "http1-resync"
+    frame: int | None  # Wireshark frame number (1-based), None when not tied to a frame
+    detail: str  # one human sentence
+    flow: str | None = None  # "src:sport -> dst:dport" when tied to a TCP direction
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """One header field as received.
+
+    ``name`` keeps the case sent on the wire; ``lname`` is lower-cased for lookup.
+    HTTP/2 can leave the name or the value unknown (an HPACK entry older than the capture):
+    then the unknown part is None and ``unknown`` names the entry ("entry #7 of the
+    client's table"); ``guessed`` is True when a name was offered from the value's shape.
+    """
+
+    name: bytes | None
+    value: bytes | None
+    lname: bytes | None
+    unknown: str | None = None
+    guessed: bool = False
+
+    @classmethod
+    def of(cls, name: bytes, value: bytes) -> Header:
+        return cls(name, value, name.lower())
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """The TCP direction a message travelled: addresses as display strings."""
+
+    src: str
+    sport: int
+    dst: str
+    dport: int
+    connection: int  # the connection's number within its capture, from 1
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One HTTP request or response head, with where it came from.
+
+    ``frame`` is the Wireshark frame number of the packet that completed the head,
+    ``first_frame`` the one that carried its first byte. ``trace`` holds the parsed tracing
+    contexts, in the wire order of their first header.
+    """
+
+    capture: str
+    frame: int
+    first_frame: int
+    ts_ns: int
+    protocol: str  # "http/1.1", "http/1.0", "h2"
+    kind: str  # "request" or "response"
+    endpoints: Endpoints
+    stream: int | None
+    method: bytes | None
+    path: bytes | None
+    authority: bytes | None
+    status: int | None
+    headers: tuple[Header, ...]
+    trace: tuple[TraceContext, ...]
+    anomalies: tuple[Anomaly, ...]
+    iface: int = 0
