@@ -1,0 +1,212 @@
+"""The TraceContext record, trace-id comparison, and the field checks every format shares.
+
+Strategy: a passive analyzer must never reject a value the way a tracer would; it keeps
+what it can read and says what is wrong. So each field is checked on its own: a bad
+field becomes None plus one violation sentence, and the other fields still count.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+FORMATS: tuple[str, ...] = (
+    "x-request-id",
+    "b3-multi",
+    "b3-single",
+    "w3c",
+    "tracestate",
+    "jaeger",
+    "ot-span-context",
+    "grpc-trace-bin",
+    "cloud-trace",
+    "datadog",
+    "sw8",
+    "aws-xray",
+    "baggage",
+)
+
+# One header as a parser sees it: the lower-cased name and the value as received.
+Field = tuple[str, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class TraceContext:
+    """One tracing format's view of one message's headers.
+
+    ``span_id`` is the span the sender made for this message (what the receiver takes
+    as its parent: B3 ``x-b3-spanid``, W3C parent-id, Datadog parent-id, X-Ray Parent);
+    ``parent_span_id`` is that span's own parent, when the format carries it.
+    """
+
+    format: str  # one of FORMATS
+    headers: tuple[str, ...]  # lower-cased header names it was built from, wire order
+    raw: str  # value(s) as received, latin-1; "name=value; ..." when several headers
+    trace_id: str | None  # 32 lower-case hex digits, None when absent or unusable
+    span_id: str | None  # 16 lower-case hex digits
+    parent_span_id: str | None
+    sampled: bool | None
+    request_id: str | None  # only for "x-request-id": the lower-cased value
+    violations: tuple[str, ...]  # one short sentence per broken rule
+    guessed: bool = False  # built from a header whose name was guessed (HPACK unknown)
+
+
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_LOWER_HEX = re.compile(r"[0-9a-f]+")
+_DECIMAL = re.compile(r"[0-9]+")
+_XRAY_ROOT = re.compile(r"1-([0-9a-fA-F]{8})-([0-9a-fA-F]{24})")
+UINT64_MAX = (1 << 64) - 1
+
+
+def is_hex(s: str) -> bool:
+    """ASCII hex digits only, at least one (``int(s, 16)`` would also take "0x", "_", " ")."""
+    return _HEX.fullmatch(s) is not None
+
+
+def is_lower_hex(s: str) -> bool:
+    return _LOWER_HEX.fullmatch(s) is not None
+
+
+def is_decimal(s: str) -> bool:
+    """ASCII digits only (``str.isdigit`` takes "²" and ``int`` takes "1_0")."""
+    return _DECIMAL.fullmatch(s) is not None
+
+
+def text(value: bytes) -> str:
+    return value.decode("latin-1")
+
+
+def ows(s: str) -> str:
+    """Strip HTTP optional white space (space and tab only)."""
+    return s.strip(" \t")
+
+
+def excerpt(s: str, limit: int = 40) -> str:
+    """A value quoted for a violation sentence, cut short when long."""
+    return '"' + (s if len(s) <= limit else s[:limit] + "...") + '"'
+
+
+def raw_of(fields: Sequence[Field]) -> str:
+    if len(fields) == 1:
+        return text(fields[0][1])
+    return "; ".join(f"{name}={text(value)}" for name, value in fields)
+
+
+def build(
+    fmt: str,
+    fields: Sequence[Field],
+    violations: Sequence[str] = (),
+    *,
+    trace_id: str | None = None,
+    span_id: str | None = None,
+    parent_span_id: str | None = None,
+    sampled: bool | None = None,
+    request_id: str | None = None,
+    raw: str | None = None,
+) -> TraceContext:
+    return TraceContext(
+        format=fmt,
+        headers=tuple(name for name, _ in fields),
+        raw=raw_of(fields) if raw is None else raw,
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_span_id=parent_span_id,
+        sampled=sampled,
+        request_id=request_id,
+        violations=tuple(dict.fromkeys(violations)),  # one sentence per rule, in order
+    )
+
+
+def single(fields: Sequence[Field], violations: list[str]) -> str:
+    """The first value of a header that must appear once, OWS stripped; repeats are noted."""
+    if len(fields) > 1:
+        violations.append(f"{fields[0][0]}: sent {len(fields)} times, only one is allowed")
+    return ows(text(fields[0][1]))
+
+
+def _lengths(lengths: tuple[int, ...]) -> str:
+    if len(lengths) > 2:
+        return f"{lengths[0]} to {lengths[-1]}"
+    return " or ".join(str(n) for n in lengths)
+
+
+def hex_id(
+    value: str,
+    where: str,
+    what: str,
+    lengths: tuple[int, ...],
+    pad: int,
+    violations: list[str],
+    *,
+    lower_only: bool = True,
+    zero_invalid: bool = True,
+) -> str | None:
+    """Check one hex identifier; return it lower-cased and left-padded to ``pad`` digits.
+
+    Upper-case is a violation when ``lower_only`` but the id is still returned: it
+    names the same trace. A wrong length or a non-hex digit makes the id unusable.
+    """
+    if not value:
+        violations.append(f"{where}: {what} is empty")
+        return None
+    if not is_hex(value):
+        violations.append(f"{where}: {what} must be hex digits")
+        return None
+    if len(value) not in lengths:
+        violations.append(f"{where}: {what} must be {_lengths(lengths)} hex digits, not {len(value)}")
+        return None
+    low = value.lower()
+    if lower_only and low != value:
+        violations.append(f"{where}: upper-case hex is not allowed")
+    if zero_invalid and low.count("0") == len(low):
+        violations.append(f"{where}: all-zero {what} is invalid")
+        return None
+    return low.rjust(pad, "0")
+
+
+def decimal_id(value: str, where: str, what: str, violations: list[str]) -> int | None:
+    """An unsigned 64-bit decimal id (Datadog, Cloud Trace span ids)."""
+    if not is_decimal(value):
+        violations.append(f"{where}: {what} must be an unsigned decimal integer")
+        return None
+    # int() refuses decimal strings over 4300 digits; 20 digits already exceed 64 bits.
+    digits = value.lstrip("0")
+    if len(digits) > 20 or (n := int(digits or "0")) > UINT64_MAX:
+        violations.append(f"{where}: {what} does not fit in 64 bits")
+        return None
+    return n
+
+
+def normalise_trace_id(value: str) -> str | None:
+    """A trace id in any supported spelling as 32 lower-case hex, or None.
+
+    Takes hex of 1 to 32 digits (64-bit and short Jaeger ids are zero-padded on the
+    left) and X-Ray roots ("1-5759e988-bd862e3fe1be46a994272793"). An all-zero id is
+    invalid in every format, so it normalises to None.
+    """
+    s = ows(value)
+    m = _XRAY_ROOT.fullmatch(s)
+    if m is not None:
+        s = m.group(1) + m.group(2)
+    if len(s) > 32 or not is_hex(s):
+        return None
+    s = s.lower()
+    if s.count("0") == len(s):
+        return None
+    return s.rjust(32, "0")
+
+
+def same_trace(a: str | None, b: str | None) -> bool:
+    """Whether two trace ids name the same trace; None (and all-zero) never equal anything.
+
+    Ids that are not hex in any known spelling compare as stripped, lower-cased text.
+    """
+    if a is None or b is None:
+        return False
+    na = normalise_trace_id(a)
+    nb = normalise_trace_id(b)
+    if na is not None or nb is not None:
+        return na == nb
+    la = ows(a).lower()
+    return la != "" and la.count("0") != len(la) and la == ows(b).lower()

@@ -1,0 +1,99 @@
+"""W3C Trace Context: the traceparent and tracestate headers.
+
+traceparent is ``version-traceid-parentid-flags`` in lower-case hex. Version ff is
+invalid; version 00 has exactly four fields, while a later version may append more
+after a '-', and its first four fields are read as version 00's. tracestate is a
+comma-separated list of ``key=value`` members, at most 32, keys unique; the key and
+value grammar is the one the w3c/trace-context test suite checks (keys may hold '@'
+anywhere after the first character).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from analyzer.tracing.context import (
+    Field,
+    TraceContext,
+    build,
+    excerpt,
+    hex_id,
+    is_hex,
+    ows,
+    single,
+    text,
+)
+
+TRACEPARENT = "traceparent"
+TRACESTATE = "tracestate"
+
+_KEY = re.compile(r"[a-z0-9][a-z0-9_\-*/@]{0,255}")
+_VALUE = re.compile(r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]")
+_MAX_MEMBERS = 32
+
+
+def _two_hex(value: str, what: str, violations: list[str]) -> int | None:
+    if len(value) != 2 or not is_hex(value):
+        violations.append(f"traceparent: {what} must be 2 lower-case hex digits")
+        return None
+    if value != value.lower():
+        violations.append("traceparent: upper-case hex is not allowed")
+    return int(value, 16)
+
+
+def parse_traceparent(fields: Sequence[Field]) -> TraceContext:
+    violations: list[str] = []
+    value = single(fields, violations)
+    parts = value.split("-")
+    if len(parts) < 4:
+        violations.append("traceparent: must be version-traceid-parentid-flags")
+        return build("w3c", fields, violations)
+    version = _two_hex(parts[0], "version", violations)
+    if version == 0xFF:
+        violations.append("traceparent: version ff is invalid")
+    if len(parts) > 4 and (version is None or version == 0):
+        violations.append("traceparent: version 00 allows nothing after the flags")
+    trace_id = hex_id(parts[1], "traceparent", "trace-id", (32,), 32, violations)
+    span_id = hex_id(parts[2], "traceparent", "parent-id", (16,), 16, violations)
+    flags = _two_hex(parts[3], "trace-flags", violations)
+    return build(
+        "w3c",
+        fields,
+        violations,
+        trace_id=trace_id,
+        span_id=span_id,
+        sampled=None if flags is None else bool(flags & 1),
+    )
+
+
+def parse_tracestate(fields: Sequence[Field]) -> TraceContext:
+    """All tracestate headers of a message form one list, in order (RFC 9110 combining)."""
+    violations: list[str] = []
+    keys: set[str] = set()
+    members = 0
+    for _, raw in fields:
+        for item in text(raw).split(","):
+            member = ows(item)
+            if not member:
+                continue  # empty list-members are allowed and ignored
+            members += 1
+            key, eq, value = member.partition("=")
+            if not eq:
+                violations.append(f"tracestate: list-member {excerpt(member)} has no '='")
+                continue
+            if _KEY.fullmatch(key) is None:
+                violations.append(f"tracestate: key {excerpt(key)} is not a valid key")
+            elif key in keys:
+                violations.append(f"tracestate: key {excerpt(key)} appears more than once")
+            keys.add(key)
+            if not value:
+                violations.append(f"tracestate: value of {excerpt(key)} is empty")
+            elif _VALUE.fullmatch(value) is None:
+                violations.append(
+                    f"tracestate: value of {excerpt(key)} must be 1-256 printable ASCII "
+                    "characters without ',' or '=', not ending in a space"
+                )
+    if members > _MAX_MEMBERS:
+        violations.append(f"tracestate: {members} list-members, at most {_MAX_MEMBERS} allowed")
+    return build("tracestate", fields, violations)
