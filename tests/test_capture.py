@@ -112,7 +112,8 @@ def test_pcapng_interfaces_resolutions_and_unknown_blocks(tmp_path: Path) -> Non
         + _idb(276)  # default resolution: microseconds
         + _idb(1, tsresol=9)
         + _epb(0, 1_700_000_000_000_001, s2)
-        + _block(0x0BAD, b"unknown block")
+        + _block(0x0BAE, b"unknown block")  # skipped
+        + _block(0x40000BAD, struct.pack("<I", 32473) + b"custom")  # numbered, as Wireshark does
         + _epb(1, 1_700_000_000_000_000_002, eth)
         + _block(3, struct.pack("<I", len(s2)) + s2)  # simple packet block, interface 0
         + _block(2, struct.pack("<HHIIII", 0, 0, 0, 5, len(s2), len(s2)) + s2)  # obsolete PB
@@ -123,7 +124,7 @@ def test_pcapng_interfaces_resolutions_and_unknown_blocks(tmp_path: Path) -> Non
         got = list(r)
     assert r.format == "pcapng"
     assert [(g.number, g.linktype, g.interface) for g in got] == [
-        (1, 276, 0), (2, 1, 1), (3, 276, 0), (4, 276, 0)
+        (1, 276, 0), (3, 1, 1), (4, 276, 0), (5, 276, 0)
     ]
     assert got[0].ts_ns == 1_700_000_000_000_001_000
     assert got[1].ts_ns == 1_700_000_000_000_000_002

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from analyzer.capture.reader import CaptureReader
 
 SHB, IDB, PB, SPB, EPB = 0x0A0D0D0A, 1, 2, 3, 6
+# Blocks that Wireshark lists as records of their own, so they take a frame number too:
+# systemd journal export, and custom blocks (copyable or not).
+NUMBERED_NON_PACKETS = frozenset((0x00000009, 0x00000BAD, 0x40000BAD))
 BYTE_ORDER_MAGIC = 0x1A2B3C4D
 MAX_BLOCK = 64 << 20
 OPT_TSRESOL, OPT_TSOFFSET = 9, 14
@@ -148,4 +151,6 @@ def read_frames(reader: CaptureReader) -> Iterator[Frame]:
             iface = _parse_idb(body, e)
             interfaces.append(iface)
             reader.linktypes.add(iface.linktype)
-        # every other block type (name resolution, statistics, custom, unknown) is skipped
+        elif btype in NUMBERED_NON_PACKETS:
+            number += 1  # not a packet, but Wireshark numbers it: keep frame numbers aligned
+        # every other block type (name resolution, statistics, unknown) is skipped

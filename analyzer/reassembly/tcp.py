@@ -221,7 +221,8 @@ class Reassembler:
                 or len(flow.pending) > MAX_PENDING_SEGMENTS
             ):
                 first = min(flow.pending, key=lambda s: seq_diff(s, flow.next_seq or 0))
-                self._gap(flow, seq_diff(first, flow.next_seq), frame, ts, out, "buffer limit")
+                _, _, after, after_ts = flow.pending[first]
+                self._gap(flow, seq_diff(first, flow.next_seq), after, after_ts, out, "buffer limit")
                 self._drain(flow, out)
             return
         if d < 0:
@@ -305,25 +306,28 @@ class Reassembler:
             return
         first = min(flow.pending, key=lambda s: seq_diff(s, nxt))
         upto = first if seq_diff(first, seg.ack) <= 0 else seg.ack
-        self._gap(flow, seq_diff(upto, nxt), seg.frame, seg.ts_ns, out, "acknowledged by the peer")
+        # Cite the first segment after the hole, as Wireshark's "previous segment not captured".
+        _, _, after, after_ts = flow.pending[first]
+        self._gap(flow, seq_diff(upto, nxt), after, after_ts, out, "acknowledged by the peer")
         self._drain(flow, out)
         if flow.fin_seq is not None and flow.next_seq == flow.fin_seq:
             self._end(flow, seg.frame, seg.ts_ns, "fin", out)
 
     # -- ends -----------------------------------------------------------------------------
 
-    def _flush(self, flow: Flow, frame: int, ts: int, out: list[StreamEvent]) -> None:
+    def _flush(self, flow: Flow, out: list[StreamEvent]) -> None:
         while flow.pending:
             nxt = flow.next_seq
             assert nxt is not None
             first = min(flow.pending, key=lambda s: seq_diff(s, nxt))
-            self._gap(flow, seq_diff(first, nxt), frame, ts, out, "never captured")
+            _, _, after, after_ts = flow.pending[first]
+            self._gap(flow, seq_diff(first, nxt), after, after_ts, out, "never captured")
             self._drain(flow, out)
 
     def _end(self, flow: Flow, frame: int, ts: int, reason: str, out: list[StreamEvent]) -> None:
         if flow.ended:
             return
-        self._flush(flow, frame, ts, out)
+        self._flush(flow, out)
         flow.ended = True
         out.append(End(flow, frame, ts, reason))
 

@@ -1,0 +1,260 @@
+"""The ``tracewire`` command: a thin click group over the library.
+
+Library errors become one line on stderr and exit status 2 here, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import json
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any, TextIO, TypeVar
+
+import click
+
+from analyzer import __version__
+from analyzer.decode import LINKTYPE_NAMES
+from analyzer.errors import AnalyzerError
+from analyzer.pipeline import CaptureSummary, read_messages
+from analyzer.records import Message
+from analyzer.report.messages import (
+    CSV_FIELDS,
+    TABLE_HEADERS,
+    TABLE_WIDTHS,
+    anomaly_dict,
+    csv_row,
+    message_dict,
+    rfc3339,
+    table_row,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Exit(enum.IntEnum):
+    """Exit statuses in the diff(1) convention."""
+
+    OK = 0
+    FOUND = 1
+    TROUBLE = 2
+
+
+class Trouble(click.ClickException):
+    """A fatal problem with the input: one line on stderr, exit status 2."""
+
+    exit_code = Exit.TROUBLE
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"tracewire: {self.format_message()}", err=True)
+
+
+def show_secrets_option(f: F) -> F:
+    return click.option(
+        "--show-secrets",
+        is_flag=True,
+        help="Show credentials (authorization, cookie, API keys...) instead of redacting them.",
+    )(f)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tracewire")
+def cli() -> None:
+    """Find where tracing headers stop propagating, from packet captures of a service mesh.
+
+    Reads pcap and pcapng files (also gzip-compressed, or - for stdin) such as those
+    `kubectl sniff` writes, reassembles TCP, parses HTTP and reports x-request-id, B3,
+    W3C and other tracing headers per message.
+    """
+
+
+def _messages(captures: tuple[str, ...], summaries: list[CaptureSummary]) -> Iterator[Message]:
+    for path in captures:
+        summary = CaptureSummary(path)
+        summaries.append(summary)
+        try:
+            yield from read_messages(path, summary, keep_connections=False)
+        except AnalyzerError as err:
+            raise Trouble(str(err)) from err
+
+
+def _table_line(cells: list[str]) -> str:
+    parts = [
+        c.rjust(w) if i == 0 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, TABLE_WIDTHS, strict=True))
+    ]
+    return "  ".join(parts).rstrip()
+
+
+@cli.command()
+@click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "jsonl", "csv"]),
+    default="table",
+    show_default=True,
+    help="table: one line per message for a terminal; jsonl: one JSON object per message; "
+    "csv: one row per message.",
+)
+@show_secrets_option
+def messages(captures: tuple[str, ...], fmt: str, show_secrets: bool) -> None:
+    """List every HTTP message with its tracing headers, in capture order.
+
+    CAPTURE is a pcap or pcapng file, optionally gzip-compressed, or - for stdin.
+    """
+    out: TextIO = click.get_text_stream("stdout")
+    summaries: list[CaptureSummary] = []
+    if fmt == "jsonl":
+        dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        write = out.write
+        for m in _messages(captures, summaries):
+            write(dumps(message_dict(m, show_secrets)))
+            write("\n")
+    elif fmt == "csv":
+        w = csv.writer(out)
+        w.writerow(CSV_FIELDS)
+        for m in _messages(captures, summaries):
+            w.writerow(csv_row(m, show_secrets))
+    else:
+        # Rows are written as they come (fixed widths), so a large capture streams.
+        current = None
+        for m in _messages(captures, summaries):
+            if m.capture != current:
+                if current is not None:
+                    out.write("\n")
+                current = m.capture
+                if len(captures) > 1:
+                    out.write(f"== {current}\n")
+                out.write(_table_line(TABLE_HEADERS) + "\n")
+            out.write(_table_line(table_row(m)) + "\n")
+        for s in summaries:
+            line = f"{s.capture}: {s.messages} messages in {s.frames} frames"
+            if s.anomalies:
+                line += f", {len(s.anomalies)} anomalies (see `tracewire info`)"
+            out.write(line + "\n")
+
+
+def _span(s: CaptureSummary) -> str:
+    if s.first_ts is None or s.last_ts is None:
+        return "-"
+    secs = (s.last_ts - s.first_ts) / 1e9
+    return f"{rfc3339(s.first_ts)} .. {rfc3339(s.last_ts)} ({secs:.3f} s)"
+
+
+def info_dict(s: CaptureSummary) -> dict[str, Any]:
+    protocols: dict[str, int] = {}
+    for c in s.connections:
+        protocols[c.protocol] = protocols.get(c.protocol, 0) + 1
+    return {
+        "capture": s.capture,
+        "format": s.format,
+        "linktypes": [{"id": lt, "name": LINKTYPE_NAMES.get(lt, "unknown")} for lt in s.linktypes],
+        "frames": s.frames,
+        "first_ts": None if s.first_ts is None else rfc3339(s.first_ts),
+        "last_ts": None if s.last_ts is None else rfc3339(s.last_ts),
+        "tcp_segments": s.tcp_segments,
+        "not_tcp": dict(sorted(s.not_tcp.items())),
+        "messages": s.messages,
+        "protocols": protocols,
+        "connections": [
+            {
+                "id": c.id,
+                "client": c.client,
+                "server": c.server,
+                "protocol": c.protocol,
+                "first_frame": c.first_frame,
+                "syn_seen": c.syn_seen,
+                "segments": c.segments,
+                "bytes": c.payload_bytes,
+                "gap_bytes": c.gap_bytes,
+                "messages": c.messages,
+            }
+            for c in s.connections
+        ],
+        "anomalies": [anomaly_dict(a) for a in s.anomalies],
+    }
+
+
+@cli.command()
+@click.argument("capture", metavar="CAPTURE")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="table: readable summary; json: one JSON object.",
+)
+def info(capture: str, fmt: str) -> None:
+    """Summarise a capture: format, link types, frames, time span, TCP connections and the
+    protocol each carries, and every anomaly found."""
+    from tabulate import tabulate
+
+    s = CaptureSummary(capture)
+    try:
+        for _ in read_messages(capture, s):
+            pass
+    except AnalyzerError as err:
+        raise Trouble(str(err)) from err
+    d = info_dict(s)
+    if fmt == "json":
+        click.echo(json.dumps(d, indent=2, ensure_ascii=False))
+        return
+    lts = ", ".join(f"{x['name']} ({x['id']})" for x in d["linktypes"]) or "-"
+    not_tcp = ", ".join(f"{k} {v}" for k, v in d["not_tcp"].items()) or "none"
+    protos = ", ".join(f"{k} {v}" for k, v in sorted(d["protocols"].items())) or "none"
+    click.echo(f"capture      {s.capture}")
+    click.echo(f"format       {s.format}")
+    click.echo(f"link types   {lts}")
+    click.echo(f"frames       {s.frames} ({s.tcp_segments} TCP; not TCP: {not_tcp})")
+    click.echo(f"time span    {_span(s)}")
+    click.echo(f"connections  {len(s.connections)} ({protos})")
+    click.echo(f"messages     {s.messages}")
+    if s.connections:
+        rows = [
+            [
+                c["id"],
+                c["client"],
+                c["server"],
+                c["protocol"],
+                c["first_frame"],
+                "yes" if c["syn_seen"] else "no",
+                c["segments"],
+                c["bytes"],
+                c["gap_bytes"] or "",
+                c["messages"],
+            ]
+            for c in d["connections"]
+        ]
+        click.echo()
+        click.echo(
+            tabulate(
+                rows,
+                headers=["#", "client", "server", "protocol", "frame", "SYN", "segs", "bytes",
+                         "gap", "msgs"],
+                tablefmt="simple",
+            )
+        )
+    click.echo()
+    click.echo(f"anomalies    {len(s.anomalies)}")
+    for a in s.anomalies:
+        where = f" [{a.flow}]" if a.flow else ""
+        click.echo(f"  frame {a.frame if a.frame is not None else '-'}: {a.kind}: {a.detail}{where}")
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="tracewire")
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        # `tracewire messages x.pcap | head`: the reader left; that is not trouble.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""The stage driver: one pass over a capture, from frames to Message records.
+
+It wires capture -> decode -> reassembly -> protocols (-> tracing inside the protocol
+sessions) and keeps the counters that ``tracewire info`` reports. Memory stays proportional
+to the connections open at any moment: finished connections keep only a small summary.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from analyzer.capture import open_capture
+from analyzer.decode import Segment, decode_frame, format_addr
+from analyzer.protocols.session import Session
+from analyzer.reassembly import Data, End, Gap, Reassembler
+from analyzer.reassembly.tcp import Connection
+from analyzer.records import Anomaly, Message
+
+
+@dataclass(slots=True)
+class ConnectionSummary:
+    id: int
+    client: str
+    server: str
+    protocol: str
+    first_frame: int
+    first_ts: int
+    last_ts: int
+    segments: int
+    payload_bytes: int
+    gap_bytes: int
+    messages: int
+    syn_seen: bool
+
+
+@dataclass(slots=True)
+class CaptureSummary:
+    """What one pass over a capture saw, beyond its messages."""
+
+    capture: str
+    format: str = ""
+    linktypes: list[int] = field(default_factory=list)
+    frames: int = 0
+    first_ts: int | None = None
+    last_ts: int | None = None
+    tcp_segments: int = 0
+    not_tcp: Counter[str] = field(default_factory=Counter)
+    connections: list[ConnectionSummary] = field(default_factory=list)
+    connection_count: int = 0
+    anomalies: list[Anomaly] = field(default_factory=list)
+    messages: int = 0
+
+
+def _endpoint(addr: bytes, port: int) -> str:
+    a = format_addr(addr)
+    return f"[{a}]:{port}" if ":" in a else f"{a}:{port}"
+
+
+def _summarise(conn: Connection, session: Session | None) -> ConnectionSummary:
+    a, b = conn.a, conn.b
+    assert a is not None and b is not None
+    client = conn.client or a
+    server = b if client is a else a
+    return ConnectionSummary(
+        id=conn.id,
+        client=_endpoint(client.src, client.sport),
+        server=_endpoint(server.src, server.sport),
+        protocol=session.protocol if session else "no data",
+        first_frame=conn.first_frame,
+        first_ts=conn.first_ts,
+        last_ts=conn.last_ts,
+        segments=a.segments + b.segments,
+        payload_bytes=a.payload_bytes + b.payload_bytes,
+        gap_bytes=a.gap_bytes + b.gap_bytes,
+        messages=session.messages if session else 0,
+        syn_seen=a.syn_seen or b.syn_seen,
+    )
+
+
+def read_messages(
+    path: str | Path,
+    summary: CaptureSummary | None = None,
+    *,
+    name: str | None = None,
+    keep_connections: bool = True,
+) -> Iterator[Message]:
+    """Yield every HTTP message of one capture in one pass; fill ``summary`` as it goes.
+
+    With ``keep_connections`` the summary lists every connection (for ``info``); without,
+    only counts are kept, so memory follows the connections open at any one time.
+
+    Raises ``CaptureError`` before the first message if ``path`` is not a capture.
+    """
+    reader = open_capture(path)
+    capture = name if name is not None else str(path)
+    s = summary if summary is not None else CaptureSummary(capture)
+    s.capture = capture
+    s.format = reader.format
+    reasm = Reassembler()
+    not_tcp = s.not_tcp
+    last_frame = 0
+    last_ts = 0
+
+    def session_of(conn: Connection) -> Session:
+        sess = conn.state
+        if sess is None:
+            sess = conn.state = Session(capture, conn)
+        assert isinstance(sess, Session)
+        return sess
+
+    def handle(events: list[Data | Gap | End]) -> Iterator[Message]:
+        for ev in events:
+            flow = ev.flow
+            sess = session_of(flow.conn)
+            if isinstance(ev, Data):
+                yield from sess.data(flow, ev.data, ev.offset, ev.frame, ev.ts_ns)
+            elif isinstance(ev, Gap):
+                yield from sess.gap(flow, ev.n, ev.offset, ev.frame, ev.ts_ns)
+            else:
+                yield from sess.end(flow)
+                if sess.ends == 2:  # both directions over: keep a summary, drop the state
+                    conn = flow.conn
+                    s.anomalies.extend(sess.anomalies)
+                    s.connection_count += 1
+                    if keep_connections:
+                        s.connections.append(_summarise(conn, sess))
+                    conn.state = None
+
+    with reader:
+        for frame in reader:
+            last_frame = frame.number
+            last_ts = frame.ts_ns
+            if s.first_ts is None:
+                s.first_ts = frame.ts_ns
+            seg = decode_frame(frame)
+            if not isinstance(seg, Segment):
+                not_tcp[seg] += 1
+                continue
+            s.tcp_segments += 1
+            events = reasm.add(seg)
+            if events:
+                for msg in handle(events):
+                    s.messages += 1
+                    yield msg
+        for msg in handle(reasm.finish(last_frame, last_ts)):
+            s.messages += 1
+            yield msg
+        s.frames = reader.frames
+        s.last_ts = last_ts if reader.frames else None
+        s.linktypes = sorted(reader.linktypes)
+        s.connections.sort(key=lambda c: c.id)
+        s.anomalies = sorted(
+            reader.anomalies + reasm.anomalies + s.anomalies, key=lambda a: a.frame or 0
+        )

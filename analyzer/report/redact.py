@@ -1,0 +1,49 @@
+"""Which header values are credentials, and how they are shown."""
+
+from __future__ import annotations
+
+SECRET_HEADERS = frozenset(
+    (
+        b"authorization",
+        b"proxy-authorization",
+        b"cookie",
+        b"set-cookie",
+        b"set-cookie2",
+        b"x-api-key",
+        b"api-key",
+        b"x-auth-token",
+        b"x-access-token",
+        b"x-csrf-token",
+        b"x-xsrf-token",
+        b"x-amz-security-token",
+        b"x-goog-iap-jwt-assertion",
+        b"x-forwarded-client-cert",  # Envoy's XFCC carries the peer's certificate details
+        b"x-istio-attributes",
+        b"x-envoy-peer-metadata",
+        b"x-jwt-payload",
+        b"grpc-metadata-authorization",
+    )
+)
+# Names that hint at a credential even when not listed above (x-my-service-token, ...).
+_SECRET_PARTS = (b"token", b"secret", b"password", b"passwd", b"api-key", b"apikey", b"session")
+
+
+def is_secret(lname: bytes | None) -> bool:
+    if lname is None:
+        return False
+    if lname in SECRET_HEADERS:
+        return True
+    return any(part in lname for part in _SECRET_PARTS)
+
+
+def text(value: bytes) -> str:
+    """Bytes as text without losing any: UTF-8, undecodable bytes shown as \\xNN escapes."""
+    return value.decode("utf-8", "backslashreplace")
+
+
+def display_value(lname: bytes | None, value: bytes | None, show_secrets: bool) -> str | None:
+    if value is None:
+        return None
+    if not show_secrets and is_secret(lname):
+        return f"<redacted, {len(value)} bytes>"
+    return text(value)

@@ -1,0 +1,208 @@
+"""Helpers shared by the fixture scripts: MANIFEST.json upkeep and reading captures with tshark.
+
+Not part of the `analyzer` package and deliberately independent of it: the fixtures are the
+ground truth the package is tested against, so they are described by what tshark (Wireshark's
+dissectors) shows, and by what the crafting script knows it wrote.
+
+tshark runs with its default preferences plus ``tcp.reassemble_out_of_order:TRUE``
+(``TSHARK_OPTS``). It reports an HTTP message in the frame that completes the whole message
+(head and body); the manifest records the frame that completes the message *head*, found here
+from the segments tshark lists for the reassembled message: the latest-numbered of those that
+carry the head's bytes. (``http.desegment_body:FALSE`` would put
+tshark itself there, but then it takes a JSON body sent in its own segment for the start of a
+message and loses the next response on that connection.)
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import struct
+import subprocess
+from pathlib import Path
+from typing import Any
+
+CAPTURES = Path(__file__).resolve().parent
+MANIFEST = CAPTURES / "MANIFEST.json"
+
+TSHARK_OPTS = ["-o", "tcp.reassemble_out_of_order:TRUE"]
+
+PCAP_MAGICS = {
+    b"\xd4\xc3\xb2\xa1": ("<", "us"),
+    b"\xa1\xb2\xc3\xd4": (">", "us"),
+    b"\x4d\x3c\xb2\xa1": ("<", "ns"),
+    b"\xa1\xb2\x3c\x4d": (">", "ns"),
+}
+PCAPNG_SHB = 0x0A0D0D0A
+PCAPNG_BOM = 0x1A2B3C4D
+
+
+def read_bytes(path: Path) -> tuple[bytes, bool]:
+    """The file's bytes, gunzipped when it is gzip; and whether it was."""
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        return gzip.decompress(raw), True
+    return raw, False
+
+
+def describe_format(path: Path) -> dict[str, Any]:
+    """format (pcap/pcapng/None), gzip, and the link types declared by the file's headers.
+
+    For pcapng the link types are those of the Interface Description Blocks, in file order,
+    without repeats. Parsing stops quietly at the first thing that does not fit.
+    """
+    data, gz = read_bytes(path)
+    out: dict[str, Any] = {"format": None, "gzip": gz, "linktypes": []}
+    if data[:4] in PCAP_MAGICS and len(data) >= 24:
+        endian, _ = PCAP_MAGICS[data[:4]]
+        out["format"] = "pcap"
+        out["linktypes"] = [struct.unpack(endian + "I", data[20:24])[0] & 0x0FFFFFFF]
+        return out
+    if len(data) >= 12 and struct.unpack("<I", data[:4])[0] == PCAPNG_SHB:
+        out["format"] = "pcapng"
+        linktypes: list[int] = []
+        pos = 0
+        endian = "<"
+        while pos + 12 <= len(data):
+            btype_le = struct.unpack("<I", data[pos : pos + 4])[0]
+            if btype_le == PCAPNG_SHB:
+                endian = "<" if struct.unpack("<I", data[pos + 8 : pos + 12])[0] == PCAPNG_BOM else ">"
+            btype, blen = struct.unpack(endian + "II", data[pos : pos + 8])
+            if blen < 12 or pos + blen > len(data):
+                break
+            if btype == 1:
+                lt = struct.unpack(endian + "H", data[pos + 8 : pos + 10])[0]
+                if lt not in linktypes:
+                    linktypes.append(lt)
+            pos += blen
+        out["linktypes"] = linktypes
+    return out
+
+
+def run_tshark(path: Path, extra: list[str] | None = None) -> tuple[int, list[dict[str, list[str]]], str]:
+    """Run tshark with the standard options; return (exit status, per-frame layers, stderr)."""
+    fields = [
+        "frame.number",
+        "frame.time_epoch",
+        "tcp.stream",
+        "tcp.payload",
+        "tcp.segment",
+        "tcp.reassembled.data",
+        "http.request.method",
+        "http.request.uri",
+        "http.response.code",
+        "http.request.line",
+        "http.response.line",
+    ]
+    cmd = ["tshark", "-n", "-r", str(path), *TSHARK_OPTS, *(extra or []), "-T", "json"]
+    for f in fields:
+        cmd += ["-e", f]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    frames: list[dict[str, list[str]]] = []
+    if proc.stdout.strip():
+        for pkt in json.loads(proc.stdout):
+            frames.append(pkt["_source"]["layers"])
+    return proc.returncode, frames, proc.stderr
+
+
+def epoch_ns(text: str) -> int:
+    """tshark's frame.time_epoch ("1717243200.000000137") as integer nanoseconds, exactly."""
+    sec, _, frac = text.partition(".")
+    return int(sec) * 10**9 + int((frac + "000000000")[:9])
+
+
+def _header_dict(lines: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in lines:
+        name, _, value = line.rstrip("\r\n").partition(":")
+        out.setdefault(name.strip().lower(), value.strip())
+    return out
+
+
+def tshark_summary(
+    path: Path, extra: list[str] | None = None, trace_headers: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """frames, tcp_connections and http_messages as tshark shows them.
+
+    With ``trace_headers`` each message also carries those headers (when present) under
+    "headers"; this only works when a frame holds at most one HTTP message, as in the recorded
+    captures.
+    """
+    status, frames, stderr = run_tshark(path, extra)
+    payloads = {
+        int(layers["frame.number"][0]): bytes.fromhex(layers.get("tcp.payload", [""])[0].replace(":", ""))
+        for layers in frames
+    }
+
+    def head_frame(layers: dict[str, list[str]], single: bool) -> int:
+        # tshark names the frames of a reassembled message (in sequence order) and its bytes;
+        # the first frame may hold the end of the previous message, so find where this one
+        # starts in it, then count bytes until the head's blank line is covered.
+        number = int(layers["frame.number"][0])
+        segments = [int(x) for x in layers.get("tcp.segment", [])]
+        pdu = bytes.fromhex(layers.get("tcp.reassembled.data", [""])[0].replace(":", ""))
+        end = pdu.find(b"\r\n\r\n")
+        if not single or len(segments) < 2 or end < 0:
+            return number
+        first = payloads.get(segments[0], b"")
+        skip = next((k for k in range(len(first)) if pdu.startswith(first[k:])), len(first))
+        have, used = len(first) - skip, [segments[0]]
+        for seg in segments[1:]:
+            if have >= end + 4:
+                break
+            used.append(seg)
+            have += len(payloads.get(seg, b""))
+        return max(used)  # out of order: the head is complete when its last piece arrives
+
+    streams: set[str] = set()
+    messages: list[dict[str, Any]] = []
+    for layers in frames:
+        single = len(layers.get("http.request.method", [])) + len(layers.get("http.response.code", [])) == 1
+        number = head_frame(layers, single)
+        streams.update(layers.get("tcp.stream", []))
+        methods = layers.get("http.request.method", [])
+        uris = layers.get("http.request.uri", [])
+        for i, method in enumerate(methods):
+            msg: dict[str, Any] = {"kind": "request", "method": method}
+            msg["path"] = uris[i] if i < len(uris) else None
+            msg["frame"] = number
+            if trace_headers and len(methods) == 1:
+                hdrs = _header_dict(layers.get("http.request.line", []))
+                if any(h in hdrs for h in trace_headers):
+                    msg["headers"] = {h: hdrs[h] for h in trace_headers if h in hdrs}
+            messages.append(msg)
+        codes = layers.get("http.response.code", [])
+        for code in codes:
+            msg = {"kind": "response", "status": int(code), "frame": number}
+            if trace_headers and len(codes) == 1:
+                hdrs = _header_dict(layers.get("http.response.line", []))
+                if any(h in hdrs for h in trace_headers):
+                    msg["headers"] = {h: hdrs[h] for h in trace_headers if h in hdrs}
+            messages.append(msg)
+    messages.sort(key=lambda m: int(m["frame"]))  # stable: same-frame messages keep their order
+    times = [epoch_ns(layers["frame.time_epoch"][0]) for layers in frames if "frame.time_epoch" in layers]
+    return {
+        "first_ts_ns": times[0] if times else None,
+        "last_ts_ns": times[-1] if times else None,
+        "status": status,
+        "stderr": stderr.strip(),
+        "frames": len(frames),
+        "tcp_connections": len(streams),
+        "http_messages": messages,
+    }
+
+
+def update_manifest(entries: list[dict[str, Any]], owner: str | None = None) -> None:
+    """Add or replace ``entries``; with ``owner`` (a script name) also drop that script's
+    other entries (files it no longer makes). Everyone else's entries are kept."""
+    current: list[dict[str, Any]] = []
+    if MANIFEST.exists():
+        current = json.loads(MANIFEST.read_text())
+    new_files = {e["file"] for e in entries}
+    kept = [
+        e
+        for e in current
+        if e["file"] not in new_files and not (owner and str(e.get("made_by", "")).startswith(owner))
+    ]
+    merged = sorted(kept + entries, key=lambda e: e["file"])
+    MANIFEST.write_text(json.dumps(merged, indent=1) + "\n")

@@ -1,0 +1,720 @@
+#!/usr/bin/env python3
+"""Record real HTTP/1.1 traffic of an emulated Istio pod, the way ksniff captures it.
+
+Run as root:  sudo python3 captures/record_http1.py            (all captures)
+              sudo python3 captures/record_http1.py --only productpage-http1
+
+What it does
+------------
+Everything runs inside a network namespace this script creates (``tracewire-rec``), which
+plays the pod's network namespace: only its ``lo`` exists, and the pod IP 10.244.1.10/32 is
+added to that ``lo``. No packet leaves the namespace; the namespace (and with it the address,
+the iptables rules and every socket) is deleted at the end, also after a failure, so the script
+can be run again. ``--host-lo`` does the same in the host's namespace instead (the pod IP is
+added to the host ``lo`` and removed afterwards; tcpdump then gets the filter
+``host 10.244.1.10`` to keep other loopback traffic out; the NAT variant is skipped).
+
+Inside, like ksniff (``kubectl sniff`` runs ``tcpdump -i any -U -w -``), the capture is
+``tcpdump -i any -U -w FILE`` (classic pcap, link type LINUX_SLL2 = 276), stopped with SIGINT.
+
+Actors, all real sockets:
+
+* the app "productpage": ``http.server.ThreadingHTTPServer`` (HTTP/1.1, keep-alive) on
+  10.244.1.10:9080. Serving ``/productpage`` it calls ``reviews:9080`` and ``details:9080``
+  with python-requests (one keep-alive ``Session`` per upstream, source address bound to the
+  pod IP). Its header forwarding deliberately depends on the inbound query:
+
+  - ``/productpage``               x-request-id and every x-b3-* to both calls (correct);
+  - ``/productpage?bug=drop``      nothing forwarded to reviews (details correct);
+  - ``/productpage?bug=partial``   details gets x-request-id but no B3 (reviews correct);
+  - ``/productpage?bug=newtrace``  reviews gets a freshly generated x-b3-traceid (rest forwarded);
+  - ``/productpage?bug=malformed`` reviews gets the x-b3-traceid upper-cased;
+  - ``/productpage?id=13``         correct forwarding; the reviews call gets a 503.
+
+  ``authorization`` and ``cookie`` are forwarded when present (they are there for redaction
+  tests). HEAD /productpage answers from a cache (no upstream calls); POST /login sets a cookie.
+
+* the sidecar's outbound listener: a threaded HTTP/1.1 server on 127.0.0.1:15001 answering
+  directly, Envoy-style lower-case headers, head and first body bytes in one write: reviews
+  with chunked JSON, later chunks in their own segments (503 for product 13), details with
+  Content-Length JSON.
+
+* the sidecar's inbound side: an ``http.client`` keep-alive connection from 127.0.0.6 (the
+  source Envoy uses for inbound since Istio 1.10) to 10.244.1.10:9080 with Envoy-like headers.
+  Its first request is sent *before* tcpdump starts, so the capture begins mid-connection (no
+  SYN, on the inbound connection and on both outbound keep-alive connections). Then curl (the
+  real binary, ``--interface 127.0.0.6``) sends a HEAD, a POST with a body and a GET with a
+  cookie, each on its own connection.
+
+Captures written (into this directory):
+
+* ``productpage-http1.pcap``: the scenario above, app -> 127.0.0.1:15001 directly;
+* ``productpage-http1-nat.pcap``: the same scenario, but the app connects to the services'
+  ClusterIPs (reviews 10.96.12.34:9080, details 10.96.56.78:9080) and an iptables
+  ``nat OUTPUT REDIRECT --to-ports 15001`` rule sends them to the sidecar, as Istio does. At
+  the capture point the requests read ``podIP:p -> 127.0.0.1:15001`` and the replies
+  ``ClusterIP:9080 -> podIP:p`` (the "NAT split" of DESIGN.md);
+* ``curl-basic.pcap``: plain curl GETs against a server on 127.0.0.1:8080 (200 with
+  Content-Length, a chunked 200, a 304 on If-None-Match), two curl processes, keep-alive within
+  each.
+
+Header contents (ids, trace ids, bodies) come from seeded ``random.Random`` and are the same on
+every run; timestamps, ports, sequence numbers, Date headers and packet boundaries are not.
+Afterwards tshark reads each capture and the script rewrites its entries in MANIFEST.json with
+what tshark shows (frames, TCP connections, HTTP messages with the frame completing each head,
+and the tracing headers of each message).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import email.utils
+import http.client
+import itertools
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fixturelib import CAPTURES, describe_format, tshark_summary, update_manifest
+
+NETNS = "tracewire-rec"
+POD_IP = "10.244.1.10"
+APP_PORT = 9080
+ENVOY_INBOUND_SRC = "127.0.0.6"
+OUTBOUND_LISTENER = ("127.0.0.1", 15001)
+CLUSTER_IPS = {"reviews": "10.96.12.34", "details": "10.96.56.78"}
+SERVICE_CIDR = "10.96.0.0/12"
+CURL_SERVER = ("127.0.0.1", 8080)
+
+TRACE_HEADERS = (
+    "x-request-id",
+    "x-b3-traceid",
+    "x-b3-spanid",
+    "x-b3-parentspanid",
+    "x-b3-sampled",
+    "x-b3-flags",
+)
+SECRET_HEADERS = ("authorization", "cookie")
+MANIFEST_HEADERS = (*TRACE_HEADERS, "host", "authorization", "cookie", "set-cookie")
+
+CAPTURE_NAMES = ("productpage-http1", "productpage-http1-nat", "curl-basic")
+
+
+def log(msg: str) -> None:
+    print(f"[record] {msg}", file=sys.stderr, flush=True)
+
+
+def run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, check=check, capture_output=True, text=True)
+
+
+# --------------------------------------------------------------------------- identifiers
+
+
+class Ids:
+    """Deterministic Envoy-shaped identifiers from a seeded generator."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+
+    def request_id(self) -> str:
+        # Envoy writes its sampling decision into character 14 (the UUID version digit): '9'.
+        s = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        return s[:14] + "9" + s[15:]
+
+    def trace_id(self) -> str:
+        return f"{self.rng.getrandbits(128):032x}"
+
+    def span_id(self) -> str:
+        return f"{self.rng.getrandbits(64):016x}"
+
+    def token(self, n: int = 24) -> str:
+        return "".join(self.rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(n))
+
+
+# --------------------------------------------------------------------------- the app
+
+
+class SourceAddressAdapter(HTTPAdapter):
+    """Bind every connection of a requests Session to one local address."""
+
+    def __init__(self, source_ip: str, **kwargs: Any) -> None:
+        self._source = (source_ip, 0)
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["source_address"] = self._source
+        super().init_poolmanager(*args, **kwargs)
+
+
+class App:
+    """The productpage application's outbound side (one keep-alive Session per upstream)."""
+
+    def __init__(self, nat: bool) -> None:
+        self.ids = Ids(15001)
+        self.sessions: dict[str, requests.Session] = {}
+        self.base: dict[str, str] = {}
+        for svc in ("reviews", "details"):
+            s = requests.Session()
+            s.mount("http://", SourceAddressAdapter(POD_IP))
+            s.headers.clear()
+            s.headers.update(
+                {
+                    "User-Agent": "productpage/1.0 python-requests",
+                    "Accept": "application/json",
+                    "Connection": "keep-alive",
+                }
+            )
+            self.sessions[svc] = s
+            if nat:
+                self.base[svc] = f"http://{CLUSTER_IPS[svc]}:9080"
+            else:
+                self.base[svc] = "http://{}:{}".format(*OUTBOUND_LISTENER)
+        self.lock = threading.Lock()
+
+    def call(self, svc: str, path: str, headers: dict[str, str]) -> tuple[int, str]:
+        hdrs = {"Host": f"{svc}:9080", **headers}
+        r = self.sessions[svc].get(self.base[svc] + path, headers=hdrs, timeout=5)
+        return r.status_code, r.text
+
+    def outbound_headers(
+        self, inbound: dict[str, str], bug: str | None
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        correct = {h: inbound[h] for h in (*TRACE_HEADERS, *SECRET_HEADERS) if h in inbound}
+        reviews, details = dict(correct), dict(correct)
+        if bug == "drop":
+            reviews = {h: v for h, v in correct.items() if h in SECRET_HEADERS}
+        elif bug == "partial":
+            details = {h: v for h, v in correct.items() if h == "x-request-id" or h in SECRET_HEADERS}
+        elif bug == "newtrace":
+            with self.lock:
+                reviews["x-b3-traceid"] = self.ids.trace_id()
+        elif bug == "malformed" and "x-b3-traceid" in reviews:
+            reviews["x-b3-traceid"] = reviews["x-b3-traceid"].upper()
+        return reviews, details
+
+
+def render_page(product: str, reviews: tuple[int, str], details: tuple[int, str]) -> bytes:
+    parts = [
+        "<!DOCTYPE html>",
+        "<html><head><title>Simple Bookstore App</title></head><body>",
+        f"<h1>The Comedy of Errors (product {product})</h1>",
+    ]
+    if details[0] == 200:
+        d = json.loads(details[1])
+        parts.append(f"<p>{d['author']}, {d['year']}, {d['pages']} pages, {d['publisher']}</p>")
+    else:
+        parts.append("<p>Sorry, product details are currently unavailable.</p>")
+    if reviews[0] == 200:
+        for rv in json.loads(reviews[1])["reviews"]:
+            parts.append(f"<blockquote>{rv['text']} <small>{rv['reviewer']}</small></blockquote>")
+    else:
+        parts.append(f"<p>Sorry, product reviews are currently unavailable ({reviews[0]}).</p>")
+    parts.append("</body></html>")
+    return ("\n".join(parts) + "\n").encode()
+
+
+class ProductPageHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    app: App  # set on the subclass made by start_app()
+
+    def version_string(self) -> str:
+        return "productpage/1.0"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log("app: " + format % args)
+
+    def _send(self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None,
+              head: bool = False) -> None:  # fmt: skip
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    def _inbound(self) -> dict[str, str]:
+        return {k.lower(): v for k, v in self.headers.items()}
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        query = parse_qs(url.query)
+        if url.path != "/productpage":
+            self._send(404, b"not found\n", "text/plain")
+            return
+        product = query.get("id", ["0"])[0]
+        bug = query.get("bug", [None])[0]
+        to_reviews, to_details = self.app.outbound_headers(self._inbound(), bug)
+        reviews = self.app.call("reviews", f"/reviews/{product}", to_reviews)
+        details = self.app.call("details", f"/details/{product}", to_details)
+        body = render_page(product, reviews, details)
+        self._send(200, body, "text/html; charset=utf-8")
+
+    def do_HEAD(self) -> None:
+        url = urlsplit(self.path)
+        if url.path != "/productpage":
+            self._send(404, b"not found\n", "text/plain", head=True)
+            return
+        # From the page cache: no upstream calls, Content-Length of the body not sent.
+        body = render_page("0", (503, ""), (503, ""))
+        self._send(200, body, "text/html; charset=utf-8", head=True)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        form = parse_qs(self.rfile.read(length).decode())
+        if urlsplit(self.path).path != "/login":
+            self._send(404, b"not found\n", "text/plain")
+            return
+        user = form.get("username", ["anonymous"])[0]
+        self._send(
+            302,
+            b"",
+            "text/html; charset=utf-8",
+            {"Location": "/productpage", "Set-Cookie": f"session={user}.{SESSION_TOKEN}; Path=/"},
+        )
+
+
+SESSION_TOKEN = Ids(443).token(32)
+
+
+# --------------------------------------------------------------------------- the sidecar
+
+
+def reviews_json(product: str) -> bytes:
+    rng = random.Random(f"reviews-{product}")
+    reviews = [
+        {"reviewer": "Reviewer1", "text": "An extremely entertaining play by Shakespeare."},
+        {"reviewer": "Reviewer2", "text": "Absolutely fun and entertaining. " * 2},
+    ]
+    doc = {
+        "id": product,
+        "podname": f"reviews-v1-{rng.getrandbits(32):08x}",
+        "clustername": "null",
+        "reviews": reviews,
+    }
+    return json.dumps(doc).encode()
+
+
+def details_json(product: str) -> bytes:
+    doc = {
+        "id": int(product),
+        "author": "William Shakespeare",
+        "year": 1595,
+        "type": "paperback",
+        "pages": 200,
+        "publisher": "PublisherA",
+        "language": "English",
+        "ISBN-10": "1234567890",
+        "ISBN-13": "123-1234567890",
+    }
+    return json.dumps(doc).encode()
+
+
+ENVOY_503 = b"upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+
+
+class SidecarOutboundHandler(BaseHTTPRequestHandler):
+    """Answers as Envoy would, lower-case headers, without asking any upstream."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log("sidecar: " + format % args)
+
+    def _send(self, status: int, headers: list[tuple[str, str]], first: bytes) -> None:
+        """Head and the first body bytes in one write, as Envoy flushes them together."""
+        self.send_response_only(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("date", email.utils.formatdate(usegmt=True))
+        self.send_header("server", "envoy")
+        self.send_header("x-envoy-upstream-service-time", "3")
+        head = b"".join(self._headers_buffer) + b"\r\n"
+        self._headers_buffer = []
+        self.wfile.write(head + first)
+
+    def do_GET(self) -> None:
+        svc = self.headers.get("Host", "").split(":")[0]
+        product = self.path.rstrip("/").rsplit("/", 1)[-1]
+        if svc == "reviews" and product == "13":
+            headers = [("content-length", str(len(ENVOY_503))), ("content-type", "text/plain")]
+            self._send(503, headers, ENVOY_503)
+        elif svc == "reviews":
+            # chunked, as when the upstream streams its body: the chunks after the first go
+            # out in their own segments
+            body = reviews_json(product)
+            cuts = [0, 40, len(body) // 2 + 7, len(body)]
+            chunks = [b"%x\r\n%s\r\n" % (b - a, body[a:b]) for a, b in itertools.pairwise(cuts)]
+            headers = [("content-type", "application/json"), ("transfer-encoding", "chunked")]
+            self._send(200, headers, chunks[0])
+            for chunk in chunks[1:]:
+                self.wfile.write(chunk)
+            self.wfile.write(b"0\r\n\r\n")
+        elif svc == "details":
+            body = details_json(product)
+            headers = [("content-type", "application/json"), ("content-length", str(len(body)))]
+            self._send(200, headers, body)
+        else:
+            self._send(404, [("content-length", "0")], b"")
+
+
+class CurlServerHandler(BaseHTTPRequestHandler):
+    """A plain web server for curl-basic.pcap: Content-Length, chunked, 304."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    etag = '"5f2b-1c"'
+
+    def version_string(self) -> str:
+        return "tiny/1.0"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log("web: " + format % args)
+
+    def do_GET(self) -> None:
+        if self.path == "/chunked":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for piece in (b"first chunk\n", b"second, longer chunk of text\n", b"third\n"):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\n\r\n")
+        elif self.path == "/etag" and self.headers.get("If-None-Match") == self.etag:
+            self.send_response(304)
+            self.send_header("ETag", self.etag)
+            self.end_headers()
+        else:
+            body = b"hello from tracewire\n" * (3 if self.path == "/etag" else 1)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            if self.path == "/etag":
+                self.send_header("ETag", self.etag)
+            self.end_headers()
+            self.wfile.write(body)
+
+
+def serve(handler: type[BaseHTTPRequestHandler], addr: tuple[str, int]) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer(addr, handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+# --------------------------------------------------------------------------- the capture
+
+
+@contextlib.contextmanager
+def tcpdump(path: Path, bpf: list[str]) -> Iterator[None]:
+    """tcpdump -i any -U -w PATH, like ksniff; stopped with SIGINT (Ctrl-C)."""
+    path.unlink(missing_ok=True)
+    proc = subprocess.Popen(
+        ["tcpdump", "-i", "any", "-U", "-Z", "root", "-w", str(path), *bpf],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not path.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"tcpdump did not start: {proc.stderr.read() if proc.stderr else ''}")
+            time.sleep(0.05)
+        time.sleep(1.0)  # tcpdump creates the file before the socket is really capturing
+        yield
+        # tcpdump reads a TPACKET_V3 ring whose blocks are handed over when full or after its
+        # 1 s timeout: stopping sooner would lose the last packets ("0 packets captured").
+        time.sleep(2.5)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=10)
+            log("tcpdump: " + " / ".join(line for line in err.splitlines() if line))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class EnvoyInbound:
+    """The sidecar's inbound leg: one keep-alive connection from 127.0.0.6 to the app."""
+
+    def __init__(self, ids: Ids) -> None:
+        self.ids = ids
+        self.conn = http.client.HTTPConnection(
+            POD_IP, APP_PORT, timeout=10, source_address=(ENVOY_INBOUND_SRC, 0)
+        )
+        self.n = 0
+
+    def context(self, with_parent: bool) -> list[tuple[str, str]]:
+        ctx = [
+            ("x-request-id", self.ids.request_id()),
+            ("x-b3-traceid", self.ids.trace_id()),
+            ("x-b3-spanid", self.ids.span_id()),
+        ]
+        if with_parent:
+            ctx.append(("x-b3-parentspanid", self.ids.span_id()))
+        ctx.append(("x-b3-sampled", "1"))
+        return ctx
+
+    def get(self, path: str, extra: list[tuple[str, str]] | None = None) -> int:
+        self.n += 1
+        headers = [
+            ("host", "productpage:9080"),
+            ("user-agent", "Mozilla/5.0 (X11; Linux x86_64) tracewire-fixture/1.0"),
+            ("accept", "text/html"),
+            ("x-forwarded-for", "10.244.0.1"),
+            ("x-forwarded-proto", "http"),
+            ("x-envoy-attempt-count", "1"),
+            ("x-envoy-internal", "true"),
+            *self.context(with_parent=self.n % 2 == 1),
+            *(extra or []),
+        ]
+        self.conn.putrequest("GET", path, skip_host=True, skip_accept_encoding=True)
+        for k, v in headers:
+            self.conn.putheader(k, v)
+        self.conn.endheaders()
+        resp = self.conn.getresponse()
+        resp.read()
+        log(f"inbound GET {path} -> {resp.status}")
+        return resp.status
+
+
+def curl(*args: str) -> None:
+    proc = run("curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} ", *args, check=False)
+    log(f"curl {' '.join(args[-1:])} -> {proc.stdout.strip()} {proc.stderr.strip()}")
+
+
+def record_productpage(path: Path, nat: bool, bpf: list[str]) -> None:
+    if nat:
+        run("ip", "route", "replace", SERVICE_CIDR, "dev", "lo")
+        run(
+            "iptables", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-d", SERVICE_CIDR,
+            "-j", "REDIRECT", "--to-ports", str(OUTBOUND_LISTENER[1]),
+        )  # fmt: skip
+    app = App(nat)
+    handler = type("Handler", (ProductPageHandler,), {"app": app})
+    servers = [serve(SidecarOutboundHandler, OUTBOUND_LISTENER), serve(handler, (POD_IP, APP_PORT))]
+    ids = Ids(9080)
+    envoy = EnvoyInbound(ids)
+    try:
+        envoy.get("/productpage")  # before the capture: it starts mid-connection
+        with tcpdump(path, bpf):
+            envoy.get("/productpage")
+            for bug in ("drop", "partial", "newtrace", "malformed"):
+                envoy.get(f"/productpage?bug={bug}")
+            envoy.get("/productpage?id=13")
+            envoy.get(
+                "/productpage?id=1",
+                [
+                    ("authorization", "Bearer eyJhbGciOiJSUzI1NiJ9." + ids.token(40)),
+                    ("cookie", f"session=jason.{SESSION_TOKEN}; theme=dark"),
+                ],
+            )
+            src = ["--interface", ENVOY_INBOUND_SRC, "-H", "host: productpage:9080"]
+            url = f"http://{POD_IP}:{APP_PORT}"
+            b3 = [f"-H{k}: {v}" for k, v in envoy.context(with_parent=True)]
+            curl(*src, *b3, "-I", f"{url}/productpage")
+            b3 = [f"-H{k}: {v}" for k, v in envoy.context(with_parent=False)]
+            curl(*src, *b3, "--data", "username=jason&passwd=hunter2", f"{url}/login")
+            b3 = [f"-H{k}: {v}" for k, v in envoy.context(with_parent=True)]
+            curl(*src, *b3, "-b", f"session=jason.{SESSION_TOKEN}", f"{url}/productpage?id=2")
+    finally:
+        for s in servers:
+            s.shutdown()
+            s.server_close()
+        if nat:
+            run("iptables", "-t", "nat", "-F", "OUTPUT", check=False)
+            run("ip", "route", "del", SERVICE_CIDR, "dev", "lo", check=False)
+
+
+def record_curl_basic(path: Path, bpf: list[str]) -> None:
+    server = serve(CurlServerHandler, CURL_SERVER)
+    url = "http://{}:{}".format(*CURL_SERVER)
+    try:
+        with tcpdump(path, bpf):
+            curl(f"{url}/", "-o", "/dev/null", f"{url}/chunked")  # one process: one keep-alive connection
+            curl("-H", 'If-None-Match: "5f2b-1c"', f"{url}/etag")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def inside(names: list[str], host_lo: bool) -> None:
+    """Runs in the pod namespace (or the host's, with --host-lo)."""
+    run("ip", "link", "set", "lo", "up")
+    run("ip", "addr", "replace", f"{POD_IP}/32", "dev", "lo")
+    try:
+        for name in names:
+            path = CAPTURES / f"{name}.pcap"
+            log(f"recording {path.name}")
+            if name == "curl-basic":
+                record_curl_basic(path, ["host", "127.0.0.1", "and", "port", "8080"] if host_lo else [])
+            else:
+                bpf = ["host", POD_IP] if host_lo else []
+                record_productpage(path, nat=name.endswith("-nat"), bpf=bpf)
+    finally:
+        if host_lo:
+            run("ip", "addr", "del", f"{POD_IP}/32", "dev", "lo", check=False)
+
+
+# --------------------------------------------------------------------------- manifest
+
+TESTS = {
+    "productpage-http1": (
+        "ksniff-style capture of an emulated Istio pod: inbound keep-alive leg from 127.0.0.6 "
+        "started before the capture (no SYN), outbound legs to 127.0.0.1:15001 with correct and "
+        "deliberately broken trace-header forwarding (drop, partial, newtrace, malformed), a 503, "
+        "chunked and Content-Length bodies, curl HEAD/POST/cookie, authorization and cookie headers"
+    ),
+    "productpage-http1-nat": (
+        "the same scenario with Istio's NAT split: outbound requests podIP:p -> 127.0.0.1:15001, "
+        "their responses ClusterIP:9080 -> podIP:p (two one-way conversations per connection)"
+    ),
+    "curl-basic": "plain curl on 127.0.0.1:8080: 200 Content-Length, chunked 200, 304 (If-None-Match)",
+}
+
+SCENARIO = [
+    "inbound GET /productpage (sent before the capture started; only its absence is visible)",
+    "inbound GET /productpage: correct forwarding to reviews and details",
+    "inbound GET /productpage?bug=drop: reviews call has no tracing headers",
+    "inbound GET /productpage?bug=partial: details call has x-request-id but no B3",
+    "inbound GET /productpage?bug=newtrace: reviews call has a new x-b3-traceid",
+    "inbound GET /productpage?bug=malformed: reviews call has the x-b3-traceid upper-cased",
+    "inbound GET /productpage?id=13: correct forwarding, reviews answers 503",
+    "inbound GET /productpage?id=1 with authorization and cookie: correct, both forwarded",
+    "curl HEAD /productpage (new connection from 127.0.0.6, no upstream calls)",
+    "curl POST /login with a form body: 302 with set-cookie",
+    "curl GET /productpage?id=2 with cookie: correct forwarding",
+]
+
+
+def expected_breaks(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Where propagation breaks, judged from the headers tshark shows.
+
+    Each outbound request (Host reviews/details) is attributed to the inbound request
+    (Host productpage) with the same x-request-id, else to the latest inbound one before it
+    ("by": "x-request-id" or "time-window"), and compared with it.
+    """
+    breaks: list[dict[str, Any]] = []
+    inbound: list[dict[str, Any]] = []
+    for m in messages:
+        if m["kind"] != "request":
+            continue
+        h = m.get("headers", {})
+        if h.get("host", "").startswith("productpage"):
+            inbound.append(m)
+            continue
+        rid = h.get("x-request-id")
+        parent = next((i for i in reversed(inbound) if rid and i["headers"].get("x-request-id") == rid), None)
+        by = "x-request-id"
+        if parent is None:
+            parent, by = inbound[-1], "time-window"
+        ph = parent["headers"]
+        trace = h.get("x-b3-traceid")
+        if not any(k in h for k in TRACE_HEADERS):
+            kind = "no-tracing-headers"
+        elif trace is None:
+            kind = "b3-missing"
+        elif trace != ph.get("x-b3-traceid") and trace.lower() == ph.get("x-b3-traceid"):
+            kind = "b3-traceid-malformed"
+        elif trace != ph.get("x-b3-traceid"):
+            kind = "b3-traceid-changed"
+        else:
+            continue
+        breaks.append(
+            {"inbound_frame": parent["frame"], "outbound_frame": m["frame"], "kind": kind, "by": by}
+        )
+    return breaks
+
+
+def manifest_entry(name: str) -> dict[str, Any]:
+    path = CAPTURES / f"{name}.pcap"
+    args = ["-d", "tcp.port==9080,http", "-d", "tcp.port==15001,http"]
+    summary = tshark_summary(path, args if name != "curl-basic" else [], MANIFEST_HEADERS)
+    entry: dict[str, Any] = {
+        "file": path.name,
+        "made_by": "record_http1.py",
+        "tests": TESTS[name],
+        **describe_format(path),
+        "frames": summary["frames"],
+        "tcp_connections": summary["tcp_connections"],
+        "http_messages": summary["http_messages"],
+        "anomalies": [],
+        "error": None,
+    }
+    if name != "curl-basic":
+        entry["tshark"] = {"args": args}
+        entry["scenario"] = SCENARIO
+        entry["expected_breaks"] = expected_breaks(summary["http_messages"])
+    if name.endswith("-nat"):
+        # Each outbound connection shows up as two one-way conversations (request half to
+        # 127.0.0.1:15001, response half from the ClusterIP); tshark counts them apart.
+        entry["tshark"]["tcp_connections"] = summary["tcp_connections"]
+        entry["tcp_connections"] = summary["tcp_connections"] - 2
+        entry["tshark"]["note"] = (
+            "tshark counts each of the 2 outbound connections twice (the NAT split halves) and "
+            "pairs no outbound request with its response; paired by the app-side endpoint "
+            "there are 2 fewer connections"
+        )
+    return entry
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--only", action="append", choices=CAPTURE_NAMES, help="record only this one")
+    ap.add_argument("--host-lo", action="store_true", help="use the host namespace, not a netns")
+    ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    ns = ap.parse_args()
+    names = list(ns.only or CAPTURE_NAMES)
+    if ns.host_lo:
+        names = [n for n in names if not n.endswith("-nat")]
+    if ns.inside:
+        inside(names, ns.host_lo)
+        return 0
+    if os.geteuid() != 0:
+        print("record_http1.py needs root (network namespace, tcpdump)", file=sys.stderr)
+        return 2
+    socket.setdefaulttimeout(10)
+    if ns.host_lo:
+        inside(names, host_lo=True)
+    else:
+        run("ip", "netns", "del", NETNS, check=False)  # left over from an interrupted run
+        run("ip", "netns", "add", NETNS)
+        try:
+            cmd = ["ip", "netns", "exec", NETNS, sys.executable, __file__, "--inside"]
+            for n in names:
+                cmd += ["--only", n]
+            subprocess.run(cmd, check=True)
+        finally:
+            run("ip", "netns", "del", NETNS, check=False)
+    owner = "record_http1.py" if not ns.only and not ns.host_lo else None
+    update_manifest([manifest_entry(n) for n in names], owner)
+    for n in names:
+        p = CAPTURES / f"{n}.pcap"
+        log(f"{p.name}: {p.stat().st_size} bytes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
