@@ -107,10 +107,16 @@ def messages(captures: tuple[str, ...], fmt: str, show_secrets: bool) -> None:
     summaries: list[CaptureSummary] = []
     if fmt == "jsonl":
         dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-        write = out.write
+        batch: list[str] = []
         for m in _messages(captures, summaries):
-            write(dumps(message_dict(m, show_secrets)))
-            write("\n")
+            batch.append(dumps(message_dict(m, show_secrets)))
+            if len(batch) >= 256:  # fewer, larger writes; still streaming
+                batch.append("")
+                out.write("\n".join(batch))
+                batch.clear()
+        if batch:
+            batch.append("")
+            out.write("\n".join(batch))
     elif fmt == "csv":
         w = csv.writer(out)
         w.writerow(CSV_FIELDS)

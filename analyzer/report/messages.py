@@ -6,15 +6,22 @@ import datetime as dt
 from typing import Any
 
 from analyzer.records import Anomaly, Message
-from analyzer.report.redact import display_value, text
+from analyzer.report.redact import display_value, is_secret, text
 from analyzer.tracing import TraceContext
+
+
+_last_second: list[object] = [None, ""]
 
 
 def rfc3339(ts_ns: int) -> str:
     """UTC timestamp with all nine fractional digits: 2026-11-25T06:54:46.123456789Z."""
     sec, ns = divmod(ts_ns, 1_000_000_000)
-    base = dt.datetime.fromtimestamp(sec, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{base}.{ns:09d}Z"
+    if _last_second[0] != sec:  # messages come in bursts within one second
+        _last_second[0] = sec
+        _last_second[1] = dt.datetime.fromtimestamp(sec, tz=dt.timezone.utc).strftime(
+            "%Y-%m-%dT%H:%M:%S"
+        )
+    return f"{_last_second[1]}.{ns:09d}Z"
 
 
 def anomaly_dict(a: Anomaly) -> dict[str, Any]:
@@ -39,9 +46,18 @@ def context_dict(c: TraceContext) -> dict[str, Any]:
 def message_dict(m: Message, show_secrets: bool = False) -> dict[str, Any]:
     headers: list[dict[str, Any]] = []
     for h in m.headers:
+        name, value = h.name, h.value
+        if h.unknown is None and name is not None and value is not None:
+            # the common case, kept short: a fully known field
+            if not show_secrets and is_secret(h.lname):
+                shown = f"<redacted, {len(value)} bytes>"
+            else:
+                shown = value.decode("utf-8", "backslashreplace")
+            headers.append({"name": name.decode("utf-8", "backslashreplace"), "value": shown})
+            continue
         item: dict[str, Any] = {
-            "name": None if h.name is None else text(h.name),
-            "value": display_value(h.lname, h.value, show_secrets),
+            "name": None if name is None else text(name),
+            "value": display_value(h.lname, value, show_secrets),
         }
         if h.unknown is not None:
             item["unknown"] = h.unknown

@@ -28,12 +28,18 @@ SECRET_HEADERS = frozenset(
 _SECRET_PARTS = (b"token", b"secret", b"password", b"passwd", b"api-key", b"apikey", b"session")
 
 
+_verdicts: dict[bytes, bool] = {}
+
+
 def is_secret(lname: bytes | None) -> bool:
     if lname is None:
         return False
-    if lname in SECRET_HEADERS:
-        return True
-    return any(part in lname for part in _SECRET_PARTS)
+    verdict = _verdicts.get(lname)
+    if verdict is None:
+        verdict = lname in SECRET_HEADERS or any(part in lname for part in _SECRET_PARTS)
+        if len(_verdicts) < 4096:  # header names repeat; a hostile capture cannot grow this
+            _verdicts[lname] = verdict
+    return verdict
 
 
 def text(value: bytes) -> str:
