@@ -63,11 +63,13 @@ def _summarise(conn: Connection, session: Session | None) -> ConnectionSummary:
     a, b = conn.a, conn.b
     assert a is not None and b is not None
     client = conn.client or a
-    server = b if client is a else a
+    server = _endpoint(client.dst, client.dport)
+    if conn.nat_reply_from is not None:
+        server += f" (replies from {_endpoint(*conn.nat_reply_from)})"
     return ConnectionSummary(
         id=conn.id,
         client=_endpoint(client.src, client.sport),
-        server=_endpoint(server.src, server.sport),
+        server=server,
         protocol=session.protocol if session else "no data",
         first_frame=conn.first_frame,
         first_ts=conn.first_ts,

@@ -179,3 +179,30 @@ def test_any_segmentation_reorder_and_duplication(
         off, chunk = pieces[dropped]
         assert got == [("data", data[:off]), ("gap", len(chunk)),
                        ("data", data[off + len(chunk):]), ("end", "eof")]
+
+
+def test_istio_nat_halves_are_paired_by_endpoint_and_numbers() -> None:
+    """Requests go podIP:p -> 127.0.0.1:15001, replies come ClusterIP:9080 -> podIP:p."""
+    pod, lo, cip = ip4("10.244.1.10"), ip4("127.0.0.1"), ip4("10.96.12.34")
+    r = Reassembler()
+
+    def s(src: bytes, sp: int, dst: bytes, dp: int, seq: int, ack: int, data: bytes) -> Segment:
+        return Segment(1, 0, src, sp, dst, dp, seq, ack, PSH | ACK, memoryview(data))
+
+    ev = r.add(s(pod, 41901, lo, 15001, 1000, 7000, b"GET / HTTP/1.1\r\n\r\n"))
+    ev += r.add(s(cip, 9080, pod, 41901, 7000, 1018, b"HTTP/1.1 200 OK\r\n\r\n"))
+    # another app connection to the same sidecar port must not be taken for the reply
+    ev += r.add(s(pod, 41999, lo, 15001, 50, 60, b"GET /x HTTP/1.1\r\n\r\n"))
+    assert r.connections == 2
+    conn = ev[0].flow.conn
+    assert ev[1].flow.conn is conn and ev[1].flow is conn.b
+    assert conn.nat_reply_from == (cip, 9080)
+    assert ev[2].flow.conn is not conn
+
+
+def test_unrelated_reply_numbers_are_not_paired() -> None:
+    pod, lo, cip = ip4("10.244.1.10"), ip4("127.0.0.1"), ip4("10.96.12.34")
+    r = Reassembler()
+    r.add(Segment(1, 0, pod, 41901, lo, 15001, 1000, 7000, PSH | ACK, memoryview(b"GET /")))
+    r.add(Segment(2, 0, cip, 9080, pod, 41901, 0x80000000, 0x90000000, PSH | ACK, memoryview(b"HTTP/1.1")))
+    assert r.connections == 2

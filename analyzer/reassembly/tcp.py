@@ -50,6 +50,11 @@ class Flow:
     pending: dict[int, tuple[memoryview, int, int, int]] = field(default_factory=dict)
     pending_bytes: int = 0
     retransmitted: int = 0
+    last_ack: int | None = None  # the last acknowledgement number this direction sent
+    # The last delivered segment (its first sequence number and bytes), to check that a
+    # retransmission overlapping it carries the same bytes.
+    recent_seq: int = 0
+    recent: memoryview | None = None
     segments: int = 0
     payload_bytes: int = 0
     gap_bytes: int = 0
@@ -77,6 +82,9 @@ class Connection:
     client: Flow | None = None
     last_ts: int = 0
     state: object = None
+    # Istio's NAT split: the replies came from this address ("10.96.12.34:9080"), the
+    # service's ClusterIP, while the requests went to the sidecar's 127.0.0.1:15001.
+    nat_reply_from: tuple[bytes, int] | None = None
 
     @property
     def closed(self) -> bool:
@@ -120,6 +128,8 @@ class Reassembler:
         self.closed: dict[tuple[bytes, int, bytes, int], Flow] = {}
         self.connections = 0
         self.anomalies: list[Anomaly] = []
+        # endpoint -> connections seen in one direction only, for pairing NAT halves
+        self.lonely: dict[tuple[bytes, int], list[Connection]] = {}
 
     # -- connection table -------------------------------------------------------------
 
@@ -131,9 +141,65 @@ class Reassembler:
         conn.a, conn.b = a, b
         self.flows[(a.src, a.sport, a.dst, a.dport)] = a
         self.flows[(b.src, b.sport, b.dst, b.dport)] = b
+        for ep in ((a.src, a.sport), (a.dst, a.dport)):
+            self.lonely.setdefault(ep, []).append(conn)
         return a
 
+    def _unlonely(self, conn: Connection) -> None:
+        a = conn.a
+        assert a is not None
+        for ep in ((a.src, a.sport), (a.dst, a.dport)):
+            lst = self.lonely.get(ep)
+            if lst is not None and conn in lst:
+                lst.remove(conn)
+                if not lst:
+                    del self.lonely[ep]
+
+    def _nat_pair(self, seg: Segment) -> Flow | None:
+        """Find the other half of a connection that NAT made look like two.
+
+        Istio redirects the app's outbound connection to 127.0.0.1:15001 before the capture
+        point, while conntrack rewrites the replies back to the service's ClusterIP: the two
+        directions of one connection then have different 4-tuples. They share the app's
+        endpoint, and each acknowledges the other's bytes: those numbers pair them.
+        """
+        for app, other in (((seg.dst, seg.dport), (seg.src, seg.sport)),
+                           ((seg.src, seg.sport), (seg.dst, seg.dport))):
+            for conn in self.lonely.get(app, ()):
+                a = conn.a
+                assert a is not None
+                # the existing half runs between the app endpoint and a different peer
+                if (a.src, a.sport) == app:
+                    peer_ep = (a.dst, a.dport)
+                elif (a.dst, a.dport) == app:
+                    peer_ep = (a.src, a.sport)
+                else:
+                    continue
+                if peer_ep == other or (peer_ep[1] == other[1] and peer_ep[0] == other[0]):
+                    continue
+                if a.next_seq is None or a.last_ack is None or not seg.flags & ACK:
+                    continue
+                # seg acknowledges bytes a sent (not beyond them), and starts near where
+                # a's acknowledgements say the other direction stood.
+                if not -(1 << 22) < seq_diff(seg.ack, a.next_seq) <= 0:
+                    continue
+                if not -(1 << 16) < seq_diff(seg.seq, a.last_ack) < (1 << 22):
+                    continue
+                b = a.peer
+                if b.segments:
+                    continue
+                self._unlonely(conn)
+                old = (b.src, b.sport, b.dst, b.dport)
+                if self.flows.get(old) is b:
+                    del self.flows[old]
+                b.src, b.sport, b.dst, b.dport = seg.src, seg.sport, seg.dst, seg.dport
+                self.flows[(b.src, b.sport, b.dst, b.dport)] = b
+                conn.nat_reply_from = other if (a.src, a.sport) == app else peer_ep
+                return b
+        return None
+
     def _retire(self, conn: Connection) -> None:
+        self._unlonely(conn)
         for f in (conn.a, conn.b):
             assert f is not None
             key = (f.src, f.sport, f.dst, f.dport)
@@ -156,7 +222,9 @@ class Reassembler:
                     old.next_seq is not None and seq_diff(seg.seq, old.next_seq) < 0
                 ):
                     return out
-            flow = self._new_connection(seg)
+            flow = self._nat_pair(seg) if not flags & SYN or flags & ACK else None
+            if flow is None:
+                flow = self._new_connection(seg)
         elif flags & SYN and not flags & ACK and (flow.syn_seen or flow.offset or flow.ended):
             if flow.next_seq is None or seq_diff(seg.seq + 1, flow.next_seq) != 0:
                 # Same ports, new connection: close the old one and start afresh.
@@ -164,6 +232,8 @@ class Reassembler:
                 flow = self._new_connection(seg)
         conn = flow.conn
         conn.last_ts = seg.ts_ns
+        if not flow.segments and flow is conn.b:
+            self._unlonely(conn)
         flow.segments += 1
         if flags & SYN:
             if not flags & ACK and conn.client is None:
@@ -174,6 +244,7 @@ class Reassembler:
                 flow.next_seq = (seg.seq + 1) & 0xFFFFFFFF
                 flow.syn_seen = True
         if flags & ACK:
+            flow.last_ack = seg.ack
             peer = flow.peer
             if peer.pending and peer.next_seq is not None and not peer.ended:
                 self._ack_gap(peer, seg, out)
@@ -226,6 +297,7 @@ class Reassembler:
                 self._drain(flow, out)
             return
         if d < 0:
+            self._check_overlap(flow, seq, payload, frame)
             total = len(payload) + missing
             if -d >= total:
                 flow.retransmitted += 1
@@ -250,6 +322,8 @@ class Reassembler:
     ) -> None:
         n = len(payload)
         if n:
+            flow.recent_seq = flow.next_seq or 0
+            flow.recent = payload
             out.append(Data(flow, payload, flow.offset, frame, ts))
             flow.offset += n
             flow.payload_bytes += n
@@ -257,6 +331,30 @@ class Reassembler:
         flow.next_seq = (flow.next_seq + n) & 0xFFFFFFFF
         if missing:
             self._gap(flow, missing, frame, ts, out, "bytes beyond the captured length")
+
+    def _check_overlap(self, flow: Flow, seq: int, payload: memoryview, frame: int) -> None:
+        """A segment re-sending bytes already delivered must carry the same bytes; when it
+        does not, the first copy is kept (it is what the receiver took, as far as the capture
+        can tell) and the conflict is recorded."""
+        recent = flow.recent
+        if recent is None:
+            return
+        lo = max(seq_diff(seq, flow.recent_seq), 0)  # overlap, relative to recent's start
+        hi = min(seq_diff(seq, flow.recent_seq) + len(payload), len(recent))
+        if hi <= lo:
+            return
+        off = seq_diff(flow.recent_seq, seq)  # where recent starts, relative to payload
+        if recent[lo:hi] != payload[lo + off : hi + off]:
+            differ = sum(1 for a, b in zip(recent[lo:hi], payload[lo + off : hi + off], strict=True) if a != b)
+            self.anomalies.append(
+                Anomaly(
+                    "tcp-overlap-conflict",
+                    frame,
+                    f"a retransmission carries {differ} byte(s) that differ from the first copy, "
+                    "which is kept",
+                    flow_label(flow),
+                )
+            )
 
     def _gap(
         self, flow: Flow, n: int, frame: int, ts: int, out: list[StreamEvent], why: str
@@ -288,6 +386,8 @@ class Reassembler:
                 return
             payload, missing, frame, ts = flow.pending.pop(seq)
             flow.pending_bytes -= len(payload)
+            if d:
+                self._check_overlap(flow, seq, payload, frame)
             total = len(payload) + missing
             if -d >= total:
                 flow.retransmitted += 1

@@ -1,0 +1,57 @@
+"""The whole extraction on every fixture, against what captures/MANIFEST.json says is in it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from analyzer.errors import CaptureError
+from analyzer.pipeline import CaptureSummary, read_messages
+from tests.fixtures import CAPTURES, manifest
+
+ENTRIES = {e["file"]: e for e in manifest()}
+READABLE = sorted(f for f, e in ENTRIES.items() if not e.get("error"))
+FATAL = sorted(f for f, e in ENTRIES.items() if e.get("error"))
+
+
+def _key(m: dict[str, Any]) -> tuple[Any, ...]:
+    if m["kind"] == "request":
+        return (m["frame"], "request", m["method"], m["path"])
+    return (m["frame"], "response", m["status"])
+
+
+@pytest.mark.parametrize("name", READABLE)
+def test_messages_frames_and_anomalies_match_manifest(name: str) -> None:
+    entry = ENTRIES[name]
+    summary = CaptureSummary(name)
+    ours = [
+        (m.frame, m.kind, (m.method or b"").decode(), (m.path or b"").decode())
+        if m.kind == "request"
+        else (m.frame, m.kind, m.status)
+        for m in read_messages(CAPTURES / name, summary)
+    ]
+    # A message whose head was partly never captured is not reported: nothing is invented.
+    expected = [_key(m) for m in entry["http_messages"] if m.get("complete", True)]
+    assert ours == expected
+    assert summary.frames == entry["frames"]
+    assert summary.linktypes == sorted(entry["linktypes"])
+    assert summary.connection_count == entry["tcp_connections"]
+    found = {(a.kind, a.frame) for a in summary.anomalies}
+    for a in entry.get("anomalies", []):
+        assert (a["kind"], a["frame"]) in found, (a, summary.anomalies)
+    if not entry.get("anomalies"):
+        assert summary.anomalies == []
+
+
+@pytest.mark.parametrize("name", FATAL)
+def test_fatal_inputs_raise_capture_error(name: str) -> None:
+    with pytest.raises(CaptureError, match="not a capture"):
+        list(read_messages(CAPTURES / name))
+
+
+def test_memory_does_not_keep_finished_connections() -> None:
+    summary = CaptureSummary("x")
+    list(read_messages(CAPTURES / "edge/tcp-port-reuse.pcap", summary, keep_connections=False))
+    assert summary.connections == []
+    assert summary.connection_count == 2
