@@ -21,5 +21,5 @@ def readable_captures() -> list[str]:
 
 def recorded_captures() -> list[str]:
     return sorted(
-        e["file"] for e in manifest() if not e.get("error") and "record" in e.get("made_by", "")
+        e["file"] for e in manifest() if not e.get("error") and e.get("made_by", "").startswith("record_")
     )
