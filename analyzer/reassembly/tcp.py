@@ -344,8 +344,9 @@ class Reassembler:
         if hi <= lo:
             return
         off = seq_diff(flow.recent_seq, seq)  # where recent starts, relative to payload
-        if recent[lo:hi] != payload[lo + off : hi + off]:
-            differ = sum(1 for a, b in zip(recent[lo:hi], payload[lo + off : hi + off], strict=True) if a != b)
+        first, again = recent[lo:hi], payload[lo + off : hi + off]
+        if first != again:
+            differ = sum(1 for a, b in zip(first, again, strict=True) if a != b)
             self.anomalies.append(
                 Anomaly(
                     "tcp-overlap-conflict",
