@@ -175,6 +175,7 @@ def info_dict(s: CaptureSummary) -> dict[str, Any]:
                 "bytes": c.payload_bytes,
                 "gap_bytes": c.gap_bytes,
                 "messages": c.messages,
+                "unknown_headers": c.unknown_headers,
             }
             for c in s.connections
         ],
@@ -217,6 +218,9 @@ def info(capture: str, fmt: str) -> None:
     click.echo(f"time span    {_span(s)}")
     click.echo(f"connections  {len(s.connections)} ({protos})")
     click.echo(f"messages     {s.messages}")
+    unknown = sum(c.unknown_headers for c in s.connections)
+    if unknown:
+        click.echo(f"unknown      {unknown} header fields refer to HPACK entries older than the capture")
     if s.connections:
         rows = [
             [
@@ -230,6 +234,7 @@ def info(capture: str, fmt: str) -> None:
                 c["bytes"],
                 c["gap_bytes"] or "",
                 c["messages"],
+                c["unknown_headers"] or "",
             ]
             for c in d["connections"]
         ]
@@ -238,7 +243,7 @@ def info(capture: str, fmt: str) -> None:
             tabulate(
                 rows,
                 headers=["#", "client", "server", "protocol", "frame", "SYN", "segs", "bytes",
-                         "gap", "msgs"],
+                         "gap", "msgs", "unknown"],
                 tablefmt="simple",
             )
         )

@@ -7,6 +7,8 @@ to the connections open at any moment: finished connections keep only a small su
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,6 +36,7 @@ class ConnectionSummary:
     gap_bytes: int
     messages: int
     syn_seen: bool
+    unknown_headers: int = 0
 
 
 @dataclass(slots=True)
@@ -79,6 +82,7 @@ def _summarise(conn: Connection, session: Session | None) -> ConnectionSummary:
         gap_bytes=a.gap_bytes + b.gap_bytes,
         messages=session.messages if session else 0,
         syn_seen=a.syn_seen or b.syn_seen,
+        unknown_headers=session.unknown_headers if session else 0,
     )
 
 
@@ -113,16 +117,37 @@ def read_messages(
         assert isinstance(sess, Session)
         return sess
 
+    # HTTP/2 responses wait in their session for their trailers; while any does, later
+    # messages wait here so that the output stays in frame order.
+    ready: list[tuple[int, int, Message]] = []
+    holders: set[Session] = set()
+    order = itertools.count()
+
+    def release(msgs: list[Message], sess: Session) -> Iterator[Message]:
+        if sess.h2_out is not None:
+            if sess.h2_out.held:
+                holders.add(sess)
+            else:
+                holders.discard(sess)
+        if not holders and not ready:
+            yield from msgs
+            return
+        for m in msgs:
+            heapq.heappush(ready, (m.frame, next(order), m))
+        low = min((h.held_min_frame() or 0 for h in holders), default=None)
+        while ready and (low is None or ready[0][0] < low):
+            yield heapq.heappop(ready)[2]
+
     def handle(events: list[Data | Gap | End]) -> Iterator[Message]:
         for ev in events:
             flow = ev.flow
             sess = session_of(flow.conn)
             if isinstance(ev, Data):
-                yield from sess.data(flow, ev.data, ev.offset, ev.frame, ev.ts_ns)
+                yield from release(sess.data(flow, ev.data, ev.offset, ev.frame, ev.ts_ns), sess)
             elif isinstance(ev, Gap):
-                yield from sess.gap(flow, ev.n, ev.offset, ev.frame, ev.ts_ns)
+                yield from release(sess.gap(flow, ev.n, ev.offset, ev.frame, ev.ts_ns), sess)
             else:
-                yield from sess.end(flow)
+                yield from release(sess.end(flow), sess)
                 if sess.ends == 2:  # both directions over: keep a summary, drop the state
                     conn = flow.conn
                     s.anomalies.extend(sess.anomalies)

@@ -78,4 +78,4 @@ class Message:
     headers: tuple[Header, ...]
     trace: tuple[TraceContext, ...]
     anomalies: tuple[Anomaly, ...]
-    iface: int = 0
+    trailers: tuple[Header, ...] = ()  # HTTP/2 trailers of a response (gRPC grpc-status)

@@ -25,8 +25,8 @@ from typing import Final
 from analyzer.protocols.hpack_state import HPACKDecoder
 from analyzer.records import Header
 
-__all__ = ["PREFACE", "GoAway", "H2Anomaly", "H2Connection", "H2Event", "HeaderBlock", "StreamReset",
-           "find_frame_sync", "looks_like_h2_frames"]
+__all__ = ["PREFACE", "GoAway", "H2Anomaly", "H2Connection", "H2Event", "HeaderBlock", "StreamEnd",
+           "StreamReset", "find_frame_sync", "looks_like_h2_frames"]
 
 PREFACE: Final = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -99,6 +99,15 @@ class StreamReset:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamEnd:
+    """A DATA frame with END_STREAM: this side finished the stream (``offset``: its frame)."""
+
+    from_client: bool
+    stream_id: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
 class GoAway:
     from_client: bool
     last_stream_id: int
@@ -117,7 +126,7 @@ class H2Anomaly:
     detail: str
 
 
-H2Event = HeaderBlock | StreamReset | GoAway | H2Anomaly
+H2Event = HeaderBlock | StreamReset | StreamEnd | GoAway | H2Anomaly
 
 
 # -- frame-shape heuristics ---------------------------------------------------------------
@@ -432,10 +441,11 @@ class H2Connection:
                 if not sid or length > d.max_frame:
                     self._bad(d, base + i, f"DATA frame of {length} bytes on stream {sid}", out)
                     return i
-                i += 9
                 st = streams.get(sid, 0) | (_C_DATA if client else _S_DATA)
                 if flags & END_STREAM:
                     st |= _C_END if client else _S_END
+                    out.append(StreamEnd(client, sid, base + i))
+                i += 9
                 self._set_stream(sid, st)
                 if n - i >= length:
                     i += length

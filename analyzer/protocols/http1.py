@@ -166,6 +166,10 @@ class HTTP1Parser:
         return self._buf_base if self._buf else self._end
 
     @property
+    def side(self) -> Side:
+        return self._side
+
+    @property
     def upgraded(self) -> bool:
         return self._state == _UPGRADED
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 from analyzer.decode.packet import format_addr
 from analyzer.protocols.detect import looks_like_h2_preface, looks_like_tls
+from analyzer.protocols.h2 import H2Connection, find_frame_sync
+from analyzer.protocols.h2_messages import H2Messages
 from analyzer.protocols.http1 import (
     HTTP1Parser,
     MessageHead,
@@ -46,6 +48,8 @@ class Direction:
     anomalies: list[Anomaly] = field(default_factory=list)
     ended: bool = False
     messages: int = 0
+    h2_base: int | None = None  # stream offset where HTTP/2 starts in this direction
+    last: tuple[int, memoryview] | None = None  # the last chunk fed (offset, bytes)
 
     def frame_at(self, offset: int) -> tuple[int, int]:
         """The frame (and its timestamp) that carried stream byte ``offset``."""
@@ -79,7 +83,10 @@ class Direction:
 class Session:
     """The protocol state of one TCP connection; produces Message records."""
 
-    __slots__ = ("anomalies", "capture", "conn", "dirs", "ends", "messages", "protocol")
+    __slots__ = (
+        "anomalies", "capture", "conn", "dirs", "ends", "h2", "h2_client", "h2_out", "messages",
+        "protocol", "unknown_headers",
+    )
 
     def __init__(self, capture: str, conn: Connection) -> None:
         self.capture = capture
@@ -89,6 +96,10 @@ class Session:
         self.anomalies: list[Anomaly] = []
         self.messages = 0
         self.ends = 0  # directions whose end was seen: at 2 the connection is done
+        self.h2: H2Connection | None = None
+        self.h2_client: Direction | None = None
+        self.h2_out: H2Messages | None = None
+        self.unknown_headers = 0  # header fields an HPACK entry older than the capture hid
 
     def _dir(self, flow: Flow) -> Direction:
         d = self.dirs.get(id(flow))
@@ -104,7 +115,12 @@ class Session:
     def data(self, flow: Flow, data: memoryview, offset: int, frame: int, ts: int) -> list[Message]:
         d = self._dir(flow)
         d.pieces.append((offset + len(data), frame, ts))
+        if self.h2 is not None:
+            if d.h2_base is None:
+                d.h2_base = offset
+            return self._h2_events(self.h2.feed(d is self.h2_client, data))
         if d.parser is not None:
+            d.last = (offset, data)
             return self._events(d, d.parser.feed(data))
         if self.protocol != UNKNOWN:
             d.forget_before(offset + len(data))
@@ -118,6 +134,10 @@ class Session:
     def gap(self, flow: Flow, n: int, offset: int, frame: int, ts: int) -> list[Message]:
         d = self._dir(flow)
         d.pieces.append((offset + n, frame, ts))
+        if self.h2 is not None:
+            if d.h2_base is None:
+                d.h2_base = offset
+            return self._h2_events(self.h2.gap(d is self.h2_client, n))
         if d.parser is not None:
             return self._events(d, d.parser.gap(n))
         if self.protocol == UNKNOWN and d.held:
@@ -131,6 +151,11 @@ class Session:
             return []
         d.ended = True
         self.ends += 1
+        if self.h2 is not None:
+            out = self._h2_events(self.h2.eof(d is self.h2_client))
+            if self.ends == 2 and self.h2_out is not None:
+                out += self.h2_out.release_all()
+            return out
         if d.parser is not None:
             return self._events(d, d.parser.eof())
         if self.protocol == UNKNOWN and d.held:
@@ -151,25 +176,38 @@ class Session:
         if pre is None and not final:
             return []
         if pre:
-            self.protocol = H2
-            self._release()
-            return []
+            return self._start_h2(d, mid_connection=False)
         side = looks_like_http1(bytes(held[:64]))
         if side is not None:
             return self._start_http1(d, side, synced=at_start)
-        # Mid-connection: a head may start further in (after the tail of a body).
         if not at_start:
+            # Mid-connection: HTTP/2 frames that line up, or an HTTP/1 head further in
+            # (after the tail of a body).
+            sync = find_frame_sync(held)
+            if sync == 0 or (sync > 0 and not self._any_http1_head(held)):
+                return self._start_h2(d, mid_connection=True, final=final)
             for side in (Side.REQUEST, Side.RESPONSE):
                 if find_head_start(bytes(held), side) >= 0:
                     return self._start_http1(d, side, synced=False)
-        if at_start or len(held) >= DETECT_LIMIT or final:
+        if len(held) >= DETECT_LIMIT:
+            self.protocol = OTHER  # 64 KiB without a sign of a known protocol
+            self._release()
+        elif at_start or final:
+            # Unknown from its first byte: other unless the peer, once it speaks, says
+            # otherwise (an HTTP/2 server sends SETTINGS before the client's preface).
             other = self._peer(d)
-            if other is None or other.ended or len(other.held) >= DETECT_LIMIT or (
-                other.held_from == 0 and other.flow.syn_seen and other.held
+            peer_silent = other is None or (not other.held and not other.ended)
+            if final and peer_silent or not peer_silent and other is not None and (
+                other.ended or (other.held_from == 0 and other.flow.syn_seen)
             ):
                 self.protocol = OTHER
                 self._release()
         return []
+
+    @staticmethod
+    def _any_http1_head(held: bytearray) -> bool:
+        data = bytes(held)
+        return any(find_head_start(data, side) >= 0 for side in (Side.REQUEST, Side.RESPONSE))
 
     def _peer(self, d: Direction) -> Direction | None:
         return self.dirs.get(id(d.flow.peer))
@@ -227,10 +265,137 @@ class Session:
     def _upgraded(self, d: Direction, ev: Upgraded) -> list[Message]:
         if ev.protocol:
             self.protocol = HTTP1 + "+" + ev.protocol.decode("latin-1").lower()
+        if ev.protocol.lower() == b"h2c":
+            d.h2_base = ev.offset
+        out: list[Message] = []
         peer = self.dirs.get(id(d.flow.peer))
         if peer is not None and peer.parser is not None and not peer.parser.upgraded:
-            return self._events(peer, list(peer.parser.switch_protocols()))
-        return []
+            out += self._events(peer, list(peer.parser.switch_protocols()))
+        if (
+            self.h2 is None
+            and peer is not None
+            and d.h2_base is not None
+            and peer.h2_base is not None
+        ):
+            out += self._start_h2_upgraded(d, peer)
+        return out
+
+    # -- HTTP/2 ---------------------------------------------------------------------------
+
+    def _start_h2(self, d: Direction, *, mid_connection: bool, final: bool = False) -> list[Message]:
+        peer = self._dir(d.flow.peer)
+        if not mid_connection:
+            client, server = d, peer  # the preface names the client
+        else:
+            role = h2_role(d.held, find_frame_sync(d.held))
+            if role is None and peer.held:
+                peer_role = h2_role(peer.held, max(find_frame_sync(peer.held), 0))
+                role = None if peer_role is None else not peer_role
+            if role is None and self.conn.client is not None:
+                role = self.conn.client is d.flow
+            if role is None:
+                if not final and len(d.held) < DETECT_LIMIT and not d.ended:
+                    return []  # wait for a HEADERS frame to tell who is the client
+                # Last resort, and said so: the client is usually on the ephemeral port.
+                role = d.flow.sport > d.flow.dport
+                frame = d.pieces[-1][1] if d.pieces else 0
+                self.anomalies.append(Anomaly(
+                    "h2-role-guessed", frame,
+                    "no header block showed which side is the client; guessed from the ports",
+                    flow_label(d.flow)))
+            client, server = (d, peer) if role else (peer, d)
+        self.protocol = H2
+
+        def synced(x: Direction) -> bool:
+            start = x.held_from == 0 if x.held else x.flow.offset == 0
+            return start and x.flow.syn_seen and not x.flow.gap_bytes
+
+        self.h2 = H2Connection(
+            client_synced=not mid_connection and synced(client), server_synced=synced(server)
+        )
+        return self._h2_begin(client, server, [(client, bytes(client.held)), (server, bytes(server.held))])
+
+    def _start_h2_upgraded(self, a: Direction, b: Direction) -> list[Message]:
+        """HTTP/1.1 ``Upgrade: h2c`` answered by 101: both directions continue as HTTP/2."""
+        client, server = (a, b) if a.parser is not None and a.parser.side is Side.REQUEST else (b, a)
+        self.protocol = H2
+        self.h2 = H2Connection(client_synced=True, server_synced=True)
+        tails: list[tuple[Direction, bytes]] = []
+        for x in (client, server):
+            base = x.h2_base
+            assert base is not None
+            if x.last is not None:
+                off, chunk = x.last
+                if off <= base < off + len(chunk):
+                    tails.append((x, bytes(chunk[base - off :])))
+                    continue
+            if x.last is not None and x.last[0] + len(x.last[1]) > base:
+                continue
+            # Nothing of the new protocol has arrived yet: it starts with the next byte.
+        for x in (client, server):
+            x.parser = None
+            x.held = bytearray()
+        return self._h2_begin(client, server, tails, bases_known=True)
+
+    def _h2_begin(
+        self,
+        client: Direction,
+        server: Direction,
+        held: list[tuple[Direction, bytes]],
+        bases_known: bool = False,
+    ) -> list[Message]:
+        self.h2_client = client
+
+        def direction(from_client: bool) -> Direction:
+            return client if from_client else server
+
+        def locate(from_client: bool, start: int, end: int) -> tuple[int, int, int]:
+            x = direction(from_client)
+            base = x.h2_base or 0
+            first, _ = x.frame_at(base + start)
+            frame, ts = x.completed_by(base + start, base + end)
+            return first, frame, ts
+
+        self.h2_out = H2Messages(self.capture, lambda c: direction(c).endpoints, locate)
+        out: list[Message] = []
+        h2 = self.h2
+        assert h2 is not None
+        for x, data in held:
+            if not bases_known:
+                # Held bytes start the HTTP/2 stream; a direction with none yet starts with
+                # its next byte (set in data()).
+                x.h2_base = x.held_from if data else None
+            x.held = bytearray()
+            if data:
+                out += self._h2_events(h2.feed(x is client, data))
+        for x in (client, server):
+            if x.ended:
+                out += self._h2_events(h2.eof(x is client))
+        return out
+
+    def _h2_events(self, events: Sequence[object]) -> list[Message]:
+        if not events or self.h2_out is None:
+            return []
+        client = self.h2_client
+        assert client is not None
+        server = self._dir(client.flow.peer)
+
+        def label(from_client: bool) -> str:
+            return flow_label((client if from_client else server).flow)
+
+        msgs, anomalies = self.h2_out.events(events, label)
+        self.anomalies += anomalies
+        for m in msgs:
+            self.unknown_headers += sum(1 for h in m.headers if h.unknown is not None)
+        self.messages += len(msgs)
+        h2 = self.h2
+        if h2 is not None:
+            for x in (client, server):
+                x.forget_before((x.h2_base or 0) + h2.offset(x is client))
+        return msgs
+
+    def held_min_frame(self) -> int | None:
+        return self.h2_out.held_min_frame() if self.h2_out is not None else None
 
     def _message(self, d: Direction, head: MessageHead) -> Message:
         first_frame, _ = d.frame_at(head.start)
@@ -268,3 +433,52 @@ class Session:
             trace=extract(head.headers),
             anomalies=anomalies,
         )
+
+
+# HPACK static-table indexes of pseudo-header names: requests start with :authority,
+# :method, :path or :scheme (1-7), responses with :status (8-14). RFC 9113 puts pseudo-header
+# fields first in a block, and encoders refer to these names by their static index.
+_CLIENT_FIRST = frozenset(range(1, 8))
+_SERVER_FIRST = frozenset(range(8, 15))
+
+
+def h2_role(data: bytes | bytearray, start: int) -> bool | None:
+    """Whether a direction of HTTP/2 frames (aligned at ``start``) is the client's, from the
+    first field of its first HEADERS block; None when no HEADERS frame tells."""
+    if start < 0:
+        return None
+    i, n = start, len(data)
+    while i + 9 <= n:
+        length = int.from_bytes(data[i : i + 3], "big")
+        typ, flags = data[i + 3], data[i + 4]
+        if typ == 5:  # PUSH_PROMISE: only servers send it
+            return False
+        if typ == 1 and i + 9 + length <= n and length:
+            p = i + 9
+            end = p + length
+            if flags & 0x08:
+                end -= data[p]
+                p += 1
+            if flags & 0x20:
+                p += 5
+            # skip dynamic table size updates (001xxxxx, with continuation bytes)
+            while p < end and data[p] & 0xE0 == 0x20:
+                more = data[p] & 0x1F == 0x1F
+                p += 1
+                while more and p < end:
+                    more = bool(data[p] & 0x80)
+                    p += 1
+            if p < end:
+                b = data[p]
+                if b & 0x80:
+                    idx = b & 0x7F
+                elif b & 0xC0 == 0x40:
+                    idx = b & 0x3F
+                else:
+                    idx = b & 0x0F
+                if idx in _SERVER_FIRST:
+                    return False
+                if idx in _CLIENT_FIRST:
+                    return True
+        i += 9 + length
+    return None

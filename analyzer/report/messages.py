@@ -5,10 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from analyzer.records import Anomaly, Message
+from analyzer.records import Anomaly, Header, Message
 from analyzer.report.redact import display_value, is_secret, text
 from analyzer.tracing import TraceContext
-
 
 _last_second: list[object] = [None, ""]
 
@@ -43,9 +42,10 @@ def context_dict(c: TraceContext) -> dict[str, Any]:
     }
 
 
-def message_dict(m: Message, show_secrets: bool = False) -> dict[str, Any]:
+def header_list(fields: tuple[Header, ...], show_secrets: bool) -> list[dict[str, Any]]:
+    """Fields in wire order as {"name", "value"}; unknown parts are null, with "unknown"."""
     headers: list[dict[str, Any]] = []
-    for h in m.headers:
+    for h in fields:
         name, value = h.name, h.value
         if h.unknown is None and name is not None and value is not None:
             # the common case, kept short: a fully known field
@@ -64,6 +64,10 @@ def message_dict(m: Message, show_secrets: bool = False) -> dict[str, Any]:
         if h.guessed:
             item["guessed"] = True
         headers.append(item)
+    return headers
+
+
+def message_dict(m: Message, show_secrets: bool = False) -> dict[str, Any]:
     ep = m.endpoints
     return {
         "capture": m.capture,
@@ -78,7 +82,8 @@ def message_dict(m: Message, show_secrets: bool = False) -> dict[str, Any]:
         "path": None if m.path is None else text(m.path),
         "authority": None if m.authority is None else text(m.authority),
         "status": m.status,
-        "headers": headers,
+        "headers": header_list(m.headers, show_secrets),
+        "trailers": header_list(m.trailers, show_secrets),
         "trace": [context_dict(c) for c in m.trace],
         "anomalies": [anomaly_dict(a) for a in m.anomalies],
     }

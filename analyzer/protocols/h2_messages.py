@@ -1,0 +1,118 @@
+"""HTTP/2 header blocks as Message records, with trailers attached to their response.
+
+A response is held until its stream ends (trailers, DATA with END_STREAM, RST_STREAM, end of
+connection), so that gRPC's grpc-status and grpc-message travel with it; ``held_min_frame``
+lets the pipeline keep the output in frame order while something is held.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from analyzer.protocols.h2 import H2Anomaly, HeaderBlock, StreamEnd, StreamReset
+from analyzer.records import Anomaly, Endpoints, Header, Message
+from analyzer.tracing import extract
+
+MAX_HELD = 4096  # responses waiting for their trailers, per connection
+
+# (frame of the first byte, frame that completed it, its timestamp) for stream offsets
+Locate = Callable[[bool, int, int], tuple[int, int, int]]
+
+
+def _pseudo(headers: Sequence[Header], name: bytes) -> bytes | None:
+    for h in headers:
+        if h.lname == name and h.value is not None:
+            return h.value
+    return None
+
+
+class H2Messages:
+    """Turns one connection's H2 events into messages."""
+
+    __slots__ = ("capture", "endpoints", "held", "locate", "pending_anomalies")
+
+    def __init__(self, capture: str, endpoints: Callable[[bool], Endpoints], locate: Locate) -> None:
+        self.capture = capture
+        self.endpoints = endpoints
+        self.locate = locate
+        self.held: dict[int, Message] = {}  # stream id -> response waiting for its end
+        self.pending_anomalies: dict[bool, list[Anomaly]] = {True: [], False: []}
+
+    def held_min_frame(self) -> int | None:
+        return min((m.frame for m in self.held.values()), default=None)
+
+    def events(
+        self, events: Sequence[object], label: Callable[[bool], str]
+    ) -> tuple[list[Message], list[Anomaly]]:
+        out: list[Message] = []
+        anomalies: list[Anomaly] = []
+        for ev in events:
+            if isinstance(ev, HeaderBlock):
+                self._block(ev, out)
+            elif isinstance(ev, StreamEnd):
+                if not ev.from_client and ev.stream_id in self.held:
+                    out.append(self.held.pop(ev.stream_id))
+            elif isinstance(ev, StreamReset):
+                m = self.held.pop(ev.stream_id, None)
+                if m is not None:
+                    out.append(m)
+            elif isinstance(ev, H2Anomaly):
+                first, _, _ = self.locate(ev.from_client, ev.offset, ev.offset + 1)
+                a = Anomaly(ev.kind, first, ev.detail, label(ev.from_client))
+                anomalies.append(a)
+                self.pending_anomalies[ev.from_client].append(a)
+        return out, anomalies
+
+    def release_all(self) -> list[Message]:
+        out = sorted(self.held.values(), key=lambda m: m.frame)
+        self.held.clear()
+        return out
+
+    def _block(self, b: HeaderBlock, out: list[Message]) -> None:
+        if b.kind == "trailers":
+            if b.from_client:
+                return  # request trailers carry nothing tracewire reports
+            held = self.held.pop(b.stream_id, None)
+            if held is not None:
+                out.append(replace(held, trailers=b.headers))
+                return
+            # Trailers of a response that started before the capture: a record of its own,
+            # so that nothing decoded is lost; it is a response without a status.
+        if b.kind in ("informational", "push-promise"):
+            return  # 1xx heads and promises are not requests or responses of their own
+        first, frame, ts = self.locate(b.from_client, b.start, b.end + 1)
+        headers = b.headers
+        status = _pseudo(headers, b":status")
+        authority = _pseudo(headers, b":authority") or _pseudo(headers, b"host")
+        anomalies = self.pending_anomalies[b.from_client]
+        m = Message(
+            capture=self.capture,
+            frame=frame,
+            first_frame=first,
+            ts_ns=ts,
+            protocol="h2",
+            kind="request" if b.from_client else "response",
+            endpoints=self.endpoints(b.from_client),
+            stream=b.stream_id,
+            method=_pseudo(headers, b":method"),
+            path=_pseudo(headers, b":path"),
+            authority=authority,
+            status=int(status) if status is not None and status.isdigit() else None,
+            headers=headers if b.kind != "trailers" else (),
+            trace=extract(headers),
+            anomalies=tuple(anomalies),
+            trailers=headers if b.kind == "trailers" else (),
+        )
+        anomalies.clear()
+        if b.from_client or b.end_stream or b.kind == "trailers":
+            out.append(m)
+            return
+        if len(self.held) >= MAX_HELD:
+            oldest = min(self.held, key=lambda sid: self.held[sid].frame)
+            out.append(self.held.pop(oldest))
+        previous = self.held.pop(b.stream_id, None)
+        if previous is not None:
+            out.append(previous)
+        self.held[b.stream_id] = m
+
