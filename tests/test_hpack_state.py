@@ -589,3 +589,14 @@ def check_synced_blocks(blocks: list[Block]) -> None:
     dec = HPACKDecoder("client", synced=True)
     for (headers, an), (_, _, expected) in zip(decode_story(blocks, dec), blocks, strict=True):
         assert an == [] and [(h.name, h.value) for h in headers] == expected
+
+
+def test_guess_grpc_trace_bin_from_its_shape() -> None:
+    import base64
+
+    ctx = bytes([0, 0]) + bytes(range(1, 17)) + bytes([1]) + bytes(range(8)) + bytes([2, 1])
+    value = base64.b64encode(ctx).rstrip(b"=")
+    assert guess_name(value, set()) == b"grpc-trace-bin"
+    assert guess_name(base64.b64encode(ctx), set()) == b"grpc-trace-bin"
+    assert guess_name(base64.b64encode(b"\x01" + ctx[1:]), set()) is None  # not version 0
+    assert guess_name(b"not base64 at all, but 38 bytes long!!", set()) is None

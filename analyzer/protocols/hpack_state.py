@@ -21,6 +21,8 @@ so that identities from before and after the gap are never confused.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections import deque
 from typing import Final
@@ -404,6 +406,16 @@ _HEX16 = re.compile(rb"[0-9a-f]{16}")
 _TRACEID, _SPANID, _PARENT, _SAMPLED = b"x-b3-traceid", b"x-b3-spanid", b"x-b3-parentspanid", b"x-b3-sampled"
 
 
+def _is_trace_bin(value: bytes) -> bool:
+    """The base64 of an OpenCensus binary trace context: version 0, then field 0 (16-byte
+    trace id), field 1 (8-byte span id), field 2 (1-byte options): 29 bytes in all."""
+    try:
+        raw = base64.b64decode(value + b"=" * (-len(value) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return len(raw) == 29 and raw[0] == 0 and raw[1] == 0 and raw[18] == 1 and raw[27] == 2
+
+
 def guess_name(value: bytes, known_names: set[bytes]) -> bytes | None:
     """The tracing header a value unmistakably belongs to, or None.
 
@@ -424,6 +436,8 @@ def guess_name(value: bytes, known_names: set[bytes]) -> bytes | None:
         guess = b"uber-trace-id"
     elif n >= 34 and b"/" in value and _CLOUD.fullmatch(value):
         guess = b"x-cloud-trace-context"
+    elif 38 <= n <= 40 and _is_trace_bin(value):
+        guess = b"grpc-trace-bin"
     elif n == 32 and _HEX32.fullmatch(value):
         if _SPANID in known_names or _SAMPLED in known_names:
             guess = _TRACEID

@@ -197,9 +197,9 @@ class Session:
             # otherwise (an HTTP/2 server sends SETTINGS before the client's preface).
             other = self._peer(d)
             peer_silent = other is None or (not other.held and not other.ended)
-            if final and peer_silent or not peer_silent and other is not None and (
+            if (final and peer_silent) or (not peer_silent and other is not None and (
                 other.ended or (other.held_from == 0 and other.flow.syn_seen)
-            ):
+            )):
                 self.protocol = OTHER
                 self._release()
         return []
@@ -345,6 +345,7 @@ class Session:
         bases_known: bool = False,
     ) -> list[Message]:
         self.h2_client = client
+        self.conn.client = client.flow
 
         def direction(from_client: bool) -> Direction:
             return client if from_client else server

@@ -184,7 +184,8 @@ def table_row(m: Message) -> list[str]:
     ep = m.endpoints
     flow = f"{_endpoint(ep.src, ep.sport)} → {_endpoint(ep.dst, ep.dport)}"
     if m.kind == "request":
-        what = f"{text(m.method or b'')} {text(m.path or b'')}"
+        # an HPACK entry older than the capture can hide the method or the path
+        what = f"{text(m.method or b'<?>')} {text(m.path or b'<unknown path>')}"
     else:
         what = f"← {m.status}"
     if m.stream is not None:
