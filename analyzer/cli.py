@@ -254,6 +254,72 @@ def info(capture: str, fmt: str) -> None:
         click.echo(f"  frame {a.frame if a.frame is not None else '-'}: {a.kind}: {a.detail}{where}")
 
 
+@cli.command()
+@click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "markdown"]),
+    default="table",
+    show_default=True,
+    help="table: for a terminal; json: everything, for tools; markdown: for a ticket or a PR.",
+)
+@click.option("--all", "show_all", is_flag=True, help="Show every trace, not only the broken ones.")
+@click.option(
+    "--fail-on-broken",
+    is_flag=True,
+    help="Exit with status 1 when any finding is reported (for CI pipelines that replay a capture).",
+)
+@click.option("--pod-ip", help="The pod's IP address, when it cannot be read off the traffic.")
+@click.option(
+    "--app-port",
+    "app_ports",
+    type=int,
+    multiple=True,
+    help="A port the application listens on (repeat for several); found from the traffic otherwise.",
+)
+@click.option(
+    "--outbound-port",
+    type=int,
+    default=15001,
+    show_default=True,
+    help="The sidecar's outbound capture port that iptables redirects the app's calls to.",
+)
+@show_secrets_option
+def analyze(
+    captures: tuple[str, ...],
+    fmt: str,
+    show_all: bool,
+    fail_on_broken: bool,
+    pod_ip: str | None,
+    app_ports: tuple[int, ...],
+    outbound_port: int,
+    show_secrets: bool,
+) -> None:
+    """Follow each traced request across hops and name where the trace breaks.
+
+    Give one capture per pod (as `kubectl sniff -p` takes them); calls between pods are
+    joined by their ids, never by clock.
+    """
+    from analyzer.analysis import Options
+    from analyzer.analysis import analyze as run_analysis
+    from analyzer.report import analysis as report
+
+    opts = Options(pod_ip=pod_ip, app_ports=app_ports, outbound_port=outbound_port)
+    try:
+        result = run_analysis(captures, opts)
+    except AnalyzerError as err:
+        raise Trouble(str(err)) from err
+    if fmt == "json":
+        click.echo(json.dumps(report.result_dict(result, show_secrets), indent=2, ensure_ascii=False))
+    elif fmt == "markdown":
+        click.echo(report.markdown(result, show_all, show_secrets), nl=False)
+    else:
+        click.echo(report.table(result, show_all, show_secrets), nl=False)
+    if fail_on_broken and result.findings:
+        sys.exit(Exit.FOUND)
+
+
 def main() -> None:
     try:
         cli.main(prog_name="tracewire")

@@ -175,7 +175,7 @@ def test_info_json() -> None:
     assert d["linktypes"] == [{"id": 276, "name": "Linux cooked v2 (SLL2)"}]
     assert d["protocols"] == {"http/1": 6}
     servers = [c["server"] for c in d["connections"]]
-    assert any("127.0.0.1:15001 (replies from 10.96.12.34:9080)" == s for s in servers)
+    assert any(s == "127.0.0.1:15001 (replies from 10.96.12.34:9080)" for s in servers)
 
 
 def test_info_table_names_protocols() -> None:

@@ -1,0 +1,182 @@
+"""Legs and roles: pair requests with responses, and tell inbound calls (to the app) from
+outbound calls (made by the app) and from the sidecar's own noise.
+
+Strategy: a sidecar pod capture (ksniff ``-p``) shows the inbound leg as requests from
+127.0.0.6 (Istio >= 1.10) or 127.0.0.1 to the app's ports, and the outbound leg as requests
+to 127.0.0.1:15001 after the iptables redirect; the pod's address and the app's ports are
+read off that traffic. Any other capture (a node, a docker network) is read generically:
+every server endpoint is a service, and the calls a service's host makes are its outbound
+calls. The user's ``--pod-ip``/``--app-port``/``--outbound-port`` override what is found.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from analyzer.analysis.model import Call
+from analyzer.records import Message
+from analyzer.tracing import TRACING_HEADER_NAMES
+
+NOISE_PORTS = frozenset((15000, 15004, 15020, 15021, 15090))  # admin, health, metrics
+INBOUND_SOURCES = frozenset(("127.0.0.6", "127.0.0.1", "::6", "::1"))
+LOOPBACK_PREFIXES = ("127.", "::1")
+NOISE_AGENTS = (b"kube-probe/", b"prometheus/", b"envoy/health")
+
+
+@dataclass(slots=True)
+class Options:
+    pod_ip: str | None = None
+    app_ports: tuple[int, ...] = ()
+    outbound_port: int = 15001
+    include_noise: bool = False
+
+
+def _text(b: bytes | None) -> str | None:
+    return None if b is None else b.decode("utf-8", "backslashreplace")
+
+
+def _is_noise(m: Message) -> bool:
+    if m.endpoints.dport in NOISE_PORTS:
+        return True
+    for h in m.headers:
+        if h.lname == b"user-agent" and h.value is not None:
+            return h.value.lower().startswith(NOISE_AGENTS)
+    return False
+
+
+def pair(messages: Iterable[Message]) -> list[Call]:
+    """Requests with their responses: per HTTP/1 connection in order, per HTTP/2 stream."""
+    calls: list[Call] = []
+    waiting: dict[tuple[int, int | None], deque[Call]] = {}
+    for m in messages:
+        ep = m.endpoints
+        key = (ep.connection, m.stream)
+        if m.kind == "request":
+            values: dict[str, str] = {}
+            for h in m.headers:
+                if h.lname is None or h.value is None or h.guessed:
+                    continue
+                lname = h.lname.decode("latin-1")
+                if lname in TRACING_HEADER_NAMES or lname.startswith("uberctx-"):
+                    values.setdefault(lname, h.value.decode("utf-8", "backslashreplace"))
+            authority_unknown = m.authority is None and any(
+                h.unknown is not None and h.name is None for h in m.headers
+            )
+            call = Call(
+                capture=m.capture,
+                frame=m.frame,
+                ts_ns=m.ts_ns,
+                protocol=m.protocol,
+                src=ep.src,
+                sport=ep.sport,
+                dst=ep.dst,
+                dport=ep.dport,
+                connection=ep.connection,
+                stream=m.stream,
+                method=_text(m.method),
+                path=_text(m.path),
+                authority=_text(m.authority),
+                trace=m.trace,
+                header_names=tuple(values),
+                values=values,
+                role="noise" if _is_noise(m) else "other",
+                authority_unknown=authority_unknown,
+            )
+            calls.append(call)
+            waiting.setdefault(key, deque()).append(call)
+        else:
+            queue = waiting.get(key)
+            if not queue:
+                continue  # a response to a request sent before the capture started
+            call = queue.popleft()
+            call.response_frame = m.frame
+            call.response_ts = m.ts_ns
+            call.status = m.status
+            if (ep.src, ep.sport) != (call.dst, call.dport):
+                call.nat_reply_from = _endpoint(ep.src, ep.sport)
+    return calls
+
+
+def _endpoint(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _loopback(ip: str) -> bool:
+    return ip.startswith(LOOPBACK_PREFIXES)
+
+
+@dataclass(slots=True)
+class Roles:
+    sidecar: bool
+    pod_ip: str | None
+    app_ports: list[int]
+    # host key -> service name; inbound/outbound calls carry the same host key
+    services: dict[str, str]
+
+
+def _bare(authority: str) -> str:
+    host = authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
+    return host.split(".", 1)[0] if not host.replace(".", "").isdigit() else host
+
+
+def classify(calls: list[Call], opts: Options) -> Roles:
+    """Give every call its role and host key; return what was found about the pod."""
+    live = [c for c in calls if c.role != "noise"]
+    sidecar = opts.pod_ip is not None or bool(opts.app_ports) or any(
+        c.dport == opts.outbound_port or c.src == "127.0.0.6" for c in live
+    )
+    if sidecar:
+        inbound = [
+            c for c in live
+            if c.dport != opts.outbound_port
+            and (c.dport in opts.app_ports if opts.app_ports else c.src in INBOUND_SOURCES)
+            and (opts.pod_ip is None or c.dst == opts.pod_ip or _loopback(c.dst))
+        ]
+        ports = sorted(set(opts.app_ports) or {c.dport for c in inbound})
+        pod_ip = opts.pod_ip
+        if pod_ip is None:
+            seen = Counter(c.dst for c in inbound if not _loopback(c.dst))
+            seen.update(c.src for c in live if c.dport == opts.outbound_port and not _loopback(c.src))
+            pod_ip = seen.most_common(1)[0][0] if seen else None
+        for c in inbound:
+            c.role = "inbound"
+        for c in live:
+            if c.role == "other" and (
+                c.dport == opts.outbound_port
+                or (pod_ip is not None and c.src == pod_ip and c.dport not in ports)
+            ):
+                c.role = "outbound"
+        authorities = Counter(c.authority for c in inbound if c.authority)
+        name = _bare(authorities.most_common(1)[0][0]) if authorities else (pod_ip or "pod")
+        for c in live:
+            if c.role in ("inbound", "outbound"):
+                c.service = "pod"
+        return Roles(True, pod_ip, ports, {"pod": name})
+    # Generic: every server endpoint is a service; its host's own requests are its calls.
+    services: dict[str, str] = {}
+    by_host: dict[str, Counter[str]] = {}
+    for c in live:
+        by_host.setdefault(c.dst, Counter())
+        if c.authority:
+            by_host[c.dst][c.authority] += 1
+    for host, names in by_host.items():
+        services[host] = _bare(names.most_common(1)[0][0]) if names else host
+    for c in live:
+        c.role = "inbound"
+        c.service = c.dst
+    return Roles(False, None, sorted({c.dport for c in live}), services)
+
+
+def outbound_host(c: Call, roles: Roles) -> str | None:
+    """The host key of the service that made this call, when it is an outbound call."""
+    if roles.sidecar:
+        return "pod" if c.role == "outbound" else None
+    return c.src if c.src in roles.services and c.role != "noise" else None
+
+
+def inbound_host(c: Call, roles: Roles) -> str | None:
+    if roles.sidecar:
+        return "pod" if c.role == "inbound" else None
+    return c.dst if c.role == "inbound" else None
