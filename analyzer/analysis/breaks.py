@@ -101,7 +101,9 @@ def _violating(t: TraceContext) -> list[str]:
     return named or list(t.headers)
 
 
-def verdict(i: Call, o: Call, att: Attribution, source: str, target: str | None) -> tuple[list[Finding], list[Note]]:
+def verdict(
+    i: Call, o: Call, att: Attribution, source: str, target: str | None
+) -> tuple[list[Finding], list[Note]]:
     """Findings for one outbound call ``o`` attributed to inbound ``i``."""
     findings: list[Finding] = []
     notes: list[Note] = []

@@ -134,19 +134,20 @@ def pod_line(p: Pod) -> str:
     ports = ",".join(map(str, p.app_ports)) or "?"
     peers = ", ".join(f"{k} ({v})" for k, v in sorted(p.encrypted_peers.items())) or "none"
     kind = "sidecar pod" if p.sidecar else "service"
-    return (f"{p.capture}: {kind} {p.service} ({where}, app port {ports}) | legs: {legs} | "
-            f"encrypted peers: {peers} | anomalies: {p.anomalies}")
+    return (f"{p.capture}: {kind} {p.service} ({where}, app port {ports})\n"
+            + _cut(f"  legs: {legs} | encrypted peers: {peers} | anomalies: {p.anomalies}", WIDTH))
 
 
 def hop_rows(hops: list[Hop]) -> list[list[object]]:
     return [
-        [_cut(h.source, 18), _cut(h.target, 30), h.protocol, h.calls, h.propagated,
-         *(h.broken[k] or "" for k in KINDS), _cut(", ".join(sorted(h.headers_lost)), 30)]
+        [_cut(h.source, 16), _cut(h.target, 28), h.protocol, h.calls, h.propagated,
+         *(h.broken[k] or "" for k in KINDS), _cut(", ".join(sorted(h.headers_lost)), 28)]
         for h in hops
     ]
 
 
-HOP_HEADERS = ["source", "target", "protocol", "calls", "ok", *KINDS, "headers lost"]
+HOP_HEADERS = ["source", "target", "proto", "calls", "ok", "miss", "chg", "part", "malf",
+               "headers lost"]
 
 
 def _pairs(d: dict[str, str], show_secrets: bool) -> str:
@@ -221,7 +222,7 @@ def table(r: Result, show_all: bool = False, show_secrets: bool = False) -> str:
 def markdown(r: Result, show_all: bool = False, show_secrets: bool = False) -> str:
     out = ["# tracewire analysis", ""]
     for p in r.pods:
-        out.append(f"- {pod_line(p)}")
+        out.append("- " + pod_line(p).replace("\n  ", "; "))
     out.append("")
     out.append("## Hops")
     out.append("")
