@@ -101,6 +101,27 @@ def _violating(t: TraceContext) -> list[str]:
     return named or list(t.headers)
 
 
+def root_verdict(o: Call, source: str, target: str | None) -> list[Finding]:
+    """A call made while nothing was being served starts a trace: it can only be malformed,
+    for instance a B3 parent span id on what is a root span."""
+    findings: list[Finding] = []
+    for t in o.trace:
+        rules = list(t.violations)
+        if t.format == "b3-multi" and "x-b3-parentspanid" in t.headers:
+            rules.append("x-b3-parentspanid: a root span (no request was being served) has no parent")
+        elif t.format == "b3-single" and t.parent_span_id is not None:
+            rules.append("b3: a root span (no request was being served) has no parent span id")
+        if rules:
+            heads = _violating(t) if t.violations else [
+                "x-b3-parentspanid" if t.format == "b3-multi" else t.headers[0]]
+            findings.append(Finding(
+                kind="malformed", trace_id=o.trace_id, x_request_id=o.request_id, source=source,
+                target=target, headers=heads, expected={},
+                found={h: o.values[h] for h in heads if h in o.values},
+                attribution="none", confidence="certain", inbound=None, outbound=o, rule="; ".join(rules)))
+    return findings
+
+
 def verdict(
     i: Call, o: Call, att: Attribution, source: str, target: str | None
 ) -> tuple[list[Finding], list[Note]]:

@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from analyzer.analysis.breaks import attribute, verdict
+from analyzer.analysis.breaks import attribute, root_verdict, verdict
 from analyzer.analysis.legs import Options, Roles, classify, inbound_host, outbound_host, pair
 from analyzer.analysis.model import KINDS, Call, Finding, Hop, Note, Pod, Result, Span, Trace
 from analyzer.pipeline import CaptureSummary, read_messages
@@ -122,8 +122,12 @@ def analyze(paths: Sequence[str | Path], opts: Options | None = None) -> Result:
             att = attribute(o, [i for i in by_host.get(host, []) if i is not o])
             if att.inbound is None:
                 notes.append(Note("root-call", f"{source} → {target}: {o.line()} was made while no "
-                                  "traced request was being served: it starts a trace, not a break",
+                                  "request was being served: it starts a trace, not a break",
                                   o.capture, o.frame))
+                for f in root_verdict(o, source, o.authority):
+                    findings.append(f)
+                    hop.broken[f.kind] += 1
+                    hop.headers_lost.update(f.headers)
                 continue
             parent_of[id(o)] = att.inbound
             fs, ns = verdict(att.inbound, o, att, source, o.authority)

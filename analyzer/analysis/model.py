@@ -95,9 +95,9 @@ class Finding:
     headers: list[str]
     expected: dict[str, str]
     found: dict[str, str]
-    attribution: str  # "x-request-id", "trace-id", "time-window"
+    attribution: str  # "x-request-id", "trace-id", "time-window", "none" (a root call)
     confidence: str  # "certain", "likely", "ambiguous"
-    inbound: Call
+    inbound: Call | None  # None for a root call: nothing was being served
     outbound: Call
     rule: str | None = None
     candidates: list[int] = field(default_factory=list)  # inbound frames when ambiguous

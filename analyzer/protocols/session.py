@@ -39,7 +39,7 @@ HTTP1, TLS, H2, OTHER, UNKNOWN = "http/1", "tls", "h2c", "other", "undecided"
 @dataclass(eq=False, slots=True)
 class Direction:
     flow: Flow
-    endpoints: Endpoints
+    _endpoints: Endpoints
     # (end offset, frame, ts) of the stream pieces not yet behind the parser
     pieces: deque[tuple[int, int, int]] = field(default_factory=deque)
     held: bytearray = field(default_factory=bytearray)  # bytes kept while undecided
@@ -49,7 +49,20 @@ class Direction:
     ended: bool = False
     messages: int = 0
     h2_base: int | None = None  # stream offset where HTTP/2 starts in this direction
+    _readdressed: int = 0
     last: tuple[int, memoryview] | None = None  # the last chunk fed (offset, bytes)
+
+    @property
+    def endpoints(self) -> Endpoints:
+        """The direction's addresses as display strings, made once; remade if reassembly
+        re-addressed the flow (the reply half of an Istio NAT-split connection)."""
+        ep, f = self._endpoints, self.flow
+        if self._readdressed != f.readdressed:
+            self._readdressed = f.readdressed
+            ep = self._endpoints = Endpoints(
+                format_addr(f.src), f.sport, format_addr(f.dst), f.dport, ep.connection
+            )
+        return ep
 
     def frame_at(self, offset: int) -> tuple[int, int]:
         """The frame (and its timestamp) that carried stream byte ``offset``."""

@@ -51,6 +51,7 @@ class Flow:
     pending_bytes: int = 0
     retransmitted: int = 0
     last_ack: int | None = None  # the last acknowledgement number this direction sent
+    readdressed: int = 0  # bumped when NAT pairing gives this direction its real addresses
     # The last delivered segment (its first sequence number and bytes), to check that a
     # retransmission overlapping it carries the same bytes.
     recent_seq: int = 0
@@ -193,6 +194,7 @@ class Reassembler:
                 if self.flows.get(old) is b:
                     del self.flows[old]
                 b.src, b.sport, b.dst, b.dport = seg.src, seg.sport, seg.dst, seg.dport
+                b.readdressed += 1
                 self.flows[(b.src, b.sport, b.dst, b.dport)] = b
                 conn.nat_reply_from = other if (a.src, a.sport) == app else peer_ep
                 return b

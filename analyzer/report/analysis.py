@@ -48,7 +48,7 @@ def finding_dict(f: Finding, show_secrets: bool = False) -> dict[str, Any]:
         "attribution": f.attribution,
         "confidence": f.confidence,
         "candidates": f.candidates,
-        "inbound": _call(f.inbound),
+        "inbound": None if f.inbound is None else _call(f.inbound),
         "outbound": _call(f.outbound, outbound=True),
     }
 
@@ -162,9 +162,11 @@ def finding_lines(f: Finding, show_secrets: bool = False) -> list[str]:
         how += f" among inbound frames {', '.join(map(str, f.candidates))}"
     head = f"{f.kind.upper():9} {f.source} → {f.target or '<unknown>'}  trace {f.trace_id or '-'}  ({how})"
     i, o = f.inbound, f.outbound
+    served = (f"  inbound  frame {i.frame:>6}  {i.line()}  [{i.authority or '?'}]" if i is not None
+              else "  inbound  none: no request was being served (a root call)")
     lines = [
         _cut(head, WIDTH),
-        _cut(f"  inbound  frame {i.frame:>6}  {i.line()}  [{i.authority or '?'}]", WIDTH),
+        _cut(served, WIDTH),
         _cut(f"  outbound frame {o.frame:>6}  {o.line()}  [{o.authority or '?'}, {o.protocol}"
              + (f" stream {o.stream}" if o.stream is not None else "") + "]", WIDTH),
         _cut(f"  headers  {', '.join(f.headers)}" + (f"  rule: {f.rule}" if f.rule else ""), WIDTH),
@@ -180,7 +182,7 @@ def trace_lines(t: Trace) -> list[str]:
     for s in t.spans:
         d = depth.get(s.parent_id or "", -1) + 1 if s.parent_id else 0
         depth[s.span_id] = d
-        arrow = "→" if s.kind == "client" else "⇐"
+        arrow = f"→ {s.peer}" if s.kind == "client" else "⇐"
         marks = f"  [{', '.join(f.kind for f in s.findings)}]" if s.findings else ""
         lines.append(_cut(f"  {'  ' * d}{s.service} {arrow} {s.call.line()} "
                           f"({s.call.capture.rsplit('/', 1)[-1]} frame {s.call.frame}){marks}", WIDTH))
@@ -201,7 +203,7 @@ def table(r: Result, show_all: bool = False, show_secrets: bool = False) -> str:
         for f in r.findings:
             out.append("")
             out.extend(finding_lines(f, show_secrets))
-    else:
+    elif r.hops:
         out.append("no break found: every outbound call carried the tracing headers on")
     notes = [n for n in r.notes if n.kind != "root-call"]
     if notes:
@@ -235,8 +237,9 @@ def markdown(r: Result, show_all: bool = False, show_secrets: bool = False) -> s
         out.append("No break found.")
     for f in r.findings:
         i, o = f.inbound, f.outbound
+        served = f"inbound frame {i.frame} `{i.line()}`" if i is not None else "no inbound (root call)"
         out.append(f"- **{f.kind}** `{f.source}` → `{f.target or '<unknown>'}`, trace `{f.trace_id or '-'}` "
-                   f"(by {f.attribution}, {f.confidence}): inbound frame {i.frame} `{i.line()}`, "
+                   f"(by {f.attribution}, {f.confidence}): {served}, "
                    f"outbound frame {o.frame} `{o.line()}`; headers: {', '.join(f'`{h}`' for h in f.headers)}"
                    + (f"; rule: {f.rule}" if f.rule else ""))
     notes = [n for n in r.notes if n.kind != "root-call"]
