@@ -320,6 +320,59 @@ def analyze(
         sys.exit(Exit.FOUND)
 
 
+@cli.command()
+@click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
+@click.option(
+    "--to",
+    "target",
+    type=click.Choice(["jaeger", "zipkin", "otlp"]),
+    required=True,
+    help="jaeger: JSON for the Jaeger UI's Upload JSON; zipkin: Zipkin v2 span list; "
+    "otlp: OTLP/JSON ExportTraceServiceRequest.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, allow_dash=True),
+    default="-",
+    show_default=True,
+    help="File to write (- for standard output).",
+)
+@click.option("--pod-ip", help="The pod's IP address, when it cannot be read off the traffic.")
+@click.option("--app-port", "app_ports", type=int, multiple=True,
+              help="A port the application listens on (repeat for several).")
+@click.option("--outbound-port", type=int, default=15001, show_default=True,
+              help="The sidecar's outbound capture port.")
+def export(
+    captures: tuple[str, ...],
+    target: str,
+    output: str,
+    pod_ip: str | None,
+    app_ports: tuple[int, ...],
+    outbound_port: int,
+) -> None:
+    """Write the traces found as spans, to load in Jaeger or Zipkin; broken hops become
+    span logs. Credentials never appear: only tracing ids and request lines are exported."""
+    from analyzer.analysis import Options
+    from analyzer.analysis import analyze as run_analysis
+    from analyzer.report import export as exporters
+
+    try:
+        result = run_analysis(captures, Options(pod_ip, app_ports, outbound_port))
+    except AnalyzerError as err:
+        raise Trouble(str(err)) from err
+    doc: object
+    if target == "jaeger":
+        doc = exporters.to_jaeger(result)
+    elif target == "zipkin":
+        doc = exporters.to_zipkin(result)
+    else:
+        doc = exporters.to_otlp(result)
+    text = json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+    with click.open_file(output, "w") as f:
+        f.write(text)
+
+
 def main() -> None:
     try:
         cli.main(prog_name="tracewire")
