@@ -162,7 +162,8 @@ def test_every_injected_break_and_nothing_else(entry: dict[str, object]) -> None
                   for b in entry["expected_breaks"])  # type: ignore[union-attr]
     assert got == want
     pod = r.pods[0]
-    assert (pod.service, pod.address, pod.app_ports, pod.sidecar) == ("productpage", "10.244.1.10", [9080], True)
+    assert (pod.service, pod.address, pod.app_ports, pod.sidecar) == (
+        "productpage", "10.244.1.10", [9080], True)
     by_target = {h.target: h for h in r.hops}
     assert set(by_target) == {"reviews:9080", "details:9080"}
     assert sum(h.calls for h in r.hops) == pod.legs["outbound"]

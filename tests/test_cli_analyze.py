@@ -54,7 +54,7 @@ def test_exit_statuses() -> None:
     assert run("analyze", MAIN)[0] == 0
     assert run("analyze", "--fail-on-broken", MAIN)[0] == 1
     assert run("analyze", "--fail-on-broken", "captures/curl-basic.pcap")[0] == 0
-    code, out, err = run("analyze", "captures/edge/not-a-capture.pcap")
+    code, _, err = run("analyze", "captures/edge/not-a-capture.pcap")
     assert code == 2 and err.startswith("tracewire: captures/edge/not-a-capture.pcap: not a capture")
 
 
