@@ -373,6 +373,74 @@ def export(
         f.write(text)
 
 
+@cli.command()
+@click.argument("captures", nargs=-1, metavar="[BEFORE AFTER]")
+@click.option("--before", "before", multiple=True, metavar="CAPTURE",
+              help="A capture of the earlier state (repeat for several pods).")
+@click.option("--after", "after", multiple=True, metavar="CAPTURE",
+              help="A capture of the later state (repeat for several pods).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "markdown"]),
+    default="table",
+    show_default=True,
+    help="table: for a terminal; json: for tools; markdown: fits a pull-request comment.",
+)
+@click.option("--all", "show_all", is_flag=True, help="Also list the unchanged hops.")
+@click.option(
+    "--fail-on-regression",
+    is_flag=True,
+    help="Exit 1 only when something got worse (a hop regressed or broke, or a new hop is "
+    "broken), not for every difference: for a CI step against a known-good capture.",
+)
+@click.option("--pod-ip", help="The pod's IP address, when it cannot be read off the traffic.")
+@click.option("--app-port", "app_ports", type=int, multiple=True,
+              help="A port the application listens on (repeat for several).")
+@click.option("--outbound-port", type=int, default=15001, show_default=True,
+              help="The sidecar's outbound capture port.")
+def diff(
+    captures: tuple[str, ...],
+    before: tuple[str, ...],
+    after: tuple[str, ...],
+    fmt: str,
+    show_all: bool,
+    fail_on_regression: bool,
+    pod_ip: str | None,
+    app_ports: tuple[int, ...],
+    outbound_port: int,
+) -> None:
+    """Compare two captures (before/after a fix, or two pods): which hops got fixed, which
+    broke, which tracing headers appeared or disappeared.
+
+    Exit status as diff(1): 0 nothing differs, 1 something differs, 2 trouble.
+    """
+    from analyzer.analysis import Options
+    from analyzer.analysis import analyze as run_analysis
+    from analyzer.analysis.diff import diff as run_diff
+    from analyzer.report import diff as report
+
+    if captures:
+        if before or after or len(captures) != 2:
+            raise Trouble("give BEFORE AFTER, or --before CAPTURE... --after CAPTURE...")
+        before, after = (captures[0],), (captures[1],)
+    if not before or not after:
+        raise Trouble("give BEFORE AFTER, or --before CAPTURE... --after CAPTURE...")
+    opts = Options(pod_ip, app_ports, outbound_port)
+    try:
+        result = run_diff(run_analysis(before, opts), run_analysis(after, opts))
+    except AnalyzerError as err:
+        raise Trouble(str(err)) from err
+    if fmt == "json":
+        click.echo(json.dumps(report.diff_dict(result), indent=2, ensure_ascii=False))
+    elif fmt == "markdown":
+        click.echo(report.markdown(result, show_all), nl=False)
+    else:
+        click.echo(report.table(result, show_all), nl=False)
+    if result.regressed if fail_on_regression else result.differs:
+        sys.exit(Exit.FOUND)
+
+
 def main() -> None:
     try:
         cli.main(prog_name="tracewire")

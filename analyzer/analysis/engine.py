@@ -8,7 +8,7 @@ from pathlib import Path
 
 from analyzer.analysis.breaks import attribute, root_verdict, verdict
 from analyzer.analysis.legs import Options, Roles, classify, inbound_host, outbound_host, pair
-from analyzer.analysis.model import KINDS, Call, Finding, Hop, Note, Pod, Result, Span, Trace
+from analyzer.analysis.model import KINDS, Call, Finding, Hop, Note, Outcome, Pod, Result, Span, Trace
 from analyzer.pipeline import CaptureSummary, read_messages
 
 
@@ -90,6 +90,7 @@ def analyze(paths: Sequence[str | Path], opts: Options | None = None) -> Result:
     notes: list[Note] = []
     hops: dict[tuple[str, str, str], Hop] = {}
     parent_of: dict[int, Call] = {}  # id(outbound) -> attributed inbound
+    outcomes: list[Outcome] = []
     # Multi-capture join: pod A's outbound call is pod B's inbound request when they carry
     # the same ids to the same authority and path (never by clock: pods' clocks differ).
     joined: dict[int, Call] = {}  # id(inbound in B) -> outbound in A
@@ -124,13 +125,16 @@ def analyze(paths: Sequence[str | Path], opts: Options | None = None) -> Result:
                 notes.append(Note("root-call", f"{source} → {target}: {o.line()} was made while no "
                                   "request was being served: it starts a trace, not a break",
                                   o.capture, o.frame))
-                for f in root_verdict(o, source, o.authority):
+                fs = root_verdict(o, source, o.authority)
+                for f in fs:
                     findings.append(f)
                     hop.broken[f.kind] += 1
                     hop.headers_lost.update(f.headers)
+                outcomes.append(Outcome(o, source, target, fs, False, False))
                 continue
             parent_of[id(o)] = att.inbound
             fs, ns = verdict(att.inbound, o, att, source, o.authority)
+            outcomes.append(Outcome(o, source, target, fs, True, att.inbound.has_context))
             findings += fs
             notes += ns
             if not fs and att.inbound.has_context:
@@ -159,6 +163,7 @@ def analyze(paths: Sequence[str | Path], opts: Options | None = None) -> Result:
         notes=notes,
         anomalies=anomalies,
         calls=[c for cap in caps for c in cap.calls],
+        outcomes=outcomes,
     )
 
 

@@ -150,6 +150,18 @@ class Hop:
 
 
 @dataclass(slots=True)
+class Outcome:
+    """What became of one outbound call: its hop, and the findings on it."""
+
+    call: Call
+    source: str
+    target: str
+    findings: list[Finding]
+    attributed: bool  # an inbound request was being served (else a root call)
+    carried: bool  # that request had tracing context to carry on
+
+
+@dataclass(slots=True)
 class Result:
     captures: list[str]
     pods: list[Pod]
@@ -159,3 +171,4 @@ class Result:
     notes: list[Note]
     anomalies: list[tuple[str, Anomaly]]  # (capture, anomaly)
     calls: list[Call] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)

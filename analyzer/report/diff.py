@@ -1,0 +1,154 @@
+"""``tracewire diff`` output: JSON, a terminal table (worse first) and Markdown."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tabulate import tabulate
+
+from analyzer.analysis.diff import WORSE, DiffResult, HopDiff, Side, Totals
+from analyzer.analysis.model import KINDS
+
+BETTER = frozenset(("fixed", "improved"))
+
+
+def _side(s: Side | None) -> dict[str, Any] | None:
+    if s is None:
+        return None
+    return {
+        "calls": s.calls,
+        "propagated": s.propagated,
+        "broken": dict(s.broken),
+        "x_request_id": s.with_request_id,
+        "formats": sorted(s.formats),
+    }
+
+
+def _totals(t: Totals) -> dict[str, Any]:
+    return {
+        "captures": t.captures,
+        "traces": t.traces,
+        "broken_traces": t.broken_traces,
+        "findings": t.findings,
+        "formats": t.formats,
+        "anomalies": t.anomalies,
+    }
+
+
+def hop_dict(h: HopDiff) -> dict[str, Any]:
+    return {
+        "source": h.source,
+        "target": h.target,
+        "protocol": h.protocol,
+        "method": h.method,
+        "path": h.path,
+        "change": h.change,
+        "before": _side(h.before),
+        "after": _side(h.after),
+        "headers_added": h.headers_added,
+        "headers_removed": h.headers_removed,
+        "format_switch": None if h.formats_before == h.formats_after or not (
+            h.before and h.after) else {"before": h.formats_before, "after": h.formats_after},
+        "matched_by": h.matched_by,
+    }
+
+
+def diff_dict(d: DiffResult) -> dict[str, Any]:
+    return {
+        "before": _totals(d.before),
+        "after": _totals(d.after),
+        "differs": d.differs,
+        "regressed": d.regressed,
+        "hops": [hop_dict(h) for h in d.hops],
+    }
+
+
+SHORT = {"missing": "miss", "changed": "chg", "partial": "part", "malformed": "malf"}
+
+
+def _stat(s: Side | None) -> str:
+    if s is None:
+        return "-"
+    broken = " ".join(f"{s.broken[k]} {SHORT[k]}" for k in KINDS if s.broken[k])
+    return f"{s.propagated}/{s.calls} ok" + (f", {broken}" if broken else "")
+
+
+def _detail(h: HopDiff) -> str:
+    parts = []
+    if h.headers_added:
+        parts.append("+" + " +".join(h.headers_added))
+    if h.headers_removed:
+        parts.append("-" + " -".join(h.headers_removed))
+    if h.before and h.after and h.formats_before != h.formats_after:
+        parts.append(f"formats {','.join(h.formats_before)} → {','.join(h.formats_after)}")
+    if h.matched_by != "authority":
+        parts.append(f"matched by {h.matched_by}")
+    return "; ".join(parts)
+
+
+def _cut(s: str, n: int) -> str:
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def _rows(hops: list[HopDiff], width: int = 28) -> list[list[str]]:
+    return [[h.change, _cut(f"{h.source} → {h.target}", 34), _cut(f"{h.method} {h.path}", 22),
+             _stat(h.before), _stat(h.after), _cut(_detail(h), width)] for h in hops]
+
+
+HEADERS = ["change", "hop", "call", "before", "after", "headers"]
+
+
+def _summary(d: DiffResult) -> list[str]:
+    b, a = d.before, d.after
+
+    def kinds(t: Totals) -> str:
+        return ", ".join(f"{t.findings[k]} {k}" for k in KINDS if t.findings[k]) or "no findings"
+
+    return [
+        f"before: {', '.join(b.captures)}: {b.traces} traces, {b.broken_traces} broken ({kinds(b)}); "
+        f"formats {', '.join(b.formats) or '-'}; {b.anomalies} anomalies",
+        f"after:  {', '.join(a.captures)}: {a.traces} traces, {a.broken_traces} broken ({kinds(a)}); "
+        f"formats {', '.join(a.formats) or '-'}; {a.anomalies} anomalies",
+    ]
+
+
+def table(d: DiffResult, show_all: bool = False) -> str:
+    out = _summary(d)
+    groups = [
+        ("worse", [h for h in d.hops if h.change in WORSE or h.change == "new" and h.after
+                   and h.after.broken_calls]),
+        ("better", [h for h in d.hops if h.change in BETTER]),
+        ("other changes", [h for h in d.hops if h.change in ("new", "gone") and not (
+            h.change == "new" and h.after and h.after.broken_calls)]),
+    ]
+    unchanged = [h for h in d.hops if h.change == "unchanged"]
+    for title, hops in groups:
+        if hops:
+            out += ["", f"{title}:", tabulate(_rows(hops), headers=HEADERS, tablefmt="simple")]
+    if unchanged:
+        out.append("")
+        if show_all:
+            out += ["unchanged:", tabulate(_rows(unchanged), headers=HEADERS, tablefmt="simple")]
+        else:
+            out.append(f"{len(unchanged)} unchanged hops (--all shows them)")
+    out.append("")
+    out.append("nothing differs" if not d.differs else
+               "regressions found" if d.regressed else "differences found, no regression")
+    return "\n".join(out) + "\n"
+
+
+def markdown(d: DiffResult, show_all: bool = False) -> str:
+    out = ["### tracewire diff", ""]
+    out += [f"- {line.strip()}" for line in _summary(d)]
+    rows = [h for h in d.hops if show_all or h.change != "unchanged"]
+    out.append("")
+    if rows:
+        out.append(tabulate(_rows(rows, 60), headers=HEADERS, tablefmt="github"))
+    unchanged = sum(1 for h in d.hops if h.change == "unchanged")
+    if unchanged and not show_all:
+        out += ["", f"<details><summary>{unchanged} unchanged hops</summary>", "",
+                tabulate(_rows([h for h in d.hops if h.change == "unchanged"], 60), headers=HEADERS,
+                         tablefmt="github"), "", "</details>"]
+    out += ["", "**Result:** " + ("nothing differs" if not d.differs else
+                                  "regressions found" if d.regressed else "differences, no regression")]
+    return "\n".join(out) + "\n"
