@@ -66,9 +66,11 @@ def diff_dict(d: DiffResult) -> dict[str, Any]:
 SHORT = {"missing": "miss", "changed": "chg", "partial": "part", "malformed": "malf"}
 
 
-def _stat(s: Side | None) -> str:
+def _stat(s: Side | None, detailed: bool = False) -> str:
     if s is None:
         return "-"
+    if not detailed:
+        return f"{s.propagated}/{s.calls} ok" + (f", {s.broken_calls} broken" if s.broken_calls else "")
     broken = " ".join(f"{s.broken[k]} {SHORT[k]}" for k in KINDS if s.broken[k])
     return f"{s.propagated}/{s.calls} ok" + (f", {broken}" if broken else "")
 
@@ -90,9 +92,12 @@ def _cut(s: str, n: int) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
-def _rows(hops: list[HopDiff], width: int = 28) -> list[list[str]]:
-    return [[h.change, _cut(f"{h.source} → {h.target}", 34), _cut(f"{h.method} {h.path}", 22),
-             _stat(h.before), _stat(h.after), _cut(_detail(h), width)] for h in hops]
+def _rows(hops: list[HopDiff], wide: bool = False) -> list[list[str]]:
+    if wide:  # markdown: no terminal to fit
+        return [[h.change, f"{h.source} → {h.target}", f"{h.method} {h.path}",
+                 _stat(h.before, True), _stat(h.after, True), _detail(h)] for h in hops]
+    return [[h.change, _cut(f"{h.source} → {h.target}", 28), _cut(f"{h.method} {h.path}", 18),
+             _stat(h.before), _stat(h.after), _cut(_detail(h), 16)] for h in hops]
 
 
 HEADERS = ["change", "hop", "call", "before", "after", "headers"]
@@ -105,18 +110,20 @@ def _summary(d: DiffResult) -> list[str]:
         return ", ".join(f"{t.findings[k]} {k}" for k in KINDS if t.findings[k]) or "no findings"
 
     return [
-        f"before: {', '.join(b.captures)}: {b.traces} traces, {b.broken_traces} broken ({kinds(b)}); "
-        f"formats {', '.join(b.formats) or '-'}; {b.anomalies} anomalies",
-        f"after:  {', '.join(a.captures)}: {a.traces} traces, {a.broken_traces} broken ({kinds(a)}); "
-        f"formats {', '.join(a.formats) or '-'}; {a.anomalies} anomalies",
+        _cut(f"before: {', '.join(b.captures)}", 120),
+        _cut(f"  {b.traces} traces, {b.broken_traces} broken ({kinds(b)}); "
+             f"formats {', '.join(b.formats) or '-'}; {b.anomalies} anomalies", 120),
+        _cut(f"after:  {', '.join(a.captures)}", 120),
+        _cut(f"  {a.traces} traces, {a.broken_traces} broken ({kinds(a)}); "
+             f"formats {', '.join(a.formats) or '-'}; {a.anomalies} anomalies", 120),
     ]
 
 
 def table(d: DiffResult, show_all: bool = False) -> str:
     out = _summary(d)
     groups = [
-        ("worse", [h for h in d.hops if h.change in WORSE or h.change == "new" and h.after
-                   and h.after.broken_calls]),
+        ("worse", [h for h in d.hops if h.change in WORSE or (h.change == "new" and h.after
+                   and h.after.broken_calls)]),
         ("better", [h for h in d.hops if h.change in BETTER]),
         ("other changes", [h for h in d.hops if h.change in ("new", "gone") and not (
             h.change == "new" and h.after and h.after.broken_calls)]),
@@ -139,15 +146,16 @@ def table(d: DiffResult, show_all: bool = False) -> str:
 
 def markdown(d: DiffResult, show_all: bool = False) -> str:
     out = ["### tracewire diff", ""]
-    out += [f"- {line.strip()}" for line in _summary(d)]
+    lines = _summary(d)
+    out += [f"- {lines[0]}: {lines[1].lstrip()}", f"- {lines[2]}: {lines[3].lstrip()}"]
     rows = [h for h in d.hops if show_all or h.change != "unchanged"]
     out.append("")
     if rows:
-        out.append(tabulate(_rows(rows, 60), headers=HEADERS, tablefmt="github"))
+        out.append(tabulate(_rows(rows, True), headers=HEADERS, tablefmt="github"))
     unchanged = sum(1 for h in d.hops if h.change == "unchanged")
     if unchanged and not show_all:
         out += ["", f"<details><summary>{unchanged} unchanged hops</summary>", "",
-                tabulate(_rows([h for h in d.hops if h.change == "unchanged"], 60), headers=HEADERS,
+                tabulate(_rows([h for h in d.hops if h.change == "unchanged"], True), headers=HEADERS,
                          tablefmt="github"), "", "</details>"]
     out += ["", "**Result:** " + ("nothing differs" if not d.differs else
                                   "regressions found" if d.regressed else "differences, no regression")]
