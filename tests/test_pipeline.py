@@ -17,8 +17,8 @@ FATAL = sorted(f for f, e in ENTRIES.items() if e.get("error"))
 
 def _key(m: dict[str, Any]) -> tuple[Any, ...]:
     if m["kind"] == "request":
-        return (m["frame"], "request", m["method"], m["path"])
-    return (m["frame"], "response", m["status"])
+        return (m["frame"], "request", m.get("stream"), m["method"], m["path"])
+    return (m["frame"], "response", m.get("stream"), m["status"])
 
 
 @pytest.mark.parametrize("name", READABLE)
@@ -26,14 +26,16 @@ def test_messages_frames_and_anomalies_match_manifest(name: str) -> None:
     entry = ENTRIES[name]
     summary = CaptureSummary(name)
     ours = [
-        (m.frame, m.kind, (m.method or b"").decode(), (m.path or b"").decode())
+        (m.frame, m.kind, m.stream, None if m.method is None else m.method.decode(),
+         None if m.path is None else m.path.decode())
         if m.kind == "request"
-        else (m.frame, m.kind, m.status)
+        else (m.frame, m.kind, m.stream, m.status)
         for m in read_messages(CAPTURES / name, summary)
     ]
     # A message whose head was partly never captured is not reported: nothing is invented.
     expected = [_key(m) for m in entry["http_messages"] if m.get("complete", True)]
-    assert ours == expected
+    assert ours == sorted(ours, key=lambda k: k[0])  # in capture order
+    assert sorted(ours, key=repr) == sorted(expected, key=repr)
     assert summary.frames == entry["frames"]
     assert summary.linktypes == sorted(entry["linktypes"])
     assert summary.connection_count == entry["tcp_connections"]
@@ -41,7 +43,10 @@ def test_messages_frames_and_anomalies_match_manifest(name: str) -> None:
     for a in entry.get("anomalies", []):
         assert (a["kind"], a["frame"]) in found, (a, summary.anomalies)
     if not entry.get("anomalies"):
-        assert summary.anomalies == []
+        # A capture that starts inside an h2 connection says so once per direction: HPACK
+        # entries older than the capture exist (tshark shows them as <unknown> too).
+        informational = {"h2-hpack-unknown"} if entry.get("tshark", {}).get("unknown_headers") else set()
+        assert [a for a in summary.anomalies if a.kind not in informational] == []
 
 
 @pytest.mark.parametrize("name", FATAL)

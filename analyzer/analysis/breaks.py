@@ -11,6 +11,7 @@ a change of format that keeps the trace id is a note, not a break.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 from analyzer.analysis.model import Call, Finding, Note
@@ -48,19 +49,47 @@ def _best(o: Call, same: list[Call]) -> Call:
     return max(pool, key=lambda i: i.ts_ns)
 
 
-def attribute(o: Call, inbound: list[Call]) -> Attribution:
+class InboundIndex:
+    """The inbound requests of one service, indexed for attribution: by masked x-request-id,
+    by trace id, and by time (start-sorted, so a window lookup is a bisect, not a scan)."""
+
+    def __init__(self, inbound: list[Call]) -> None:
+        self.by_key: dict[str, list[Call]] = {}
+        self.by_trace: dict[str, list[Call]] = {}
+        for i in inbound:
+            if (k := i.request_key) is not None:
+                self.by_key.setdefault(k, []).append(i)
+            if (t := i.trace_id) is not None:
+                self.by_trace.setdefault(t, []).append(i)
+        self.by_start = sorted(inbound, key=lambda i: i.ts_ns)
+        self.starts = [i.ts_ns for i in self.by_start]
+        # the longest window, to bound how far back a window can have started
+        self.longest = max(((i.response_ts or i.ts_ns) - i.ts_ns for i in inbound), default=0)
+        self.open_ended = [i for i in inbound if i.response_ts is None]
+
+    def containing(self, t: int) -> list[Call]:
+        """Inbound requests whose request-to-response window contains time ``t``."""
+        hi = bisect.bisect_right(self.starts, t)
+        lo = bisect.bisect_left(self.starts, t - self.longest)
+        out = [i for i in self.by_start[lo:hi] if i.response_ts is not None and t <= i.response_ts]
+        out += [i for i in self.open_ended if i.ts_ns <= t]
+        return out
+
+
+def attribute(o: Call, inbound: list[Call] | InboundIndex) -> Attribution:
     """Which inbound request (of the same service) was being served when ``o`` was made."""
+    index = inbound if isinstance(inbound, InboundIndex) else InboundIndex(inbound)
     key = o.request_key
     if key:
-        same = [i for i in inbound if i.request_key == key]
+        same = [i for i in index.by_key.get(key, ()) if i is not o]
         if same:
             return Attribution(_best(o, same), "x-request-id", "certain", [])
     tid = o.trace_id
     if tid:
-        same = [i for i in inbound if i.trace_id == tid]
+        same = [i for i in index.by_trace.get(tid, ()) if i is not o]
         if same:
             return Attribution(_best(o, same), "trace-id", "certain", [])
-    inside = [i for i in inbound if _inside(o, i)]
+    inside = [i for i in index.containing(o.ts_ns) if i is not o]
     if len(inside) == 1:
         return Attribution(inside[0], "time-window", "likely", [])
     if inside:

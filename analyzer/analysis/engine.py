@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from analyzer.analysis.breaks import attribute, root_verdict, verdict
+from analyzer.analysis.breaks import InboundIndex, attribute, root_verdict, verdict
 from analyzer.analysis.legs import Options, Roles, classify, inbound_host, outbound_host, pair
 from analyzer.analysis.model import KINDS, Call, Finding, Hop, Note, Outcome, Pod, Result, Span, Trace
 from analyzer.pipeline import CaptureSummary, read_messages
@@ -111,16 +111,18 @@ def analyze(paths: Sequence[str | Path], opts: Options | None = None) -> Result:
                     break
     for cap in caps:
         roles = cap.roles
-        by_host: dict[str, list[Call]] = {}
+        grouped: dict[str, list[Call]] = {}
         for i in cap.inbound:
-            by_host.setdefault(inbound_host(i, roles) or "", []).append(i)
+            grouped.setdefault(inbound_host(i, roles) or "", []).append(i)
+        by_host = {h: InboundIndex(calls) for h, calls in grouped.items()}
+        no_inbound = InboundIndex([])
         for o in cap.outbound:
             host = outbound_host(o, roles) or ""
             source = cap.service_of(host)
             target = describe_target(o)
             hop = hops.setdefault((source, target, o.protocol), Hop(source, target, o.protocol))
             hop.calls += 1
-            att = attribute(o, [i for i in by_host.get(host, []) if i is not o])
+            att = attribute(o, by_host.get(host, no_inbound))
             if att.inbound is None:
                 notes.append(Note("root-call", f"{source} → {target}: {o.line()} was made while no "
                                   "request was being served: it starts a trace, not a break",

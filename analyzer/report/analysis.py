@@ -8,6 +8,7 @@ from tabulate import tabulate
 
 from analyzer import __version__
 from analyzer.analysis import KINDS, Call, Finding, Hop, Pod, Result, Trace
+from analyzer.analysis.engine import describe_target
 from analyzer.report.messages import anomaly_dict
 from analyzer.report.redact import is_secret
 
@@ -147,7 +148,7 @@ def hop_rows(hops: list[Hop]) -> list[list[object]]:
 
 
 HOP_HEADERS = ["source", "target", "proto", "calls", "ok", "miss", "chg", "part", "malf",
-               "headers lost"]
+               "headers affected"]
 
 
 def _pairs(d: dict[str, str], show_secrets: bool) -> str:
@@ -160,7 +161,8 @@ def finding_lines(f: Finding, show_secrets: bool = False) -> list[str]:
     how = f"by {f.attribution}, {f.confidence}"
     if f.candidates:
         how += f" among inbound frames {', '.join(map(str, f.candidates))}"
-    head = f"{f.kind.upper():9} {f.source} → {f.target or '<unknown>'}  trace {f.trace_id or '-'}  ({how})"
+    target = f.target or describe_target(f.outbound)
+    head = f"{f.kind.upper():9} {f.source} → {target}  trace {f.trace_id or '-'}  ({how})"
     i, o = f.inbound, f.outbound
     served = (f"  inbound  frame {i.frame:>6}  {i.line()}  [{i.authority or '?'}]" if i is not None
               else "  inbound  none: no request was being served (a root call)")
