@@ -206,3 +206,95 @@ def update_manifest(entries: list[dict[str, Any]], owner: str | None = None) -> 
     ]
     merged = sorted(kept + entries, key=lambda e: e["file"])
     MANIFEST.write_text(json.dumps(merged, indent=1) + "\n")
+
+
+def _json_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json object hook keeping repeated keys: tshark -T json repeats a key once per item
+    (several "http2.stream" in one frame, several "http2.header" in one block)."""
+    out: dict[str, Any] = {}
+    repeated: set[str] = set()
+    for key, value in pairs:
+        if key not in out:
+            out[key] = value
+        elif key in repeated:
+            out[key].append(value)
+        else:
+            out[key] = [out[key], value]
+            repeated.add(key)
+    return out
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def tshark_h2_summary(
+    path: Path, extra: list[str] | None = None, shown_headers: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The HTTP/2 messages tshark decodes, in capture order, and how many header fields it
+    could not name.
+
+    ``extra`` must make tshark dissect the h2 ports (``-d tcp.port==N,http2``, or ``http``
+    for a port where HTTP/1.1 upgrades to h2c). One message per request or response HEADERS
+    frame: ``{"kind", "protocol": "h2", "method", "path" | "status", "stream", "frame"}``;
+    a request has a ``:method``, a response a ``:status``. A later HEADERS frame on a stream
+    that had a response (trailers: neither pseudo-header) goes into that response as
+    ``"trailers": {"frame", "headers", "unknown_headers"}``, the way tracewire reports
+    trailers; trailers whose response is not in the capture would be a message of kind
+    "trailers". ``frame`` is the frame whose TCP segment completes the HEADERS frame, the one
+    tshark dissects it in. A field that tshark cannot resolve (an HPACK index into a dynamic
+    table filled before the capture started) has the name ``<unknown>`` (and an empty value,
+    unless the value was a literal); each message counts them under ``unknown_headers``.
+    ``shown_headers`` adds a "headers" object with those fields, as tshark shows them, when
+    present and named. CONTINUATION frames do not occur in the recordings and are not
+    joined here.
+    """
+    cmd = ["tshark", "-n", "-r", str(path), *TSHARK_OPTS, *(extra or []), "-Y", "http2.type == 1",
+           "-T", "json", "-J", "frame tcp http2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    packets = json.loads(proc.stdout, object_pairs_hook=_json_pairs) if proc.stdout.strip() else []
+    messages: list[dict[str, Any]] = []
+    answered: dict[tuple[str, int], dict[str, Any]] = {}  # (tcp.stream, h2 stream) -> response
+    unknown_total = 0
+    for pkt in packets:
+        layers = pkt["_source"]["layers"]
+        frame = int(_as_list(layers["frame"])[0]["frame.number"])
+        conn = str(_as_list(layers["tcp"])[0]["tcp.stream"])
+        for layer in _as_list(layers.get("http2")):
+            for h2frame in _as_list(layer.get("http2.stream")):
+                if h2frame.get("http2.type") != "1":
+                    continue
+                stream = int(h2frame["http2.streamid"])
+                fields = [(h.get("http2.header.name", ""), h.get("http2.header.value", ""))
+                          for h in _as_list(h2frame.get("http2.header"))]
+                unknown = sum(1 for name, _ in fields if name == "<unknown>")
+                unknown_total += unknown
+                known = {name: value for name, value in reversed(fields) if name != "<unknown>"}
+                shown = {h: known[h] for h in shown_headers if h in known}
+                response = answered.get((conn, stream))
+                if ":method" not in known and ":status" not in known and response is not None:
+                    trailers: dict[str, Any] = {"frame": frame, "headers": shown}
+                    if unknown:
+                        trailers["unknown_headers"] = unknown
+                    response["trailers"] = trailers
+                    continue
+                msg: dict[str, Any]
+                if ":method" in known:
+                    msg = {"kind": "request", "protocol": "h2", "method": known[":method"],
+                           "path": known.get(":path")}
+                elif ":status" in known:
+                    msg = {"kind": "response", "protocol": "h2", "status": int(known[":status"])}
+                    answered[(conn, stream)] = msg
+                else:
+                    msg = {"kind": "trailers", "protocol": "h2"}
+                msg["stream"] = stream
+                msg["frame"] = frame
+                if shown:
+                    msg["headers"] = shown
+                if unknown:
+                    msg["unknown_headers"] = unknown
+                messages.append(msg)
+    return {"status": proc.returncode, "stderr": proc.stderr.strip(), "http_messages": messages,
+            "unknown_headers": unknown_total}

@@ -3,6 +3,8 @@
 
 Run as root:  sudo python3 captures/record_http1.py            (all captures)
               sudo python3 captures/record_http1.py --only productpage-http1
+              sudo python3 captures/record_http1.py --variant fixed --variant newbug
+              python3 captures/record_http1.py --write-expected  (no root: diff/EXPECTED.json)
 
 What it does
 ------------
@@ -58,6 +60,24 @@ Captures written (into this directory):
   Content-Length, a chunked 200, a 304 on If-None-Match), two curl processes, keep-alive within
   each.
 
+Variants, for ``tracewire diff`` (``--variant``; the default ``buggy`` is everything above):
+
+* ``diff/productpage-fixed.pcap`` (``--variant fixed``): the same inbound requests, query
+  strings included, and the same outbound calls, every one forwarding every tracing header.
+  One addition: HEAD /productpage revalidates its cache with ``HEAD reviews /reviews/0`` and
+  ``HEAD details /details/0`` (buggy makes no call for HEAD), so that a later capture can lose
+  one of those hops (``gone``) and keep the other (``unchanged``).
+* ``diff/productpage-newbug.pcap`` (``--variant newbug``): the same inbound requests; the old
+  bugs are gone but new ones appear. Every details call loses x-b3-sampled and x-b3-flags;
+  reviews is called as ``/reviews/17`` and ``/reviews/42`` in turn and gets ``x-b3-flags: 1``
+  added, and its call for the request with an ``authorization`` header loses x-request-id
+  (1 broken call of 8, buggy had 3 of 8); a new call ``GET ratings:9080 /ratings/{id}``; HEAD
+  revalidates with reviews only.
+
+``diff/EXPECTED.json`` says, for buggy -> fixed, fixed -> newbug and buggy -> newbug, what
+became of each hop; it is computed from tshark's reading of the three files (``--write-expected``
+writes it again without recording).
+
 Header contents (ids, trace ids, bodies) come from seeded ``random.Random`` and are the same on
 every run; timestamps, ports, sequence numbers, Date headers and packet boundaries are not.
 Afterwards tshark reads each capture and the script rewrites its entries in MANIFEST.json with
@@ -75,6 +95,7 @@ import itertools
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -92,7 +113,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fixturelib import CAPTURES, describe_format, tshark_summary, update_manifest
+from fixturelib import CAPTURES, MANIFEST, describe_format, tshark_summary, update_manifest
 
 NETNS = "tracewire-rec"
 POD_IP = "10.244.1.10"
@@ -115,6 +136,15 @@ SECRET_HEADERS = ("authorization", "cookie")
 MANIFEST_HEADERS = (*TRACE_HEADERS, "host", "authorization", "cookie", "set-cookie")
 
 CAPTURE_NAMES = ("productpage-http1", "productpage-http1-nat", "curl-basic")
+# --variant: "buggy" is the scenario of CAPTURE_NAMES; the others record one capture each.
+VARIANTS = ("buggy", "fixed", "newbug")
+VARIANT_CAPTURES = {"fixed": "diff/productpage-fixed", "newbug": "diff/productpage-newbug"}
+VARIANT_OF = {"productpage-http1": "buggy", "productpage-http1-nat": "buggy",
+              **{name: v for v, name in VARIANT_CAPTURES.items()}}
+# Seeds of the inbound ids: each variant is its own recording, with its own request and trace ids.
+INBOUND_SEED = {"buggy": 9080, "fixed": 9081, "newbug": 9082}
+NEWBUG_REVIEW_IDS = ("17", "42")  # newbug calls reviews with these ids, in turn
+EXPECTED_JSON = CAPTURES / "diff" / "EXPECTED.json"
 
 
 def log(msg: str) -> None:
@@ -165,13 +195,20 @@ class SourceAddressAdapter(HTTPAdapter):
 
 
 class App:
-    """The productpage application's outbound side (one keep-alive Session per upstream)."""
+    """The productpage application's outbound side (one keep-alive Session per upstream).
 
-    def __init__(self, nat: bool) -> None:
+    ``variant`` is the release of the app: "buggy" (the query decides the bug), "fixed"
+    (every header forwarded) or "newbug" (see ``variant_headers``).
+    """
+
+    def __init__(self, nat: bool, variant: str = "buggy") -> None:
+        self.variant = variant
         self.ids = Ids(15001)
         self.sessions: dict[str, requests.Session] = {}
         self.base: dict[str, str] = {}
-        for svc in ("reviews", "details"):
+        self.reviews_calls = 0
+        services = ("reviews", "details", "ratings") if variant == "newbug" else ("reviews", "details")
+        for svc in services:
             s = requests.Session()
             s.mount("http://", SourceAddressAdapter(POD_IP))
             s.headers.clear()
@@ -193,6 +230,36 @@ class App:
         hdrs = {"Host": f"{svc}:9080", **headers}
         r = self.sessions[svc].get(self.base[svc] + path, headers=hdrs, timeout=5)
         return r.status_code, r.text
+
+    def head(self, svc: str, path: str, headers: dict[str, str]) -> int:
+        hdrs = {"Host": f"{svc}:9080", **headers}
+        return self.sessions[svc].head(self.base[svc] + path, headers=hdrs, timeout=5).status_code
+
+    def reviews_path(self, product: str) -> str:
+        """buggy and fixed: /reviews/<product>; newbug: /reviews/17, /reviews/42, ... in turn."""
+        if self.variant != "newbug":
+            return f"/reviews/{product}"
+        with self.lock:
+            rid = NEWBUG_REVIEW_IDS[self.reviews_calls % len(NEWBUG_REVIEW_IDS)]
+            self.reviews_calls += 1
+        return f"/reviews/{rid}"
+
+    def variant_headers(self, inbound: dict[str, str]) -> dict[str, dict[str, str]]:
+        """What the fixed and newbug releases send to each upstream; the query does not matter.
+
+        fixed: every tracing header to every upstream. newbug: details loses x-b3-sampled and
+        x-b3-flags; reviews gets ``x-b3-flags: 1`` added (debug, not a break), and loses
+        x-request-id when the inbound request has an authorization header; ratings is correct.
+        """
+        correct = {h: inbound[h] for h in (*TRACE_HEADERS, *SECRET_HEADERS) if h in inbound}
+        out = {"reviews": dict(correct), "details": dict(correct)}
+        if self.variant == "newbug":
+            out["details"] = {h: v for h, v in correct.items() if h not in ("x-b3-sampled", "x-b3-flags")}
+            out["reviews"]["x-b3-flags"] = "1"
+            if "authorization" in inbound:
+                del out["reviews"]["x-request-id"]
+            out["ratings"] = dict(correct)
+        return out
 
     def outbound_headers(
         self, inbound: dict[str, str], bug: str | None
@@ -263,6 +330,14 @@ class ProductPageHandler(BaseHTTPRequestHandler):
             self._send(404, b"not found\n", "text/plain")
             return
         product = query.get("id", ["0"])[0]
+        if self.app.variant != "buggy":
+            to = self.app.variant_headers(self._inbound())
+            reviews = self.app.call("reviews", self.app.reviews_path(product), to["reviews"])
+            details = self.app.call("details", f"/details/{product}", to["details"])
+            if "ratings" in to:
+                self.app.call("ratings", f"/ratings/{product}", to["ratings"])
+            self._send(200, render_page(product, reviews, details), "text/html; charset=utf-8")
+            return
         bug = query.get("bug", [None])[0]
         to_reviews, to_details = self.app.outbound_headers(self._inbound(), bug)
         reviews = self.app.call("reviews", f"/reviews/{product}", to_reviews)
@@ -275,7 +350,13 @@ class ProductPageHandler(BaseHTTPRequestHandler):
         if url.path != "/productpage":
             self._send(404, b"not found\n", "text/plain", head=True)
             return
-        # From the page cache: no upstream calls, Content-Length of the body not sent.
+        # From the page cache: no upstream calls (buggy), Content-Length of the body not sent.
+        # fixed revalidates the cache with HEAD to reviews and details, newbug with reviews only.
+        if self.app.variant != "buggy":
+            correct = {h: v for h, v in self._inbound().items() if h in (*TRACE_HEADERS, *SECRET_HEADERS)}
+            self.app.head("reviews", "/reviews/0", correct)
+            if self.app.variant == "fixed":
+                self.app.head("details", "/details/0", correct)
         body = render_page("0", (503, ""), (503, ""))
         self._send(200, body, "text/html; charset=utf-8", head=True)
 
@@ -375,6 +456,21 @@ class SidecarOutboundHandler(BaseHTTPRequestHandler):
             body = details_json(product)
             headers = [("content-type", "application/json"), ("content-length", str(len(body)))]
             self._send(200, headers, body)
+        elif svc == "ratings":  # only the newbug variant calls ratings
+            body = json.dumps({"id": int(product), "ratings": {"Reviewer1": 5, "Reviewer2": 4}}).encode()
+            headers = [("content-type", "application/json"), ("content-length", str(len(body)))]
+            self._send(200, headers, body)
+        else:
+            self._send(404, [("content-length", "0")], b"")
+
+    def do_HEAD(self) -> None:
+        """Only the fixed and newbug variants send HEAD (cache revalidation): no body."""
+        svc = self.headers.get("Host", "").split(":")[0]
+        product = self.path.rstrip("/").rsplit("/", 1)[-1]
+        if svc in ("reviews", "details") and product.isdigit():
+            body = reviews_json(product) if svc == "reviews" else details_json(product)
+            headers = [("content-type", "application/json"), ("content-length", str(len(body)))]
+            self._send(200, headers, b"")
         else:
             self._send(404, [("content-length", "0")], b"")
 
@@ -505,17 +601,17 @@ def curl(*args: str) -> None:
     log(f"curl {' '.join(args[-1:])} -> {proc.stdout.strip()} {proc.stderr.strip()}")
 
 
-def record_productpage(path: Path, nat: bool, bpf: list[str]) -> None:
+def record_productpage(path: Path, nat: bool, bpf: list[str], variant: str = "buggy") -> None:
     if nat:
         run("ip", "route", "replace", SERVICE_CIDR, "dev", "lo")
         run(
             "iptables", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-d", SERVICE_CIDR,
             "-j", "REDIRECT", "--to-ports", str(OUTBOUND_LISTENER[1]),
         )  # fmt: skip
-    app = App(nat)
+    app = App(nat, variant)
     handler = type("Handler", (ProductPageHandler,), {"app": app})
     servers = [serve(SidecarOutboundHandler, OUTBOUND_LISTENER), serve(handler, (POD_IP, APP_PORT))]
-    ids = Ids(9080)
+    ids = Ids(INBOUND_SEED[variant])
     envoy = EnvoyInbound(ids)
     try:
         envoy.get("/productpage")  # before the capture: it starts mid-connection
@@ -560,19 +656,24 @@ def record_curl_basic(path: Path, bpf: list[str]) -> None:
         server.server_close()
 
 
-def inside(names: list[str], host_lo: bool) -> None:
+def capture_path(name: str, out: Path | None = None) -> Path:
+    return out if out is not None else CAPTURES / f"{name}.pcap"
+
+
+def inside(names: list[str], host_lo: bool, out: Path | None = None) -> None:
     """Runs in the pod namespace (or the host's, with --host-lo)."""
     run("ip", "link", "set", "lo", "up")
     run("ip", "addr", "replace", f"{POD_IP}/32", "dev", "lo")
     try:
         for name in names:
-            path = CAPTURES / f"{name}.pcap"
-            log(f"recording {path.name}")
+            path = capture_path(name, out)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            log(f"recording {path}")
             if name == "curl-basic":
                 record_curl_basic(path, ["host", "127.0.0.1", "and", "port", "8080"] if host_lo else [])
             else:
                 bpf = ["host", POD_IP] if host_lo else []
-                record_productpage(path, nat=name.endswith("-nat"), bpf=bpf)
+                record_productpage(path, nat=name.endswith("-nat"), bpf=bpf, variant=VARIANT_OF[name])
     finally:
         if host_lo:
             run("ip", "addr", "del", f"{POD_IP}/32", "dev", "lo", check=False)
@@ -592,6 +693,17 @@ TESTS = {
         "their responses ClusterIP:9080 -> podIP:p (two one-way conversations per connection)"
     ),
     "curl-basic": "plain curl on 127.0.0.1:8080: 200 Content-Length, chunked 200, 304 (If-None-Match)",
+    "diff/productpage-fixed": (
+        "tracewire diff, after productpage-http1.pcap: the same inbound requests and outbound calls "
+        "with every tracing header forwarded (no breaks); HEAD /productpage now revalidates with HEAD "
+        "to reviews and details"
+    ),
+    "diff/productpage-newbug": (
+        "tracewire diff, after productpage-http1.pcap or diff/productpage-fixed.pcap: the old bugs "
+        "fixed, new ones: details loses x-b3-sampled on every call, reviews (/reviews/17, /reviews/42, "
+        "x-b3-flags added) loses x-request-id on 1 call of 8, a new hop to ratings, HEAD revalidates "
+        "with reviews only"
+    ),
 }
 
 SCENARIO = [
@@ -609,12 +721,52 @@ SCENARIO = [
 ]
 
 
+SCENARIO_FIXED = [
+    "inbound GET /productpage (sent before the capture started; only its absence is visible)",
+    "inbound GET /productpage: correct forwarding to reviews /reviews/0 and details /details/0",
+    "inbound GET /productpage?bug=drop: the query is ignored now, correct forwarding",
+    "inbound GET /productpage?bug=partial: correct forwarding",
+    "inbound GET /productpage?bug=newtrace: correct forwarding",
+    "inbound GET /productpage?bug=malformed: correct forwarding",
+    "inbound GET /productpage?id=13: correct forwarding, reviews answers 503",
+    "inbound GET /productpage?id=1 with authorization and cookie: correct, both forwarded",
+    "curl HEAD /productpage (new connection from 127.0.0.6): revalidates with HEAD reviews /reviews/0 "
+    "and HEAD details /details/0, correct forwarding",
+    "curl POST /login with a form body: 302 with set-cookie",
+    "curl GET /productpage?id=2 with cookie: correct forwarding",
+]
+
+SCENARIO_NEWBUG = [
+    "inbound GET /productpage (sent before the capture started; only its absence is visible)",
+    "every inbound GET /productpage below: reviews is called as /reviews/17 and /reviews/42 in turn, "
+    "with x-b3-flags: 1 added; details loses x-b3-sampled (and x-b3-flags); a new call "
+    "ratings /ratings/<id>, correct forwarding",
+    "inbound GET /productpage: as above",
+    "inbound GET /productpage?bug=drop: as above (the query is ignored)",
+    "inbound GET /productpage?bug=partial: as above",
+    "inbound GET /productpage?bug=newtrace: as above",
+    "inbound GET /productpage?bug=malformed: as above",
+    "inbound GET /productpage?id=13: as above (reviews /reviews/<17|42> answers 200)",
+    "inbound GET /productpage?id=1 with authorization and cookie: as above, and the reviews call "
+    "also loses x-request-id",
+    "curl HEAD /productpage (new connection from 127.0.0.6): revalidates with HEAD reviews /reviews/0 "
+    "only, correct forwarding",
+    "curl POST /login with a form body: 302 with set-cookie",
+    "curl GET /productpage?id=2 with cookie: as above",
+]
+
+SCENARIOS = {"buggy": SCENARIO, "fixed": SCENARIO_FIXED, "newbug": SCENARIO_NEWBUG}
+
+
 def expected_breaks(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Where propagation breaks, judged from the headers tshark shows.
 
-    Each outbound request (Host reviews/details) is attributed to the inbound request
-    (Host productpage) with the same x-request-id, else to the latest inbound one before it
-    ("by": "x-request-id" or "time-window"), and compared with it.
+    Each outbound request (any Host but productpage) is attributed to the inbound request
+    (Host productpage) with the same x-request-id, else with the same x-b3-traceid, else to
+    the latest inbound one before it ("by": "x-request-id", "trace-id" or "time-window"), and
+    compared with it. Kinds, the first that applies: no-tracing-headers, b3-missing (no
+    x-b3-traceid), b3-traceid-malformed, b3-traceid-changed, x-request-id-missing,
+    b3-sampled-missing (the last two only occur in the newbug variant).
     """
     breaks: list[dict[str, Any]] = []
     inbound: list[dict[str, Any]] = []
@@ -626,12 +778,16 @@ def expected_breaks(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             inbound.append(m)
             continue
         rid = h.get("x-request-id")
+        trace = h.get("x-b3-traceid")
         parent = next((i for i in reversed(inbound) if rid and i["headers"].get("x-request-id") == rid), None)
         by = "x-request-id"
         if parent is None:
+            same_trace = (i for i in reversed(inbound) if trace and i["headers"].get("x-b3-traceid") == trace)
+            parent = next(same_trace, None)
+            by = "trace-id"
+        if parent is None:
             parent, by = inbound[-1], "time-window"
         ph = parent["headers"]
-        trace = h.get("x-b3-traceid")
         if not any(k in h for k in TRACE_HEADERS):
             kind = "no-tracing-headers"
         elif trace is None:
@@ -640,6 +796,10 @@ def expected_breaks(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             kind = "b3-traceid-malformed"
         elif trace != ph.get("x-b3-traceid"):
             kind = "b3-traceid-changed"
+        elif "x-request-id" in ph and "x-request-id" not in h:
+            kind = "x-request-id-missing"
+        elif "x-b3-sampled" in ph and "x-b3-sampled" not in h:
+            kind = "b3-sampled-missing"
         else:
             continue
         breaks.append(
@@ -648,13 +808,17 @@ def expected_breaks(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return breaks
 
 
-def manifest_entry(name: str) -> dict[str, Any]:
-    path = CAPTURES / f"{name}.pcap"
-    args = ["-d", "tcp.port==9080,http", "-d", "tcp.port==15001,http"]
+TSHARK_ARGS = ["-d", "tcp.port==9080,http", "-d", "tcp.port==15001,http"]
+
+
+def manifest_entry(name: str, path: Path | None = None) -> dict[str, Any]:
+    path = capture_path(name, path)
+    args = TSHARK_ARGS
     summary = tshark_summary(path, args if name != "curl-basic" else [], MANIFEST_HEADERS)
+    variant = VARIANT_OF.get(name, "buggy")
     entry: dict[str, Any] = {
-        "file": path.name,
-        "made_by": "record_http1.py",
+        "file": str(path.resolve().relative_to(CAPTURES)),
+        "made_by": "record_http1.py" if variant == "buggy" else f"record_http1.py --variant {variant}",
         "tests": TESTS[name],
         **describe_format(path),
         "frames": summary["frames"],
@@ -665,7 +829,7 @@ def manifest_entry(name: str) -> dict[str, Any]:
     }
     if name != "curl-basic":
         entry["tshark"] = {"args": args}
-        entry["scenario"] = SCENARIO
+        entry["scenario"] = SCENARIOS[variant]
         entry["expected_breaks"] = expected_breaks(summary["http_messages"])
     if name.endswith("-nat"):
         # Each outbound connection shows up as two one-way conversations (request half to
@@ -680,39 +844,224 @@ def manifest_entry(name: str) -> dict[str, Any]:
     return entry
 
 
+# --------------------------------------------------------------------------- diff expectations
+
+DIFF_PAIRS = (("buggy", "fixed"), ("fixed", "newbug"), ("buggy", "newbug"))
+CAPTURE_OF_VARIANT = {"buggy": "productpage-http1", **VARIANT_CAPTURES}
+CHANGE_VALUES = ("fixed", "improved", "regressed", "broken", "unchanged", "new", "gone")
+# expected_breaks kinds -> the finding kinds of tracewire analyze
+FINDING_KIND = {
+    "no-tracing-headers": "missing",
+    "b3-missing": "partial",
+    "b3-traceid-changed": "changed",
+    "b3-traceid-malformed": "malformed",
+    "x-request-id-missing": "partial",
+    "b3-sampled-missing": "partial",
+}
+_UUID_SEGMENT = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_HEX_SEGMENT = re.compile(r"(?=[0-9a-fA-F]*[0-9])[0-9a-fA-F]{8,}")
+
+
+def path_template(path: str) -> str:
+    """``/reviews/17?x=1`` -> ``/reviews/{n}``: the query goes; all-digit segments become {n},
+    UUIDs {uuid}, hex strings of 8 or more characters with a digit among them {hex}."""
+    out = []
+    for seg in path.split("?", 1)[0].split("/"):
+        if seg.isdigit():
+            seg = "{n}"
+        elif _UUID_SEGMENT.fullmatch(seg):
+            seg = "{uuid}"
+        elif _HEX_SEGMENT.fullmatch(seg):
+            seg = "{hex}"
+        out.append(seg)
+    return "/".join(out)
+
+
+HopKey = tuple[str, str, str, str, str]
+
+
+def hop_stats(path: Path) -> dict[HopKey, dict[str, Any]]:
+    """The outbound hops of one productpage capture as tshark shows them: per (source, target
+    authority, protocol, method, path template) the calls, the broken calls (expected_breaks),
+    the paths and the tracing headers seen on any of its calls."""
+    messages = tshark_summary(path, TSHARK_ARGS, MANIFEST_HEADERS)["http_messages"]
+    kind_at = {b["outbound_frame"]: b["kind"] for b in expected_breaks(messages)}
+    hops: dict[HopKey, dict[str, Any]] = {}
+    for m in messages:
+        host = m.get("headers", {}).get("host", "")
+        if m["kind"] != "request" or host.startswith("productpage"):
+            continue
+        key = ("productpage", host, "http/1.1", m["method"], path_template(m["path"]))
+        hop = hops.setdefault(
+            key, {"calls": 0, "broken_calls": 0, "breaks": {}, "paths": [], "headers": set()}
+        )
+        hop["calls"] += 1
+        if m["frame"] in kind_at:
+            hop["broken_calls"] += 1
+            hop["breaks"][kind_at[m["frame"]]] = hop["breaks"].get(kind_at[m["frame"]], 0) + 1
+        if m["path"] not in hop["paths"]:
+            hop["paths"].append(m["path"])
+        hop["headers"].update(h for h in TRACE_HEADERS if h in m["headers"])
+    return hops
+
+
+def hop_change(before: dict[str, Any] | None, after: dict[str, Any] | None) -> str:
+    if before is None:
+        return "new"
+    if after is None:
+        return "gone"
+    b, a = before["broken_calls"], after["broken_calls"]
+    if b and not a:
+        return "fixed"
+    if a and not b:
+        return "broken"
+    if a and b and a / after["calls"] != b / before["calls"]:
+        return "improved" if a / after["calls"] < b / before["calls"] else "regressed"
+    return "unchanged"
+
+
+def _hop_json(key: HopKey) -> dict[str, str]:
+    return dict(zip(("source", "target", "protocol", "method", "path"), key, strict=True))
+
+
+def diff_expectations() -> dict[str, Any]:
+    files = {v: f"{CAPTURE_OF_VARIANT[v]}.pcap" for v in VARIANTS}
+    stats = {v: hop_stats(CAPTURES / f) for v, f in files.items()}
+    variants: dict[str, Any] = {}
+    for v, hops in stats.items():
+        variants[v] = {
+            "file": files[v],
+            "hops": [
+                {**_hop_json(k), "calls": h["calls"], "broken_calls": h["broken_calls"],
+                 "breaks": dict(sorted(h["breaks"].items())), "paths": h["paths"],
+                 "tracing_headers": [n for n in TRACE_HEADERS if n in h["headers"]]}
+                for k, h in sorted(hops.items())
+            ],
+        }
+    pairs = []
+    coverage: dict[str, list[str]] = {c: [] for c in CHANGE_VALUES}
+    for bv, av in DIFF_PAIRS:
+        before, after = stats[bv], stats[av]
+        hops = []
+        for key in sorted(set(before) | set(after)):
+            b, a = before.get(key), after.get(key)
+            change = hop_change(b, a)
+            both = b is not None and a is not None
+            hops.append({
+                **_hop_json(key),
+                "change": change,
+                "before": {"calls": b["calls"], "broken_calls": b["broken_calls"]} if b else None,
+                "after": {"calls": a["calls"], "broken_calls": a["broken_calls"]} if a else None,
+                "headers_added": [n for n in TRACE_HEADERS if both and n in a["headers"] - b["headers"]],
+                "headers_removed": [n for n in TRACE_HEADERS if both and n in b["headers"] - a["headers"]],
+            })
+            coverage[change].append(f"{bv} -> {av}")
+        differs = any(h["change"] != "unchanged" or h["headers_added"] or h["headers_removed"] for h in hops)
+        worse = any(h["change"] in ("regressed", "broken")
+                    or (h["change"] == "new" and h["after"]["broken_calls"]) for h in hops)
+        pairs.append({
+            "before": bv, "after": av, "before_file": files[bv], "after_file": files[av],
+            "changes": {c: n for c in CHANGE_VALUES if (n := sum(h["change"] == c for h in hops))},
+            "differs": differs,
+            "worse": worse,
+            "hops": hops,
+        })
+    return {
+        "about": "What tracewire diff should find between the productpage captures: for each pair, "
+                 "the change of every outbound hop of the pod productpage. Computed by "
+                 "captures/record_http1.py from tshark's reading of the files (expected_breaks "
+                 "marks the broken calls), not by tracewire.",
+        "hop_key": ["source", "target", "protocol", "method", "path"],
+        "path": "the request path without its query; all-digit segments -> {n}, UUIDs -> {uuid}, "
+                "hex strings of 8+ characters with a digit -> {hex}",
+        "change": "new / gone: the hop is only in the after / before capture; fixed: broken calls "
+                  "before > 0 and after = 0; broken: before = 0 and after > 0; both > 0: improved or "
+                  "regressed by the broken fraction (broken calls / calls), unchanged when equal; "
+                  "else unchanged",
+        "headers": "tracing headers seen on any call of the hop; headers_added / headers_removed only "
+                   "when the hop is on both sides",
+        "worse": "a hop regressed or broke, or a new hop has broken calls (what --fail-on-regression "
+                 "looks for)",
+        "finding_kinds": FINDING_KIND,
+        "variants": variants,
+        "pairs": pairs,
+        "coverage": {c: sorted(set(v), key=v.index) for c, v in coverage.items()},
+    }
+
+
+def write_expected() -> None:
+    EXPECTED_JSON.parent.mkdir(exist_ok=True)
+    EXPECTED_JSON.write_text(json.dumps(diff_expectations(), indent=1) + "\n")
+    log(f"wrote {EXPECTED_JSON.relative_to(CAPTURES)}")
+
+
+# --------------------------------------------------------------------------- main
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    ap.add_argument("--only", action="append", choices=CAPTURE_NAMES, help="record only this one")
+    ap.add_argument("--only", action="append", choices=CAPTURE_NAMES,
+                    help="record only this one of the buggy-variant captures")
+    ap.add_argument("--variant", action="append", choices=VARIANTS,
+                    help="buggy (default): the captures above; fixed / newbug: diff/productpage-VARIANT.pcap "
+                         "(repeat for several)")
+    ap.add_argument("--out", type=Path, help="write the capture to this file (when recording one capture)")
+    ap.add_argument("--write-expected", action="store_true",
+                    help="only write diff/EXPECTED.json again from the captures there are (no root)")
     ap.add_argument("--host-lo", action="store_true", help="use the host namespace, not a netns")
     ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--name", action="append", default=[], help=argparse.SUPPRESS)
     ns = ap.parse_args()
-    names = list(ns.only or CAPTURE_NAMES)
+    out = ns.out.resolve() if ns.out else None
+    if ns.inside:
+        inside(ns.name, ns.host_lo, out)
+        return 0
+    if ns.write_expected:
+        write_expected()
+        return 0
+    variants = list(dict.fromkeys(ns.variant or ["buggy"]))
+    if ns.only and "buggy" not in variants:
+        ap.error("--only chooses among the buggy-variant captures")
+    names: list[str] = []
+    for v in variants:
+        names += list(ns.only or CAPTURE_NAMES) if v == "buggy" else [VARIANT_CAPTURES[v]]
     if ns.host_lo:
         names = [n for n in names if not n.endswith("-nat")]
-    if ns.inside:
-        inside(names, ns.host_lo)
-        return 0
+    if out is not None and len(names) != 1:
+        ap.error(f"--out needs exactly one capture, not {len(names)}: use --only or a single --variant")
     if os.geteuid() != 0:
         print("record_http1.py needs root (network namespace, tcpdump)", file=sys.stderr)
         return 2
     socket.setdefaulttimeout(10)
     if ns.host_lo:
-        inside(names, host_lo=True)
+        inside(names, host_lo=True, out=out)
     else:
         run("ip", "netns", "del", NETNS, check=False)  # left over from an interrupted run
         run("ip", "netns", "add", NETNS)
         try:
             cmd = ["ip", "netns", "exec", NETNS, sys.executable, __file__, "--inside"]
             for n in names:
-                cmd += ["--only", n]
+                cmd += ["--name", n]
+            if out is not None:
+                cmd += ["--out", str(out)]
             subprocess.run(cmd, check=True)
         finally:
             run("ip", "netns", "del", NETNS, check=False)
-    owner = "record_http1.py" if not ns.only and not ns.host_lo else None
-    update_manifest([manifest_entry(n) for n in names], owner)
+    listed = [n for n in names if capture_path(n, out).resolve().is_relative_to(CAPTURES)]
     for n in names:
-        p = CAPTURES / f"{n}.pcap"
-        log(f"{p.name}: {p.stat().st_size} bytes")
+        p = capture_path(n, out)
+        log(f"{p}: {p.stat().st_size} bytes" + ("" if n in listed else " (outside captures/: not listed)"))
+    # Entries of the files this script makes but did not make this time are kept; any other
+    # entry of this script (a file it no longer makes, or wrote with --out) is dropped.
+    entries = [manifest_entry(n, capture_path(n, out)) for n in listed]
+    ours = {f"{n}.pcap" for n in (*CAPTURE_NAMES, *VARIANT_CAPTURES.values())} - {e["file"] for e in entries}
+    current = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else []
+    entries += [e for e in current
+                if e["file"] in ours and str(e.get("made_by")).startswith("record_http1.py")]
+    update_manifest(entries, "record_http1.py")
+    if out is None and any(n in VARIANT_CAPTURES.values() for n in names):
+        if all((CAPTURES / f"{CAPTURE_OF_VARIANT[v]}.pcap").exists() for v in VARIANTS):
+            write_expected()
     return 0
 
 
