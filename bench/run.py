@@ -3,6 +3,7 @@
 
     python bench/run.py [--size-mb 200] [--capture FILE] [--keep]
     python bench/run.py --sizes 50,100,200
+    python bench/run.py --h2 [--size-mb 100] [--capture FILE --truth FILE] [--sizes 50,100]
 
 Each tool runs in a fresh ``python -c`` wrapper process that starts it, waits, and reports the
 wall-clock time and ``getrusage(RUSAGE_CHILDREN).ru_maxrss``: the peak RSS of that one tool
@@ -13,6 +14,13 @@ Targets: tracewire at least 3x faster than tshark (wall clock, same file, same m
 run), tracewire peak RSS under 100 MiB, and tracewire finding every request (the generator's
 count, or tshark's for a capture given with --capture).
 
+--h2 benchmarks HTTP/2 instead: a gRPC-over-h2c capture that starts mid-connection
+(``gen_h2_capture.py``, with its ground truth), ``tracewire messages --format jsonl`` against
+``tshark -d tcp.port==N,http2 -Y http2.type==1 -T fields -e http2.header.name -e
+http2.header.value``, and for each tool the header fields it recovered, left unknown, guessed
+and got wrong, checked against the truth. Targets: tracewire at least 10x faster, peak RSS
+under 100 MiB, no wrong header.
+
 Exit status: 0 targets met, 1 not met, 2 trouble (a tool failed, the generator failed, ...).
 """
 
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -27,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +44,10 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 GEN = BENCH / "gen_capture.py"
+GEN_H2 = BENCH / "gen_h2_capture.py"
+H2_PORTS = (15001, 50051)  # gen_h2_capture.py's servers: Envoy's outbound listener, the app
+AGGREGATOR = "\x1f"  # between tshark's repeated field values: header values contain commas
+SHOWN_AGGREGATOR = "\\x1f"
 
 # Runs one command with stdout/stderr to files; prints its time and peak RSS as JSON.
 WRAPPER = r"""
@@ -297,10 +311,447 @@ def report_sizes(rows: list[Row], args: argparse.Namespace) -> bool:
     return ok
 
 
+# --------------------------------------------------------------------------- HTTP/2 mode
+
+
+@dataclass
+class H2Score:
+    """How one tool's header fields compare with the generator's truth."""
+
+    blocks: int = 0  # header blocks (tracewire) or frames with HEADERS (tshark) printed
+    matched_blocks: int = 0  # of those, found in the truth
+    fields: int = 0  # fields printed
+    known: int = 0  # name and value both given, not guessed
+    right: int = 0  # known and equal to the truth
+    unknown: int = 0  # name or value not given
+    guessed: int = 0  # name offered from the value's shape ("guessed": true)
+    guessed_right: int = 0
+    wrong: int = 0  # a given name or value (not a guess) that differs from the truth
+    wrong_guess: int = 0  # a guessed name that differs from the truth
+    beyond_truth: int = 0  # known and right although the truth says no decoder can know it
+    misaligned_blocks: int = 0  # blocks whose field count differs from the truth's
+    unmatched_blocks: int = 0  # blocks printed that the truth does not have
+    frame_differs: int = 0  # blocks reported in another frame than the one completing them
+    truth_blocks: int = 0  # blocks in the truth
+    truth_fields: int = 0
+    truth_knowable: int = 0  # fields a decoder starting with the capture can know
+    missed_blocks: int = 0  # truth blocks the tool did not print
+    examples: list[str] = field(default_factory=list)  # a few wrong ones, for the report
+
+    def note(self, text: str, kind: str = "wrong") -> None:
+        """Keep a few examples of each kind of difference for the report."""
+        if sum(e.startswith(f"[{kind}]") for e in self.examples) < 4:
+            self.examples.append(f"[{kind}] {text}")
+
+
+@dataclass
+class H2Row:
+    capture: Path
+    size_mib: float
+    written: dict[str, Any] | None
+    truth: Path | None
+    tracewire: Measurement
+    tshark: Measurement
+    tw_score: H2Score
+    ts_score: H2Score
+
+    @property
+    def ratio(self) -> float:
+        return self.tshark.seconds / max(self.tracewire.seconds, 1e-9)
+
+
+def generate_h2(out: Path, size_mb: float, seed: int) -> dict[str, Any]:
+    stats = out.with_suffix(".stats.json")
+    truth = out.with_suffix(".truth.jsonl")
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, str(GEN_H2), str(out), "--size-mb", str(size_mb), "--seed", str(seed),
+         "--truth", str(truth), "--stats-json", str(stats)],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise Trouble(f"generator failed:\n{proc.stdout}{proc.stderr}")
+    print(proc.stdout.strip(), f"[{time.perf_counter() - t0:.1f} s]", flush=True)
+    result: dict[str, Any] = json.loads(stats.read_text())
+    return result
+
+
+def tshark_h2_cmd(tshark: str, capture: Path, ports: list[int], extra: list[str] | None = None) -> list[str]:
+    cmd = [tshark, "-n", "-r", str(capture), *(extra or [])]
+    for port in ports:
+        cmd += ["-d", f"tcp.port=={port},http2"]
+    return [*cmd, "-Y", "http2.type==1", "-T", "fields", "-E", f"aggregator={AGGREGATOR}",
+            "-e", "frame.number", "-e", "http2.header.name", "-e", "http2.header.value"]
+
+
+_REDACTED = re.compile(r"<redacted, (\d+) bytes>")
+
+
+def _same_value(shown: str, true: str) -> bool:
+    if shown == true:
+        return True
+    m = _REDACTED.fullmatch(shown)
+    return m is not None and int(m.group(1)) == len(true.encode())
+
+
+class Truth:
+    """The generator's truth, read lazily in capture order (it can be larger than memory)."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = path.open("rb")
+        head = json.loads(self.file.readline())
+        if head.get("truth") != "gen_h2_capture":
+            raise Trouble(f"{path}: not a gen_h2_capture.py truth file")
+        self.endpoints: dict[tuple[str, str], tuple[int, str]] = {}
+        for c in head["connections"]:
+            self.endpoints[(c["client"], c["server"])] = (c["conn"], "c2s")
+            self.endpoints[(c["server"], c["client"])] = (c["conn"], "s2c")
+        self.last_frame = 0
+        self.done = False
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        for line in self.file:
+            rec: dict[str, Any] = json.loads(line)
+            self.last_frame = rec["frame"]
+            yield rec
+        self.done = True
+        self.file.close()
+
+
+def _count_truth(score: H2Score, rec: dict[str, Any]) -> None:
+    score.truth_blocks += 1
+    score.truth_fields += len(rec["headers"])
+    score.truth_knowable += rec["known"].count("1")
+
+
+def _compare_field(score: H2Score, shown: dict[str, Any], true: list[str], knowable: bool,
+                   where: str) -> None:
+    """One printed field against the true one at the same position."""
+    name, value = shown.get("name"), shown.get("value")
+    tname, tvalue = true
+    if shown.get("guessed"):
+        score.guessed += 1
+        if name == tname:
+            score.guessed_right += 1
+        else:
+            score.wrong_guess += 1
+        if value is not None and not _same_value(value, tvalue):
+            score.wrong += 1
+            score.note(f"{where}: value {value!r}, truth {tname}: {tvalue!r}")
+        return
+    if name is not None and value is not None and "unknown" not in shown:
+        score.known += 1
+        if name == tname and _same_value(value, tvalue):
+            score.right += 1
+            score.beyond_truth += not knowable
+        else:
+            score.wrong += 1
+            score.note(f"{where}: {name}: {value!r}, truth {tname}: {tvalue!r}")
+        return
+    score.unknown += 1
+    if (name is not None and name != tname) or (value is not None and not _same_value(value, tvalue)):
+        score.wrong += 1
+        score.note(f"{where}: partly known {name!r}: {value!r}, truth {tname}: {tvalue!r}")
+
+
+def _compare_block(score: H2Score, shown: list[dict[str, Any]], rec: dict[str, Any], where: str) -> None:
+    true, known = rec["headers"], rec["known"]
+    pairs = list(zip(true, known, strict=True))
+    if len(shown) != len(true):  # perhaps the pseudo-header fields are elsewhere
+        regular = [(t, k) for t, k in pairs if not t[0].startswith(":")]
+        pseudo_shown = any(str(item.get("name") or "").startswith(":") for item in shown)
+        if len(shown) == len(regular) and not pseudo_shown:
+            pairs = regular
+        else:
+            score.misaligned_blocks += 1
+            score.note(f"{where}: {len(shown)} fields, truth {len(true)}", "count")
+            pairs = pairs[: len(shown)]
+    for item, (t, k) in zip(shown, pairs, strict=False):
+        _compare_field(score, item, t, k == "1", where)
+
+
+LOOKAHEAD_FRAMES = 20_000  # how far past a message the truth is read to find its block
+FORGET_FRAMES = 200_000  # truth blocks this far behind the output are counted as missed
+
+
+def _count_fields(score: H2Score, headers: list[dict[str, Any]]) -> None:
+    """Without a truth: what the tool says it knows."""
+    for item in headers:
+        if item.get("guessed"):
+            score.guessed += 1
+        elif item.get("name") is not None and item.get("value") is not None and "unknown" not in item:
+            score.known += 1
+        else:
+            score.unknown += 1
+
+
+def score_tracewire(out: Path, truth_path: Path | None) -> H2Score:
+    """tracewire's h2 messages (JSON lines) against the truth.
+
+    A block is found by connection, direction, stream and kind (request, response,
+    trailers): each occurs once per stream. tracewire prints a response's trailers inside
+    the response (``"trailers"``); a separate message of kind "trailers" is taken too. The
+    frame of a request or response must be the truth's (the frame carrying the block's last
+    byte); a different one is counted in ``frame_differs``.
+    """
+    score = H2Score()
+    truth = Truth(truth_path) if truth_path is not None else None
+    source = truth.records() if truth is not None else iter(())
+    pending: dict[tuple[int, str, int, str], dict[str, Any]] = {}
+
+    def find(key: tuple[int, str, int, str], frame: int) -> dict[str, Any] | None:
+        assert truth is not None
+        while key not in pending and not truth.done and truth.last_frame <= frame + LOOKAHEAD_FRAMES:
+            rec = next(source, None)
+            if rec is None:
+                break
+            _count_truth(score, rec)
+            pending[(rec["conn"], rec["dir"], rec["stream"], rec["kind"])] = rec
+        return pending.pop(key, None)
+
+    def forget(frame: int) -> None:
+        for key in [k for k, rec in pending.items() if rec["frame"] < frame - FORGET_FRAMES]:
+            del pending[key]
+            score.missed_blocks += 1
+
+    with out.open("rb") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(msg, dict) or msg.get("protocol") != "h2":
+                continue
+            kind = str(msg.get("kind"))
+            blocks = [(kind, msg.get("headers") or [])]
+            if msg.get("trailers"):
+                blocks.append(("trailers", msg["trailers"]))
+            score.blocks += len(blocks)
+            score.fields += sum(len(h) for _, h in blocks)
+            if truth is None:
+                for _, headers in blocks:
+                    _count_fields(score, headers)
+                continue
+            frame = int(msg.get("frame") or 0)
+            conn = msg.get("connection") or {}
+            ends = (f"{conn.get('src')}:{conn.get('sport')}", f"{conn.get('dst')}:{conn.get('dport')}")
+            cid, direction = truth.endpoints.get(ends, (0, ""))
+            for block_kind, headers in blocks:
+                where = f"frame {frame} stream {msg.get('stream')} {block_kind}"
+                rec = find((cid, direction, msg.get("stream"), block_kind), frame)
+                if rec is None:
+                    score.unmatched_blocks += 1
+                    score.note(f"{where}: not in the truth", "unmatched")
+                    continue
+                score.matched_blocks += 1
+                if block_kind != "trailers" or kind == "trailers":
+                    if rec["frame"] != frame:
+                        score.frame_differs += 1
+                        score.note(f"{where}: frame {frame}, truth {rec['frame']}", "frame")
+                _compare_block(score, headers, rec, where)
+            if score.blocks % 65536 < len(blocks):
+                forget(frame)
+    if truth is not None:
+        score.missed_blocks += len(pending)
+        for rec in source:
+            _count_truth(score, rec)
+            score.missed_blocks += 1
+    return score
+
+
+def score_tshark(out: Path, truth_path: Path | None) -> H2Score:
+    """tshark prints one line per frame with the names and values of every HEADERS frame in
+    it; compared with the truth blocks that end in that frame, in order."""
+    score = H2Score()
+    truth = Truth(truth_path) if truth_path is not None else None
+    source = truth.records() if truth is not None else iter(())
+    ahead: dict[str, Any] | None = None
+
+    def blocks_in(frame: int) -> list[dict[str, Any]]:
+        nonlocal ahead
+        found = []
+        while True:
+            rec = ahead if ahead is not None else next(source, None)
+            ahead = None
+            if rec is None:
+                return found
+            if rec["frame"] < frame:
+                _count_truth(score, rec)
+                score.missed_blocks += 1
+                continue
+            if rec["frame"] > frame:
+                ahead = rec
+                return found
+            _count_truth(score, rec)
+            found.append(rec)
+
+    with out.open("r", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) < 3 or not parts[0].isdigit():
+                continue
+            frame = int(parts[0])
+            names = parts[1].split(AGGREGATOR) if parts[1] else []
+            values = parts[2].split(AGGREGATOR) if parts[2] else []
+            values += [""] * (len(names) - len(values))
+            score.blocks += 1
+            score.fields += len(names)
+            shown = [{"name": n, "value": v} if n != "<unknown>" else {"name": None, "value": None}
+                     for n, v in zip(names, values, strict=False)]
+            if truth is None:
+                unknown = sum(1 for s in shown if s["name"] is None)
+                score.unknown += unknown
+                score.known += len(shown) - unknown
+                continue
+            recs = blocks_in(frame)
+            if not recs:
+                score.note(f"frame {frame}: not in the truth", "unmatched")
+                continue
+            score.matched_blocks += len(recs)
+            merged = {"headers": [h for r in recs for h in r["headers"]],
+                      "known": "".join(r["known"] for r in recs)}
+            _compare_block(score, shown, merged, f"frame {frame}")
+    if truth is not None:
+        while blocks_in(1 << 62):
+            pass
+        if ahead is not None:
+            _count_truth(score, ahead)
+            score.missed_blocks += 1
+            ahead = None
+        for rec in source:
+            _count_truth(score, rec)
+            score.missed_blocks += 1
+    return score
+
+
+def bench_one_h2(capture: Path, written: dict[str, Any] | None, truth: Path | None, work: Path,
+                 args: argparse.Namespace) -> H2Row:
+    tag = capture.stem
+    ports = args.h2_ports or (written or {}).get("server_ports") or list(H2_PORTS)
+    tw_cmd = tracewire_cmd(args.tracewire_cmd, capture)
+    ts_cmd = tshark_h2_cmd(args.tshark, capture, [int(p) for p in ports], shlex.split(args.tshark_extra))
+    warm(capture)
+    best: dict[str, Measurement] = {}
+    for i in range(args.repeat):
+        order = [("tracewire", tw_cmd), ("tshark", ts_cmd)]
+        for tool, cmd in order if i % 2 == 0 else order[::-1]:
+            shown = shlex.join(cmd).replace(AGGREGATOR, SHOWN_AGGREGATOR)
+            print(f"  running {tool}: {shown}", flush=True)
+            m = measure(tool, cmd, work / f"{tag}.{tool}.out", work / f"{tag}.{tool}.err",
+                        args.time_bin)
+            print(f"    {m.seconds:.2f} s, peak RSS {m.rss_mib:.1f} MiB", flush=True)
+            prev = best.get(tool)
+            if prev is not None:
+                m.seconds = min(m.seconds, prev.seconds)
+                m.rss_mib = max(m.rss_mib, prev.rss_mib)
+            best[tool] = m
+    print("  comparing with the truth" if truth else "  counting (no truth file)", flush=True)
+    tw_score = score_tracewire(work / f"{tag}.tracewire.out", truth)
+    ts_score = score_tshark(work / f"{tag}.tshark.out", truth)
+    size_mib = capture.stat().st_size / 1048576
+    return H2Row(capture, size_mib, written, truth, best["tracewire"], best["tshark"], tw_score, ts_score)
+
+
+def checks_h2(row: H2Row, args: argparse.Namespace) -> list[tuple[bool, str]]:
+    tw = row.tw_score
+    out = [
+        (row.ratio >= args.min_speedup,
+         f"tracewire >= {args.min_speedup:g}x faster than tshark: {row.ratio:.2f}x"),
+        (row.tracewire.rss_mib < args.max_rss_mib,
+         f"tracewire peak RSS < {args.max_rss_mib:g} MiB: {row.tracewire.rss_mib:.1f} MiB"),
+    ]
+    if row.truth is not None:
+        out.append((tw.wrong == 0, f"tracewire printed no wrong header field: {tw.wrong} wrong"))
+        if not args.no_count_check:
+            out.append((tw.blocks > 0 and tw.missed_blocks == 0,
+                        f"tracewire printed every header block: {tw.matched_blocks} of "
+                        f"{tw.truth_blocks}"))
+    return out
+
+
+def _score_cells(m: Measurement, sc: H2Score, truth: bool) -> str:
+    right = f" ({sc.right} right)" if truth else ""
+    guessed = f"{sc.guessed} ({sc.guessed_right} right)" if truth else str(sc.guessed)
+    wrong = str(sc.wrong) if truth else "–"
+    return (f"| {m.tool} | {m.seconds:.2f} | {m.rss_mib:.1f} | {sc.blocks} | {sc.known}{right} | "
+            f"{sc.unknown} | {guessed} | {wrong} |")
+
+
+def report_h2(rows: list[H2Row], args: argparse.Namespace) -> bool:
+    ok = True
+    for row in rows:
+        w = row.written
+        head = f"\n## h2: {row.capture.name}: {row.size_mib:.1f} MiB"
+        if w is not None:
+            head += (f", {w['packets']} packets, {w['calls']} calls on {w['connections']} connections, "
+                     f"{w['request_blocks'] + w['response_blocks'] + w['trailer_blocks']} header blocks, "
+                     f"{w['header_fields']} fields, {w['header_fields'] - w['unknowable_fields']} of them "
+                     f"knowable from the capture (seed {w['seed']})")
+        print(head + "\n")
+        truth = row.truth is not None
+        print("| tool | seconds | peak RSS MiB | blocks printed¹ | fields known | fields unknown | "
+              "guessed | wrong |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        print(_score_cells(row.tracewire, row.tw_score, truth))
+        print(_score_cells(row.tshark, row.ts_score, truth))
+        print("\n¹ tracewire: messages with \"protocol\": \"h2\"; tshark: frames with a HEADERS frame")
+        for name, sc in (("tracewire", row.tw_score), ("tshark", row.ts_score)):
+            if not truth:
+                continue
+            print(f"\n{name}: {sc.matched_blocks} of {sc.truth_blocks} true blocks matched, "
+                  f"{sc.missed_blocks} missed, {sc.unmatched_blocks} not in the truth, "
+                  f"{sc.misaligned_blocks} with another field count, {sc.frame_differs} in another "
+                  f"frame; "
+                  f"{sc.right} of {sc.truth_knowable} knowable fields recovered"
+                  + (f", {sc.beyond_truth} more than the truth allows" if sc.beyond_truth else "")
+                  + (f"; {sc.wrong_guess} wrong guesses" if sc.wrong_guess else ""))
+            for ex in sc.examples:
+                print(f"  e.g. {ex}")
+        print(f"\nspeed ratio (tshark seconds / tracewire seconds): {row.ratio:.2f}x\n")
+        ok = print_checks(checks_h2(row, args)) and ok
+    if len(rows) > 1:
+        first, last = rows[0], rows[-1]
+        print(f"\npeak RSS from {first.size_mib:.0f} to {last.size_mib:.0f} MiB of capture: "
+              f"tracewire x{last.tracewire.rss_mib / max(first.tracewire.rss_mib, 1e-9):.2f}, "
+              f"tshark x{last.tshark.rss_mib / max(first.tshark.rss_mib, 1e-9):.2f}")
+    return ok
+
+
+def run_h2(args: argparse.Namespace, work: Path) -> bool:
+    rows: list[H2Row] = []
+    if args.capture is not None:
+        capture = args.capture.resolve()
+        truth, stats = args.truth, capture.with_suffix(".stats.json")
+        if truth is None and capture.with_suffix(".truth.jsonl").is_file():
+            truth = capture.with_suffix(".truth.jsonl")  # as generate_h2 names it
+        written = json.loads(stats.read_text()) if truth is not None and stats.is_file() else None
+        if truth is not None:
+            print(f"truth: {truth}")
+        rows.append(bench_one_h2(capture, written, truth, work, args))
+    else:
+        sizes = [float(s) for s in args.sizes.split(",")] if args.sizes else [args.size_mb]
+        for size in sizes:
+            capture = work / f"h2-{size:g}mb.pcap"
+            written = generate_h2(capture, size, args.seed)
+            rows.append(bench_one_h2(capture, written, Path(written["truth"]), work, args))
+    ok = report_h2(rows, args)
+    if args.json_out is not None:
+        args.json_out.write_text(json.dumps([
+            {"capture": str(r.capture), "size_mib": r.size_mib, "written": r.written, "ratio": r.ratio,
+             **{m.tool: {"cmd": m.cmd, "seconds": m.seconds, "rss_mib": m.rss_mib, "user": m.user,
+                         "sys": m.sys, "score": {k: v for k, v in sc.__dict__.items() if k != "examples"}}
+                for m, sc in ((r.tracewire, r.tw_score), (r.tshark, r.ts_score))}}
+            for r in rows], indent=2) + "\n")
+    return ok
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description="tracewire vs tshark on the same capture")
-    ap.add_argument("--size-mb", type=float, default=200.0,
-                    help="size of the generated capture in MiB (default 200)")
+    ap.add_argument("--size-mb", type=float, default=None,
+                    help="size of the generated capture in MiB (default 200, with --h2 100)")
     ap.add_argument("--sizes", help="comma-separated sizes in MiB, one row each, e.g. 50,100,200")
     ap.add_argument("--capture", type=Path, help="benchmark this capture instead of generating")
     ap.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
@@ -312,7 +763,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="command to time instead of tracewire, e.g. 'cat FILE' to test the "
                          "harness; FILE or {file} is replaced by the capture path")
     ap.add_argument("--tshark", default="tshark", help="tshark executable (default: tshark)")
-    ap.add_argument("--min-speedup", type=float, default=3.0)
+    ap.add_argument("--h2", action="store_true",
+                    help="HTTP/2: gRPC over h2c starting mid-connection, checked against the truth")
+    ap.add_argument("--truth", type=Path,
+                    help="--h2 with --capture: the gen_h2_capture.py truth file for that capture "
+                         "(default: CAPTURE.truth.jsonl beside it, if there is one)")
+    ap.add_argument("--h2-ports", type=lambda s: [int(p) for p in s.split(",")],
+                    help="--h2: ports tshark decodes as HTTP/2 (default: the generator's, or 15001,50051)")
+    ap.add_argument("--tshark-extra", default="",
+                    help="--h2: more tshark arguments, e.g. '--disable-protocol grpc'")
+    ap.add_argument("--min-speedup", type=float, default=None,
+                    help="speed ratio target (default 3, with --h2 10)")
     ap.add_argument("--max-rss-mib", type=float, default=100.0)
     ap.add_argument("--no-count-check", action="store_true",
                     help="do not require tracewire to find every request")
@@ -325,6 +786,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ap.error("--sizes generates its captures: it cannot be used with --capture")
     if args.repeat < 1:
         ap.error("--repeat must be at least 1")
+    if args.truth is not None and not (args.h2 and args.capture):
+        ap.error("--truth goes with --h2 --capture")
+    if args.min_speedup is None:
+        args.min_speedup = 10.0 if args.h2 else 3.0
+    if args.size_mb is None:
+        args.size_mb = 100.0 if args.h2 else 200.0
     return args
 
 
@@ -338,10 +805,16 @@ def run(args: argparse.Namespace) -> int:
                              "the wrapper's RUSAGE_CHILDREN (includes its ~14 MiB floor)"))
     if args.capture is not None and not args.capture.is_file():
         raise Trouble(f"no such capture: {args.capture}")
+    if args.truth is not None and not args.truth.is_file():
+        raise Trouble(f"no such truth file: {args.truth}")
     if args.workdir is not None:
         args.workdir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="tracewire-bench-", dir=args.workdir))
     try:
+        if args.h2:
+            ok = run_h2(args, work)
+            print(f"\ntargets {'met' if ok else 'NOT met'}")
+            return 0 if ok else 1
         rows: list[Row] = []
         if args.capture is not None:
             rows.append(bench_one(args.capture.resolve(), None, work, args))

@@ -8,6 +8,7 @@ import pytest
 
 from analyzer.analysis.diff import diff, path_template
 from analyzer.analysis.model import Finding, Outcome, Result
+from tests.fixtures import CAPTURES
 from tests.test_analysis import B3, XRID, call
 from tests.test_cli import run
 
@@ -135,3 +136,37 @@ def test_diff_usage_errors_are_trouble() -> None:
     code, _, err = run("diff", "--before", "captures/edge/empty.pcap", "--after",
                        "captures/productpage-http1.pcap")
     assert code == 2 and "not a capture" in err
+
+
+DIFF_EXPECTED = json.loads((CAPTURES / "diff" / "EXPECTED.json").read_text())
+
+
+@pytest.mark.usefixtures("_at_root")
+@pytest.mark.parametrize("pair", DIFF_EXPECTED["pairs"], ids=lambda p: f"{p['before']}->{p['after']}")
+def test_recorded_pairs(pair: dict[str, object]) -> None:
+    """The same flow recorded with the bugs, fixed, and with a new bug: every change value."""
+    before, after = f"captures/{pair['before_file']}", f"captures/{pair['after_file']}"
+    code, out, err = run("diff", "--format", "json", before, after)
+    assert code == 1, err  # something differs
+    d = json.loads(out)
+    got = {(h["target"], h["method"], h["path"]): h for h in d["hops"]}
+    want = {(h["target"], h["method"], h["path"]): h for h in pair["hops"]}  # type: ignore[attr-defined]
+    assert set(got) == set(want)
+    for key, w in want.items():
+        g = got[key]
+        assert (g["source"], g["protocol"], g["change"]) == (w["source"], w["protocol"], w["change"]), key
+        assert g["headers_added"] == w["headers_added"] and g["headers_removed"] == w["headers_removed"]
+        for side in ("before", "after"):
+            if w[side] is None:
+                assert g[side] is None
+            else:
+                assert g[side]["calls"] == w[side]["calls"]
+                assert sum(g[side]["broken"].values()) == w[side]["broken_calls"]
+    assert d["regressed"] == pair["worse"]
+    code, _, _ = run("diff", "--fail-on-regression", before, after)
+    assert code == (1 if pair["worse"] else 0)
+
+
+def test_every_change_value_is_recorded() -> None:
+    assert set(DIFF_EXPECTED["coverage"]) == {"fixed", "improved", "regressed", "broken", "unchanged",
+                                              "new", "gone"}
