@@ -105,19 +105,17 @@ def huffman_decode(raw: bytes) -> bytes:
     nxt, emit = _HUFF_NEXT, _HUFF_OUT
     state = 0
     x = 1
-    parts: list[bytes] = []
+    out = bytearray()
     for b in raw:
         i = state << 8 | b
         x = nxt[i]
         if x < 0:
             raise ValueError("invalid Huffman code")
-        o = emit[i]
-        if o:
-            parts.append(o)
+        out += emit[i]
         state = x >> 1
     if not x & 1:
         raise ValueError("incomplete Huffman code")
-    return b"".join(parts)
+    return bytes(out)
 
 
 def _integer(data: bytes, i: int, prefix: int) -> tuple[int, int]:

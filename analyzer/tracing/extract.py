@@ -10,7 +10,6 @@ parsed once.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 from analyzer.records import Header
 from analyzer.tracing import b3, baggage, google, jaeger, requestid, vendors, w3c
@@ -95,6 +94,8 @@ def extract(headers: Sequence[Header]) -> tuple[TraceContext, ...]:
     for fmt, fields in groups.items():
         context = _PARSERS[fmt](fields)
         if guessed is not None and fmt in guessed:
-            context = replace(context, guessed=True)
+            c = context  # dataclasses.replace is slow on a hot path; build it directly
+            context = TraceContext(c.format, c.headers, c.raw, c.trace_id, c.span_id,
+                                   c.parent_span_id, c.sampled, c.request_id, c.violations, True)
         contexts.append(context)
     return tuple(contexts)
