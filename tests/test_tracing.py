@@ -373,3 +373,17 @@ def test_one_header_with_any_bytes_never_raises(name: str, value: bytes) -> None
     else:
         assert len(contexts) == 1
         assert contexts[0].headers == (name,)
+
+
+def test_grpc_trace_bin_true_binary_form() -> None:
+    """grpcio with SETTINGS 0xFE03 sends -bin metadata as a NUL byte and the raw bytes."""
+    from analyzer.report.redact import display_value
+
+    ctx = bytes([0, 0]) + bytes.fromhex("1513d2e06df6dace420b92106d4d5993") + bytes([1]) \
+        + bytes.fromhex("d41125d8d37b5d08") + bytes([2, 1])
+    (c,) = extract([Header.of(b"grpc-trace-bin", b"\x00" + ctx)])
+    assert (c.trace_id, c.span_id, c.sampled, c.violations) == (
+        "1513d2e06df6dace420b92106d4d5993", "d41125d8d37b5d08", True, ())
+    assert display_value(b"grpc-trace-bin", b"\x00" + ctx, False) == base64.b64encode(ctx).decode()
+    assert display_value(b"x-custom-bin", b"AAEC", False) == "AAEC"  # base64 text, as sent
+    assert display_value(b"x-custom-bin", b"\xff\x01", False) == "/wE="

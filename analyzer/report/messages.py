@@ -47,7 +47,7 @@ def header_list(fields: tuple[Header, ...], show_secrets: bool) -> list[dict[str
     headers: list[dict[str, Any]] = []
     for h in fields:
         name, value = h.name, h.value
-        if h.unknown is None and name is not None and value is not None:
+        if h.unknown is None and name is not None and value is not None and not name.endswith(b"-bin"):
             # the common case, kept short: a fully known field
             if not show_secrets and is_secret(h.lname):
                 shown = f"<redacted, {len(value)} bytes>"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 SECRET_HEADERS = frozenset(
     (
         b"authorization",
@@ -47,9 +49,24 @@ def text(value: bytes) -> str:
     return value.decode("utf-8", "backslashreplace")
 
 
+_B64 = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+
+
+def binary_value(value: bytes) -> str:
+    """A gRPC ``-bin`` value as base64: as sent when it is base64 text already; the raw
+    bytes encoded when it came as true binary (a leading NUL marks that)."""
+    if value[:1] == b"\x00":
+        return base64.b64encode(value[1:]).decode("ascii")
+    if _B64.issuperset(value):
+        return value.decode("ascii")
+    return base64.b64encode(value).decode("ascii")
+
+
 def display_value(lname: bytes | None, value: bytes | None, show_secrets: bool) -> str | None:
     if value is None:
         return None
     if not show_secrets and is_secret(lname):
         return f"<redacted, {len(value)} bytes>"
+    if lname is not None and lname.endswith(b"-bin"):
+        return binary_value(value)
     return text(value)

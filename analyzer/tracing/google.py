@@ -73,6 +73,10 @@ def parse_grpc_trace_bin(fields: Sequence[Field]) -> TraceContext:
     if len(fields) > 1:
         violations.append(f"{GRPC_TRACE_BIN}: sent {len(fields)} times, only one is allowed")
     data = _binary(fields[0][1])
+    if len(data) == 30 and data[:2] == b"\x00\x00" and data[2] == 0 and data[19] == 1:
+        # gRPC's "true binary" metadata (grpcio with SETTINGS 0xFE03): a NUL byte marks a
+        # value sent as raw bytes instead of base64; the context follows it.
+        data = data[1:]
     raw = base64.b64encode(data).decode("ascii")
     if not data:
         violations.append(f"{GRPC_TRACE_BIN}: value is empty")
