@@ -27,13 +27,13 @@ def target_of(o: Call) -> str | None:
 
 
 def describe_target(o: Call) -> str:
+    """The target service's authority; when the capture does not show it (an HPACK entry
+    older than the capture, or no Host), the ClusterIP the replies came from, or the
+    connection, marked as such."""
     if o.authority:
         return o.authority
-    where = f"connection {o.connection}"
-    if o.nat_reply_from:
-        where += f", ClusterIP {o.nat_reply_from}"
-    why = "HPACK entry older than the capture" if o.authority_unknown else "no Host"
-    return f"<unknown authority ({why}; {where})>"
+    where = o.nat_reply_from or f"connection {o.connection}"
+    return f"{where} (no authority)"
 
 
 class _Capture:

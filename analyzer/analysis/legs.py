@@ -11,6 +11,7 @@ calls. The user's ``--pod-ip``/``--app-port``/``--outbound-port`` override what 
 
 from __future__ import annotations
 
+import re
 from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -55,8 +56,12 @@ def pair(messages: Iterable[Message]) -> list[Call]:
         key = (ep.connection, m.stream)
         if m.kind == "request":
             values: dict[str, str] = {}
+            identity = None
             for h in m.headers:
                 if h.lname is None or h.value is None or h.guessed:
+                    continue
+                if h.lname == b"x-forwarded-client-cert":
+                    identity = _xfcc_identity(h.value)
                     continue
                 lname = h.lname.decode("latin-1")
                 if lname in TRACING_HEADER_NAMES or lname.startswith("uberctx-"):
@@ -83,6 +88,7 @@ def pair(messages: Iterable[Message]) -> list[Call]:
                 values=values,
                 role="noise" if _is_noise(m) else "other",
                 authority_unknown=authority_unknown,
+                identity=identity,
             )
             calls.append(call)
             waiting.setdefault(key, deque()).append(call)
@@ -97,6 +103,16 @@ def pair(messages: Iterable[Message]) -> list[Call]:
             if (ep.src, ep.sport) != (call.dst, call.dport):
                 call.nat_reply_from = _endpoint(ep.src, ep.sport)
     return calls
+
+
+_XFCC_BY = re.compile(rb"(?:^|[;,])By=spiffe://[^/;,]+/ns/[^/;,]+/sa/([^;,\"]+)")
+
+
+def _xfcc_identity(value: bytes) -> str | None:
+    """Envoy's x-forwarded-client-cert names the receiving proxy's own SPIFFE identity in
+    its By= element (spiffe://cluster.local/ns/NS/sa/NAME): the pod's service account."""
+    m = _XFCC_BY.search(value)
+    return m.group(1).decode("ascii", "replace") if m else None
 
 
 def _endpoint(host: str, port: int) -> str:
@@ -119,6 +135,27 @@ class Roles:
 def _bare(authority: str) -> str:
     host = authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
     return host.split(".", 1)[0] if not host.replace(".", "").isdigit() else host
+
+
+def _cluster_local(authority: str) -> bool:
+    host = authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
+    return "." not in host or ".svc" in host or host.endswith(".local")
+
+
+def _service_name(inbound: list[Call], fallback: str) -> str:
+    """The pod's service: the Kubernetes service name its callers used (Host/:authority);
+    when they used an external host name (through an ingress), the workload's service
+    account from Envoy's XFCC header; else the external name; else the address."""
+    authorities = Counter(c.authority for c in inbound if c.authority)
+    local = [a for a, _ in authorities.most_common() if _cluster_local(a)]
+    if local:
+        return _bare(local[0])
+    identities = Counter(c.identity for c in inbound if c.identity)
+    if identities:
+        return identities.most_common(1)[0][0]
+    if authorities:
+        return authorities.most_common(1)[0][0].rsplit(":", 1)[0]
+    return fallback
 
 
 def classify(calls: list[Call], opts: Options) -> Roles:
@@ -148,8 +185,7 @@ def classify(calls: list[Call], opts: Options) -> Roles:
                 or (pod_ip is not None and c.src == pod_ip and c.dport not in ports)
             ):
                 c.role = "outbound"
-        authorities = Counter(c.authority for c in inbound if c.authority)
-        name = _bare(authorities.most_common(1)[0][0]) if authorities else (pod_ip or "pod")
+        name = _service_name(inbound, pod_ip or "pod")
         for c in live:
             if c.role in ("inbound", "outbound"):
                 c.service = "pod"

@@ -42,6 +42,7 @@ class Call:
     role: str = "other"  # "inbound", "outbound", "noise", "other"
     service: str | None = None  # for inbound: the pod's service; for outbound: the caller's
     authority_unknown: bool = False  # :authority hidden by an HPACK entry older than the capture
+    identity: str | None = None  # the receiving workload's service account, from Envoy's XFCC
 
     @property
     def request_id(self) -> str | None:
