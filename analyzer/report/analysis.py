@@ -141,8 +141,8 @@ def pod_line(p: Pod) -> str:
 
 def hop_rows(hops: list[Hop]) -> list[list[object]]:
     return [
-        [_cut(h.source, 16), _cut(h.target, 31), h.protocol, h.calls, h.propagated,
-         *(h.broken[k] or "" for k in KINDS), _cut(", ".join(sorted(h.headers_lost)), 21)]
+        [_cut(h.source, 20), _cut(h.target, 29), h.protocol, h.calls, h.propagated,
+         *(h.broken[k] or "" for k in KINDS), _cut(", ".join(sorted(h.headers_lost)), 19)]
         for h in hops
     ]
 
