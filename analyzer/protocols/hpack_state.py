@@ -183,6 +183,7 @@ class HPACKDecoder:
         "_lo_sum",
         "_size",
         "_tail_max",
+        "_unknowns",
         "side",
     )
 
@@ -202,6 +203,7 @@ class HPACKDecoder:
         self._has_tail = not synced
         self._tail_max = 0 if synced else self._size // ENTRY_OVERHEAD
         self._generation = 0
+        self._unknowns: dict[tuple[int, int], Header] = {}  # (generation, k) -> its Header
         # Whether a block was decoded since the start or the last desync: a desync before
         # any decoding changes nothing, as identities are anchored at the first decoded block.
         self._decoded = synced
@@ -294,6 +296,16 @@ class HPACKDecoder:
         d = idx - _NSTATIC
         if d <= len(self._entries):
             return self._entries[d - 1][0]
+        k = d - self._inserted
+        if self._has_tail and 0 < k <= self._tail_max:
+            # The common unknown: a pre-capture entry, the same object each time it is used.
+            key = (self._generation, k)
+            cached = self._unknowns.get(key)
+            if cached is None:
+                if len(self._unknowns) >= 4096:
+                    self._unknowns.clear()
+                cached = self._unknowns[key] = Header(None, None, None, self._label(k))
+            return cached
         return Header(None, None, None, self._missing(idx, d, anomalies))
 
     def _missing(self, idx: int, d: int, anomalies: list[str]) -> str:
@@ -332,7 +344,11 @@ class HPACKDecoder:
             while i < n:
                 b = data[i]
                 if b & 0x80:  # §6.1 indexed field
-                    idx, i = _integer(data, i, 7)
+                    if b != 0xFF:  # the index fits the 7-bit prefix
+                        idx = b & 0x7F
+                        i += 1
+                    else:
+                        idx, i = _integer(data, i, 7)
                     if idx == 0:
                         raise _BlockError("index 0")
                     h = self._indexed(idx, anomalies)
