@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import csv
 import enum
+import functools
 import json
 import sys
-from collections.abc import Callable, Iterator
-from typing import Any, TextIO, TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 
@@ -30,6 +31,9 @@ from analyzer.report.messages import (
     table_row,
 )
 
+if TYPE_CHECKING:
+    from analyzer.analysis import Options, Result
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -48,6 +52,38 @@ class Trouble(click.ClickException):
 
     def show(self, file: Any = None) -> None:
         click.echo(f"tracewire: {self.format_message()}", err=True)
+
+
+def pod_options(f: F) -> F:
+    """--pod-ip, --app-port and --outbound-port, given to the command as ``opts``."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, pod_ip: str | None, app_ports: tuple[int, ...],
+                outbound_port: int, **kwargs: Any) -> Any:
+        from analyzer.analysis import Options
+
+        return f(*args, opts=Options(pod_ip, app_ports, outbound_port), **kwargs)
+
+    for option in reversed((
+        click.option("--pod-ip", help="The pod's IP address, when it cannot be read off the traffic."),
+        click.option("--app-port", "app_ports", type=int, multiple=True,
+                     help="A port the application listens on (repeat for several); found from "
+                     "the traffic otherwise."),
+        click.option("--outbound-port", type=int, default=15001, show_default=True,
+                     help="The sidecar's outbound capture port that iptables redirects the app's "
+                     "calls to."),
+    )):
+        wrapper = option(wrapper)
+    return wrapper  # type: ignore[return-value]
+
+
+def _analysis(captures: Sequence[str], opts: Options) -> Result:
+    from analyzer.analysis import analyze as run_analysis
+
+    try:
+        return run_analysis(captures, opts)
+    except AnalyzerError as err:
+        raise Trouble(str(err)) from err
 
 
 def show_secrets_option(f: F) -> F:
@@ -270,30 +306,14 @@ def info(capture: str, fmt: str) -> None:
     is_flag=True,
     help="Exit with status 1 when any finding is reported (for CI pipelines that replay a capture).",
 )
-@click.option("--pod-ip", help="The pod's IP address, when it cannot be read off the traffic.")
-@click.option(
-    "--app-port",
-    "app_ports",
-    type=int,
-    multiple=True,
-    help="A port the application listens on (repeat for several); found from the traffic otherwise.",
-)
-@click.option(
-    "--outbound-port",
-    type=int,
-    default=15001,
-    show_default=True,
-    help="The sidecar's outbound capture port that iptables redirects the app's calls to.",
-)
+@pod_options
 @show_secrets_option
 def analyze(
     captures: tuple[str, ...],
     fmt: str,
     show_all: bool,
     fail_on_broken: bool,
-    pod_ip: str | None,
-    app_ports: tuple[int, ...],
-    outbound_port: int,
+    opts: Options,
     show_secrets: bool,
 ) -> None:
     """Follow each traced request across hops and name where the trace breaks.
@@ -301,15 +321,9 @@ def analyze(
     Give one capture per pod (as `kubectl sniff -p` takes them); calls between pods are
     joined by their ids, never by clock.
     """
-    from analyzer.analysis import Options
-    from analyzer.analysis import analyze as run_analysis
     from analyzer.report import analysis as report
 
-    opts = Options(pod_ip=pod_ip, app_ports=app_ports, outbound_port=outbound_port)
-    try:
-        result = run_analysis(captures, opts)
-    except AnalyzerError as err:
-        raise Trouble(str(err)) from err
+    result = _analysis(captures, opts)
     if fmt == "json":
         click.echo(json.dumps(report.result_dict(result, show_secrets), indent=2, ensure_ascii=False))
     elif fmt == "markdown":
@@ -338,29 +352,13 @@ def analyze(
     show_default=True,
     help="File to write (- for standard output).",
 )
-@click.option("--pod-ip", help="The pod's IP address, when it cannot be read off the traffic.")
-@click.option("--app-port", "app_ports", type=int, multiple=True,
-              help="A port the application listens on (repeat for several).")
-@click.option("--outbound-port", type=int, default=15001, show_default=True,
-              help="The sidecar's outbound capture port.")
-def export(
-    captures: tuple[str, ...],
-    target: str,
-    output: str,
-    pod_ip: str | None,
-    app_ports: tuple[int, ...],
-    outbound_port: int,
-) -> None:
+@pod_options
+def export(captures: tuple[str, ...], target: str, output: str, opts: Options) -> None:
     """Write the traces found as spans, to load in Jaeger or Zipkin; broken hops become
     span logs. Credentials never appear: only tracing ids and request lines are exported."""
-    from analyzer.analysis import Options
-    from analyzer.analysis import analyze as run_analysis
     from analyzer.report import export as exporters
 
-    try:
-        result = run_analysis(captures, Options(pod_ip, app_ports, outbound_port))
-    except AnalyzerError as err:
-        raise Trouble(str(err)) from err
+    result = _analysis(captures, opts)
     doc: object
     if target == "jaeger":
         doc = exporters.to_jaeger(result)
@@ -394,11 +392,7 @@ def export(
     help="Exit 1 only when something got worse (a hop regressed or broke, or a new hop is "
     "broken), not for every difference: for a CI step against a known-good capture.",
 )
-@click.option("--pod-ip", help="The pod's IP address, when it cannot be read off the traffic.")
-@click.option("--app-port", "app_ports", type=int, multiple=True,
-              help="A port the application listens on (repeat for several).")
-@click.option("--outbound-port", type=int, default=15001, show_default=True,
-              help="The sidecar's outbound capture port.")
+@pod_options
 def diff(
     captures: tuple[str, ...],
     before: tuple[str, ...],
@@ -406,17 +400,13 @@ def diff(
     fmt: str,
     show_all: bool,
     fail_on_regression: bool,
-    pod_ip: str | None,
-    app_ports: tuple[int, ...],
-    outbound_port: int,
+    opts: Options,
 ) -> None:
     """Compare two captures (before/after a fix, or two pods): which hops got fixed, which
     broke, which tracing headers appeared or disappeared.
 
     Exit status as diff(1): 0 nothing differs, 1 something differs, 2 trouble.
     """
-    from analyzer.analysis import Options
-    from analyzer.analysis import analyze as run_analysis
     from analyzer.analysis.diff import diff as run_diff
     from analyzer.report import diff as report
 
@@ -426,11 +416,7 @@ def diff(
         before, after = (captures[0],), (captures[1],)
     if not before or not after:
         raise Trouble("give BEFORE AFTER, or --before CAPTURE... --after CAPTURE...")
-    opts = Options(pod_ip, app_ports, outbound_port)
-    try:
-        result = run_diff(run_analysis(before, opts), run_analysis(after, opts))
-    except AnalyzerError as err:
-        raise Trouble(str(err)) from err
+    result = run_diff(_analysis(before, opts), _analysis(after, opts))
     if fmt == "json":
         click.echo(json.dumps(report.diff_dict(result), indent=2, ensure_ascii=False))
     elif fmt == "markdown":
