@@ -139,7 +139,7 @@ def messages(captures: tuple[str, ...], fmt: str, show_secrets: bool) -> None:
 
     CAPTURE is a pcap or pcapng file, optionally gzip-compressed, or - for stdin.
     """
-    out: TextIO = click.get_text_stream("stdout")
+    out: TextIO = sys.stdout  # CliRunner swaps it in tests
     summaries: list[CaptureSummary] = []
     if fmt == "jsonl":
         dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode

@@ -143,18 +143,23 @@ def read_messages(
             flow = ev.flow
             sess = session_of(flow.conn)
             if isinstance(ev, Data):
-                yield from release(sess.data(flow, ev.data, ev.offset, ev.frame, ev.ts_ns), sess)
+                msgs = sess.data(flow, ev.data, ev.offset, ev.frame, ev.ts_ns)
             elif isinstance(ev, Gap):
-                yield from release(sess.gap(flow, ev.n, ev.offset, ev.frame, ev.ts_ns), sess)
+                msgs = sess.gap(flow, ev.n, ev.offset, ev.frame, ev.ts_ns)
             else:
-                yield from release(sess.end(flow), sess)
-                if sess.ends == 2:  # both directions over: keep a summary, drop the state
-                    conn = flow.conn
-                    s.anomalies.extend(sess.anomalies)
-                    s.connection_count += 1
-                    if keep_connections:
-                        s.connections.append(_summarise(conn, sess))
-                    conn.state = None
+                msgs = sess.end(flow)
+            if sess.h2_out is not None or ready:
+                yield from release(msgs, sess)
+            elif msgs:  # HTTP/1 with nothing held anywhere: straight out
+                yield from msgs
+            if isinstance(ev, End) and sess.ends == 2:
+                # both directions over: keep a summary, drop the state
+                conn = flow.conn
+                s.anomalies.extend(sess.anomalies)
+                s.connection_count += 1
+                if keep_connections:
+                    s.connections.append(_summarise(conn, sess))
+                conn.state = None
 
     with reader:
         for frame in reader:
