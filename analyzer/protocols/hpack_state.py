@@ -27,8 +27,6 @@ import re
 from collections import deque
 from typing import Final
 
-from hpack.exceptions import HPACKDecodingError
-from hpack.hpack import decode_integer
 from hpack.huffman_table import HUFFMAN_COMPLETE, HUFFMAN_EMIT_SYMBOL, HUFFMAN_FAIL, HUFFMAN_TABLE
 from hpack.table import HeaderTable
 
@@ -122,13 +120,22 @@ def _integer(data: bytes, i: int, prefix: int) -> tuple[int, int]:
     """RFC 7541 §5.1 integer at ``data[i]``: (value, index after it)."""
     mask = (1 << prefix) - 1
     v = data[i] & mask
+    i += 1
     if v < mask:
-        return v, i + 1
-    try:
-        v, used = decode_integer(memoryview(data)[i:], prefix)
-    except HPACKDecodingError as err:
-        raise _BlockError(f"bad integer at byte {i}") from err
-    return int(v), i + int(used)
+        return v, i
+    shift = 0
+    n = len(data)
+    while True:
+        if i >= n:
+            raise _BlockError("integer runs past the block end")
+        b = data[i]
+        i += 1
+        v += (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return v, i
+        if shift > 28:  # RFC 7541 §5.1: implementations bound integers; 2**28 is ample
+            raise _BlockError(f"integer too large at byte {i}")
 
 
 def _string(data: bytes, i: int) -> tuple[bytes, int]:
