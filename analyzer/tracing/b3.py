@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from analyzer.tracing.context import Field, TraceContext, build, excerpt, hex_id, ows, text
+from analyzer.tracing.context import Field, TraceContext, build, excerpt, hex_id, once_each, ows, text
 
 TRACE_ID = "x-b3-traceid"
 SPAN_ID = "x-b3-spanid"
@@ -43,12 +43,7 @@ def _sampled(value: str, where: str, violations: list[str]) -> bool | None:
 
 def parse_multi(fields: Sequence[Field]) -> TraceContext:
     violations: list[str] = []
-    seen: dict[str, str] = {}
-    for name, value in fields:
-        if name in seen:
-            violations.append(f"{name}: sent more than once, only one is allowed")
-            continue
-        seen[name] = ows(text(value))
+    seen = once_each(fields, violations)
 
     trace_id = span_id = parent = None
     sampled: bool | None = None

@@ -118,6 +118,18 @@ def build(
     )
 
 
+def once_each(fields: Sequence[Field], violations: list[str]) -> dict[str, str]:
+    """Each header of a multi-header format by name, OWS stripped; a repeat is a violation
+    and the first value is the one used."""
+    seen: dict[str, str] = {}
+    for name, value in fields:
+        if name in seen:
+            violations.append(f"{name}: sent more than once, only one is allowed")
+            continue
+        seen[name] = ows(text(value))
+    return seen
+
+
 def single(fields: Sequence[Field], violations: list[str]) -> str:
     """The first value of a header that must appear once, OWS stripped; repeats are noted."""
     if len(fields) > 1:

@@ -23,6 +23,7 @@ from analyzer.tracing.context import (
     is_decimal,
     is_hex,
     is_lower_hex,
+    once_each,
     ows,
     single,
     text,
@@ -53,12 +54,7 @@ def _dd_upper_bits(tags: str, violations: list[str]) -> str | None:
 
 def parse_datadog(fields: Sequence[Field]) -> TraceContext:
     violations: list[str] = []
-    seen: dict[str, str] = {}
-    for name, value in fields:
-        if name in seen:
-            violations.append(f"{name}: sent more than once, only one is allowed")
-            continue
-        seen[name] = ows(text(value))
+    seen = once_each(fields, violations)
 
     trace_id = span_id = None
     sampled: bool | None = None
