@@ -170,3 +170,17 @@ def test_recorded_pairs(pair: dict[str, object]) -> None:
 def test_every_change_value_is_recorded() -> None:
     assert set(DIFF_EXPECTED["coverage"]) == {"fixed", "improved", "regressed", "broken", "unchanged",
                                               "new", "gone"}
+
+
+@pytest.mark.usefixtures("_at_root")
+@pytest.mark.parametrize("fmt", ["table", "json", "markdown"])
+def test_diff_golden(fmt: str, update_golden: bool) -> None:
+    from tests.test_cli import GOLDEN
+
+    code, out, _ = run("diff", "--format", fmt, "--all", "captures/productpage-http1.pcap",
+                       "captures/diff/productpage-newbug.pcap")
+    assert code == 1
+    golden = GOLDEN / f"diff-buggy-newbug.{fmt}"
+    if update_golden:
+        golden.write_text(out)
+    assert out == golden.read_text()
