@@ -19,11 +19,7 @@ MAX_HELD = 4096  # responses waiting for their trailers, per connection
 Locate = Callable[[bool, int, int], tuple[int, int, int]]
 
 
-def _pseudo(headers: Sequence[Header], name: bytes) -> bytes | None:
-    for h in headers:
-        if h.lname == name and h.value is not None:
-            return h.value
-    return None
+_LIFTED = frozenset((b":method", b":path", b":authority", b":status", b"host"))
 
 
 class H2Messages:
@@ -82,8 +78,14 @@ class H2Messages:
             return  # 1xx heads and promises are not requests or responses of their own
         first, frame, ts = self.locate(b.from_client, b.start, b.end + 1)
         headers = b.headers
-        status = _pseudo(headers, b":status")
-        authority = _pseudo(headers, b":authority") or _pseudo(headers, b"host")
+        # one pass for the fields a record lifts out of the block
+        found: dict[bytes, bytes] = {}
+        for h in headers:
+            ln = h.lname
+            if ln in _LIFTED and h.value is not None and ln not in found:
+                found[ln] = h.value
+        status = found.get(b":status")
+        authority = found.get(b":authority") or found.get(b"host")
         anomalies = self.pending_anomalies[b.from_client]
         m = Message(
             capture=self.capture,
@@ -94,8 +96,8 @@ class H2Messages:
             kind="request" if b.from_client else "response",
             endpoints=self.endpoints(b.from_client),
             stream=b.stream_id,
-            method=_pseudo(headers, b":method"),
-            path=_pseudo(headers, b":path"),
+            method=found.get(b":method"),
+            path=found.get(b":path"),
             authority=authority,
             status=int(status) if status is not None and status.isdigit() else None,
             headers=headers if b.kind != "trailers" else (),
