@@ -209,3 +209,31 @@ def test_service_name_from_cluster_authority_then_xfcc() -> None:
     bare.authority = "bookinfo.example.com"
     assert _service_name([bare], "10.244.1.10") == "bookinfo.example.com"
     assert _service_name([], "10.244.1.10") == "10.244.1.10"
+
+
+def test_generic_capture_of_a_docker_network(tmp_path: object) -> None:
+    """No sidecar: a client calls service A, which calls service B and drops the headers."""
+    from pathlib import Path
+
+    from tests.packets import ACK, PSH, Conn, pcap, sll2
+
+    assert isinstance(tmp_path, Path)
+    client = Conn("172.18.0.5", 50000, "172.18.0.2", 8080)
+    a_to_b = Conn("172.18.0.2", 40000, "172.18.0.3", 9090, cisn=7000, sisn=9000)
+    head = ("GET /a HTTP/1.1\r\nHost: svc-a:8080\r\nx-request-id: " + XRID +
+            "\r\nx-b3-traceid: " + TRACE + "\r\nx-b3-spanid: 362f46f3eb57a3b6\r\n\r\n").encode()
+    packets = [
+        *client.handshake(),
+        client.send(head),
+        *a_to_b.handshake(),
+        a_to_b.send(b"GET /b HTTP/1.1\r\nHost: svc-b:9090\r\n\r\n"),
+        a_to_b.send(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", from_client=False),
+        client.send(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", from_client=False, flags=PSH | ACK),
+        client.send(b"", flags=ACK),
+    ]
+    f = tmp_path / "docker.pcap"
+    f.write_bytes(pcap([(1_700_000_000_000_000_000 + n * 1_000_000, sll2(p)) for n, p in enumerate(packets)]))
+    r = analyze([f])
+    assert [p.service for p in r.pods] == ["svc-a", "svc-b"] and not r.pods[0].sidecar
+    assert [(x.kind, x.source, x.target, x.attribution) for x in r.findings] == [
+        ("missing", "svc-a", "svc-b:9090", "time-window")]
