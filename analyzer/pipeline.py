@@ -117,18 +117,18 @@ def read_messages(
         assert isinstance(sess, Session)
         return sess
 
-    # HTTP/2 responses wait in their session for their trailers; while any does, later
-    # messages wait here so that the output stays in frame order.
+    # HTTP/2 responses (and HTTP/1 messages that announce trailers) wait in their session for
+    # their trailers; while any does, later messages wait here so that the output stays in
+    # frame order.
     ready: list[tuple[int, int, Message]] = []
     holders: set[Session] = set()
     order = itertools.count()
 
     def release(msgs: list[Message], sess: Session) -> Iterator[Message]:
-        if sess.h2_out is not None:
-            if sess.h2_out.held:
-                holders.add(sess)
-            else:
-                holders.discard(sess)
+        if sess.holding:
+            holders.add(sess)
+        else:
+            holders.discard(sess)
         if not holders and not ready:
             yield from msgs
             return
@@ -148,7 +148,7 @@ def read_messages(
                 msgs = sess.gap(flow, ev.n, ev.offset, ev.frame, ev.ts_ns)
             else:
                 msgs = sess.end(flow)
-            if sess.h2_out is not None or ready:
+            if sess.h2_out is not None or ready or holders or sess.h1_waiting:
                 yield from release(msgs, sess)
             elif msgs:  # HTTP/1 with nothing held anywhere: straight out
                 yield from msgs

@@ -60,3 +60,13 @@ def test_memory_does_not_keep_finished_connections() -> None:
     list(read_messages(CAPTURES / "edge/tcp-port-reuse.pcap", summary, keep_connections=False))
     assert summary.connections == []
     assert summary.connection_count == 2
+
+
+def test_http1_trailers_travel_with_their_message() -> None:
+    """A chunked response that announces trailers (Trailer:) carries them, in frame order."""
+    msgs = list(read_messages(CAPTURES / "edge/http-chunked-trailers.pcap"))
+    assert [m.frame for m in msgs] == sorted(m.frame for m in msgs)
+    with_trailers = [m for m in msgs if m.trailers]
+    assert len(with_trailers) == 1
+    assert [(h.name, h.value) for h in with_trailers[0].trailers] == [
+        (b"server-timing", b"upstream;dur=12"), (b"x-checksum", b"5d41402abc4b2a76")]

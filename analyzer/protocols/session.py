@@ -20,6 +20,7 @@ from analyzer.protocols.h2 import H2Connection, find_frame_sync
 from analyzer.protocols.h2_messages import H2Messages
 from analyzer.protocols.http1 import (
     HTTP1Parser,
+    MessageEnd,
     MessageHead,
     ParseAnomaly,
     Side,
@@ -49,6 +50,7 @@ class Direction:
     ended: bool = False
     messages: int = 0
     h2_base: int | None = None  # stream offset where HTTP/2 starts in this direction
+    waiting: Message | None = None  # an HTTP/1 message whose announced trailers are to come
     _readdressed: int = 0
     last: tuple[int, memoryview] | None = None  # the last chunk fed (offset, bytes)
 
@@ -97,8 +99,8 @@ class Session:
     """The protocol state of one TCP connection; produces Message records."""
 
     __slots__ = (
-        "anomalies", "capture", "conn", "dirs", "ends", "h2", "h2_client", "h2_out", "messages",
-        "protocol", "unknown_headers",
+        "anomalies", "capture", "conn", "dirs", "ends", "h1_waiting", "h2", "h2_client", "h2_out",
+        "messages", "protocol", "unknown_headers",
     )
 
     def __init__(self, capture: str, conn: Connection) -> None:
@@ -113,6 +115,7 @@ class Session:
         self.h2_client: Direction | None = None
         self.h2_out: H2Messages | None = None
         self.unknown_headers = 0  # header fields an HPACK entry older than the capture hid
+        self.h1_waiting = 0  # HTTP/1 messages held for their trailers
 
     def _dir(self, flow: Flow) -> Direction:
         d = self.dirs.get(id(flow))
@@ -170,7 +173,9 @@ class Session:
                 out += self.h2_out.release_all()
             return out
         if d.parser is not None:
-            return self._events(d, d.parser.eof())
+            out = self._events(d, d.parser.eof())
+            self._release_waiting(d, out)
+            return out
         if self.protocol == UNKNOWN and d.held:
             # The stream ended undecided: try what was held one last time.
             return self._detect(d, d.pieces[-1][1] if d.pieces else 0, final=True)
@@ -262,7 +267,23 @@ class Session:
         out: list[Message] = []
         for ev in events:
             if isinstance(ev, MessageHead):
-                out.append(self._message(d, ev))
+                m = self._message(d, ev)
+                self._release_waiting(d, out)
+                if _announces_trailers(ev):
+                    # Held until its body ends, so that the trailers travel with it.
+                    d.waiting = m
+                    self.h1_waiting += 1
+                else:
+                    out.append(m)
+            elif isinstance(ev, MessageEnd):
+                w = d.waiting
+                if w is not None:
+                    d.waiting = None
+                    self.h1_waiting -= 1
+                    out.append(Message(w.capture, w.frame, w.first_frame, w.ts_ns, w.protocol,
+                                       w.kind, w.endpoints, w.stream, w.method, w.path,
+                                       w.authority, w.status, w.headers, w.trace, w.anomalies,
+                                       ev.trailers))
             elif isinstance(ev, ParseAnomaly):
                 frame, _ = d.frame_at(ev.offset)
                 a = Anomaly(ev.kind, frame, ev.detail, flow_label(d.flow))
@@ -274,6 +295,13 @@ class Session:
         if parser is not None:
             d.forget_before(parser.offset)
         return out
+
+    def _release_waiting(self, d: Direction, out: list[Message]) -> None:
+        """A held message whose body will not end (a new head, a gap, the end): out as is."""
+        if d.waiting is not None:
+            out.append(d.waiting)
+            d.waiting = None
+            self.h1_waiting -= 1
 
     def _upgraded(self, d: Direction, ev: Upgraded) -> list[Message]:
         if ev.protocol:
@@ -408,8 +436,15 @@ class Session:
                 x.forget_before((x.h2_base or 0) + h2.offset(x is client))
         return msgs
 
+    @property
+    def holding(self) -> bool:
+        return self.h1_waiting > 0 or (self.h2_out is not None and bool(self.h2_out.held))
+
     def held_min_frame(self) -> int | None:
-        return self.h2_out.held_min_frame() if self.h2_out is not None else None
+        frames = [d.waiting.frame for d in self.dirs.values() if d.waiting is not None]
+        if self.h2_out is not None and (h2 := self.h2_out.held_min_frame()) is not None:
+            frames.append(h2)
+        return min(frames, default=None)
 
     def _message(self, d: Direction, head: MessageHead) -> Message:
         first_frame, _ = d.frame_at(head.start)
@@ -496,3 +531,14 @@ def h2_role(data: bytes | bytearray, start: int) -> bool | None:
                     return True
         i += 9 + length
     return None
+
+
+def _announces_trailers(head: MessageHead) -> bool:
+    """A chunked message whose head names the trailer fields to come (RFC 9110 §6.6.2)."""
+    trailer = chunked = False
+    for h in head.headers:
+        if h.lname == b"trailer":
+            trailer = True
+        elif h.lname == b"transfer-encoding" and h.value is not None and b"chunked" in h.value.lower():
+            chunked = True
+    return trailer and chunked
