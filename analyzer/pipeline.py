@@ -130,6 +130,8 @@ def read_messages(
         else:
             holders.discard(sess)
         if not holders and not ready:
+            if len(msgs) > 1:  # held bytes replayed at detection: both directions at once
+                msgs.sort(key=lambda m: m.frame)
             yield from msgs
             return
         for m in msgs:

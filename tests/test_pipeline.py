@@ -70,3 +70,34 @@ def test_http1_trailers_travel_with_their_message() -> None:
     assert len(with_trailers) == 1
     assert [(h.name, h.value) for h in with_trailers[0].trailers] == [
         (b"server-timing", b"upstream;dur=12"), (b"x-checksum", b"5d41402abc4b2a76")]
+
+
+def test_undecided_stream_is_not_rescanned_for_every_packet(tmp_path: Any,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A binary protocol already running when the capture started (a database connection)
+    is searched for HTTP heads and h2 frames a bounded number of times, not once per packet
+    over everything held (which made such captures quadratic)."""
+    import random
+
+    from analyzer.protocols import session
+    from tests.packets import Conn, pcap, sll2
+
+    calls = 0
+    real = session.find_frame_sync
+
+    def counting(data: bytes | bytearray) -> int:
+        nonlocal calls
+        calls += 1
+        return real(data)
+
+    monkeypatch.setattr(session, "find_frame_sync", counting)
+    rnd = random.Random(3)
+    conn = Conn("10.244.1.10", 41000, "10.96.0.50", 5432)
+    frames = [sll2(conn.send(bytes(rnd.randrange(256) for _ in range(100)), from_client=i % 2 == 0))
+              for i in range(1500)]
+    f = tmp_path / "db.pcap"
+    f.write_bytes(pcap([(i * 1000, x) for i, x in enumerate(frames)]))
+    summary = CaptureSummary("db")
+    assert list(read_messages(f, summary)) == []
+    assert [c.protocol for c in summary.connections] == ["other"]
+    assert calls < 200  # 1,500 packets; every packet below 4 KiB, then geometric

@@ -51,6 +51,7 @@ class Direction:
     messages: int = 0
     h2_base: int | None = None  # stream offset where HTTP/2 starts in this direction
     waiting: Message | None = None  # an HTTP/1 message whose announced trailers are to come
+    scan_at: int = 0  # held size at which the next mid-stream search runs (they cost O(held))
     _readdressed: int = 0
     last: tuple[int, memoryview] | None = None  # the last chunk fed (offset, bytes)
 
@@ -198,9 +199,12 @@ class Session:
         side = looks_like_http1(bytes(held[:64]))
         if side is not None:
             return self._start_http1(d, side, synced=at_start)
-        if not at_start:
+        if not at_start and (len(held) >= d.scan_at or final or len(held) >= DETECT_LIMIT):
             # Mid-connection: HTTP/2 frames that line up, or an HTTP/1 head further in
-            # (after the tail of a body).
+            # (after the tail of a body). These searches read all that is held, so they run
+            # again only once it has grown by half: linear in total, not quadratic.
+            # (below 4 KiB every packet is looked at, so that detection stays prompt)
+            d.scan_at = len(held) + 1 if len(held) < 4096 else len(held) + len(held) // 2
             sync = find_frame_sync(held)
             if sync == 0 or (sync > 0 and not self._any_http1_head(held)):
                 return self._start_h2(d, mid_connection=True, final=final)
