@@ -12,6 +12,7 @@ calls. The user's ``--pod-ip``/``--app-port``/``--outbound-port`` override what 
 from __future__ import annotations
 
 import re
+import sys
 from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -36,6 +37,11 @@ class Options:
 
 def _text(b: bytes | None) -> str | None:
     return None if b is None else b.decode("utf-8", "backslashreplace")
+
+
+def _interned(b: bytes | None) -> str | None:
+    """Methods and authorities repeat across thousands of calls: keep one copy of each."""
+    return None if b is None else sys.intern(b.decode("utf-8", "backslashreplace"))
 
 
 def _is_noise(m: Message) -> bool:
@@ -63,7 +69,7 @@ def pair(messages: Iterable[Message]) -> list[Call]:
                 if h.lname == b"x-forwarded-client-cert":
                     identity = _xfcc_identity(h.value)
                     continue
-                lname = h.lname.decode("latin-1")
+                lname = sys.intern(h.lname.decode("latin-1"))  # one copy of each name
                 if lname in TRACING_HEADER_NAMES or lname.startswith("uberctx-"):
                     values.setdefault(lname, h.value.decode("utf-8", "backslashreplace"))
             authority_unknown = m.authority is None and any(
@@ -74,15 +80,15 @@ def pair(messages: Iterable[Message]) -> list[Call]:
                 frame=m.frame,
                 ts_ns=m.ts_ns,
                 protocol=m.protocol,
-                src=ep.src,
+                src=sys.intern(ep.src),
                 sport=ep.sport,
-                dst=ep.dst,
+                dst=sys.intern(ep.dst),
                 dport=ep.dport,
                 connection=ep.connection,
                 stream=m.stream,
-                method=_text(m.method),
+                method=_interned(m.method),
                 path=_text(m.path),
-                authority=_text(m.authority),
+                authority=_interned(m.authority),
                 trace=m.trace,
                 header_names=tuple(values),
                 values=values,
