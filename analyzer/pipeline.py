@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from analyzer.capture import open_capture
-from analyzer.decode import Segment, decode_frame, format_addr
+from analyzer.decode import Segment, decode_frame, format_addr, format_endpoint
 from analyzer.protocols.session import Session
 from analyzer.reassembly import Data, End, Gap, Reassembler
 from analyzer.reassembly.tcp import Connection
@@ -58,8 +58,7 @@ class CaptureSummary:
 
 
 def _endpoint(addr: bytes, port: int) -> str:
-    a = format_addr(addr)
-    return f"[{a}]:{port}" if ":" in a else f"{a}:{port}"
+    return format_endpoint(format_addr(addr), port)
 
 
 def _summarise(conn: Connection, session: Session | None) -> ConnectionSummary:

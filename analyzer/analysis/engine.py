@@ -22,10 +22,6 @@ def synthetic_trace_id(key: str) -> str:
     return hashlib.sha1(key.encode()).hexdigest()[:32]
 
 
-def target_of(o: Call) -> str | None:
-    return o.authority
-
-
 def describe_target(o: Call) -> str:
     """The target service's authority; when the capture does not show it (an HPACK entry
     older than the capture, or no Host), the ClusterIP the replies came from, or the

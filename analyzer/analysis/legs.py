@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from analyzer.analysis.model import Call
+from analyzer.decode.packet import format_endpoint
 from analyzer.records import Message
 from analyzer.tracing import TRACING_HEADER_NAMES
 
@@ -107,7 +108,7 @@ def pair(messages: Iterable[Message]) -> list[Call]:
             call.response_ts = m.ts_ns
             call.status = m.status
             if (ep.src, ep.sport) != (call.dst, call.dport):
-                call.nat_reply_from = _endpoint(ep.src, ep.sport)
+                call.nat_reply_from = format_endpoint(ep.src, ep.sport)
     return calls
 
 
@@ -119,10 +120,6 @@ def _xfcc_identity(value: bytes) -> str | None:
     its By= element (spiffe://cluster.local/ns/NS/sa/NAME): the pod's service account."""
     m = _XFCC_BY.search(value)
     return m.group(1).decode("ascii", "replace") if m else None
-
-
-def _endpoint(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _loopback(ip: str) -> bool:

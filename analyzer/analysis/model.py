@@ -67,9 +67,6 @@ class Call:
     def has_context(self) -> bool:
         return any(c.trace_id is not None or c.format == "x-request-id" for c in self.trace)
 
-    def end_ts(self) -> int | None:
-        return self.response_ts
-
     def line(self) -> str:
         return f"{self.method or '?'} {self.path or '<unknown path>'}"
 

@@ -11,6 +11,7 @@ from analyzer.decode.packet import (
     Segment,
     decode_frame,
     format_addr,
+    format_endpoint,
 )
 
-__all__ = ["LINKTYPE_NAMES", "Segment", "decode_frame", "format_addr"]
+__all__ = ["LINKTYPE_NAMES", "Segment", "decode_frame", "format_addr", "format_endpoint"]

@@ -61,6 +61,11 @@ def format_addr(addr: bytes) -> str:
     return str(ipaddress.IPv6Address(addr))
 
 
+def format_endpoint(host: str, port: int) -> str:
+    """`10.0.0.1:80`, `[::1]:80`: an address shown with its port."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _link(frame: Frame, buf: memoryview) -> tuple[int, int, int] | str:
     """Return (ethertype-or-version, offset of the IP header, interface index) or a reason."""
     lt = frame.linktype

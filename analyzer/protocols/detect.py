@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+from analyzer.protocols.h2 import PREFACE as H2_PREFACE
 
 # TLS record content types: change_cipher_spec, alert, handshake, application_data.
 _TLS_TYPES = frozenset((0x14, 0x15, 0x16, 0x17))

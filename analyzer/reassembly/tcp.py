@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from analyzer.decode.packet import ACK, FIN, RST, SYN, Segment
+from analyzer.decode.packet import ACK, FIN, RST, SYN, Segment, format_addr, format_endpoint
 from analyzer.records import Anomaly
 
 MOD = 1 << 32
@@ -457,9 +457,5 @@ class Reassembler:
 
 
 def flow_label(flow: Flow) -> str:
-    from analyzer.decode.packet import format_addr
-
-    src, dst = format_addr(flow.src), format_addr(flow.dst)
-    if ":" in src:
-        src, dst = f"[{src}]", f"[{dst}]"
-    return f"{src}:{flow.sport} -> {dst}:{flow.dport}"
+    src = format_endpoint(format_addr(flow.src), flow.sport)
+    return f"{src} -> {format_endpoint(format_addr(flow.dst), flow.dport)}"

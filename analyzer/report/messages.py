@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from analyzer.decode.packet import format_endpoint
 from analyzer.records import Anomaly, Header, Message
 from analyzer.report.redact import display_value, is_secret, text
 from analyzer.tracing import TraceContext
@@ -176,13 +177,9 @@ def short_trace_id(tid: str | None) -> str:
     return _short(tid, 17)
 
 
-def _endpoint(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def table_row(m: Message) -> list[str]:
     ep = m.endpoints
-    flow = f"{_endpoint(ep.src, ep.sport)} → {_endpoint(ep.dst, ep.dport)}"
+    flow = f"{format_endpoint(ep.src, ep.sport)} → {format_endpoint(ep.dst, ep.dport)}"
     if m.kind == "request":
         # an HPACK entry older than the capture can hide the method or the path
         what = f"{text(m.method or b'<?>')} {text(m.path or b'<unknown path>')}"
