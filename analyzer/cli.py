@@ -54,6 +54,12 @@ class Trouble(click.ClickException):
         click.echo(f"tracewire: {self.format_message()}", err=True)
 
 
+def format_option(choices: list[str], help: str) -> Callable[[F], F]:
+    """The one --format option every command has; the first choice is the default."""
+    return click.option("--format", "fmt", type=click.Choice(choices), default=choices[0],
+                        show_default=True, help=help)
+
+
 def pod_options(f: F) -> F:
     """--pod-ip, --app-port and --outbound-port, given to the command as ``opts``."""
 
@@ -124,15 +130,9 @@ def _table_line(cells: list[str]) -> str:
 
 @cli.command()
 @click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "jsonl", "csv"]),
-    default="table",
-    show_default=True,
-    help="table: one line per message for a terminal; jsonl: one JSON object per message; "
-    "csv: one row per message.",
-)
+@format_option(["table", "jsonl", "csv"],
+               "table: one line per message for a terminal; jsonl: one JSON object per message; "
+    "csv: one row per message.")
 @show_secrets_option
 def messages(captures: tuple[str, ...], fmt: str, show_secrets: bool) -> None:
     """List every HTTP message with its tracing headers, in capture order.
@@ -221,14 +221,8 @@ def info_dict(s: CaptureSummary) -> dict[str, Any]:
 
 @cli.command()
 @click.argument("capture", metavar="CAPTURE")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="table: readable summary; json: one JSON object.",
-)
+@format_option(["table", "json"],
+               "table: readable summary; json: one JSON object.")
 def info(capture: str, fmt: str) -> None:
     """Summarise a capture: format, link types, frames, time span, TCP connections and the
     protocol each carries, and every anomaly found."""
@@ -292,14 +286,8 @@ def info(capture: str, fmt: str) -> None:
 
 @cli.command()
 @click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "markdown"]),
-    default="table",
-    show_default=True,
-    help="table: for a terminal; json: everything, for tools; markdown: for a ticket or a PR.",
-)
+@format_option(["table", "json", "markdown"],
+               "table: for a terminal; json: everything, for tools; markdown: for a ticket or a PR.")
 @click.option("--all", "show_all", is_flag=True, help="Show every trace, not only the broken ones.")
 @click.option(
     "--fail-on-broken",
@@ -377,14 +365,8 @@ def export(captures: tuple[str, ...], target: str, output: str, opts: Options) -
               help="A capture of the earlier state (repeat for several pods).")
 @click.option("--after", "after", multiple=True, metavar="CAPTURE",
               help="A capture of the later state (repeat for several pods).")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "markdown"]),
-    default="table",
-    show_default=True,
-    help="table: for a terminal; json: for tools; markdown: fits a pull-request comment.",
-)
+@format_option(["table", "json", "markdown"],
+               "table: for a terminal; json: for tools; markdown: fits a pull-request comment.")
 @click.option("--all", "show_all", is_flag=True, help="Also list the unchanged hops.")
 @click.option(
     "--fail-on-regression",
