@@ -132,7 +132,7 @@ def _table_line(cells: list[str]) -> str:
 @click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
 @format_option(["table", "jsonl", "csv"],
                "table: one line per message for a terminal; jsonl: one JSON object per message; "
-    "csv: one row per message.")
+               "csv: one row per message.")
 @show_secrets_option
 def messages(captures: tuple[str, ...], fmt: str, show_secrets: bool) -> None:
     """List every HTTP message with its tracing headers, in capture order.
