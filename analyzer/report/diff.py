@@ -1,4 +1,8 @@
-"""``tracewire diff`` output: JSON, a terminal table (worse first) and Markdown."""
+"""``tracewire diff`` output: JSON, a terminal table (worse first) and Markdown.
+
+Hop names, paths and capture names come from the captures: paths pass the redaction
+policy, table cells are escaped and Markdown cells are code spans (``redact``).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from tabulate import tabulate
 
 from analyzer.analysis.diff import WORSE, DiffResult, HopDiff, Side, Totals
 from analyzer.analysis.model import KINDS
+from analyzer.report.redact import DEFAULT, Policy, escape, md_code
 
 BETTER = frozenset(("fixed", "improved"))
 
@@ -35,13 +40,13 @@ def _totals(t: Totals) -> dict[str, Any]:
     }
 
 
-def hop_dict(h: HopDiff) -> dict[str, Any]:
+def hop_dict(h: HopDiff, policy: Policy = DEFAULT) -> dict[str, Any]:
     return {
         "source": h.source,
         "target": h.target,
         "protocol": h.protocol,
         "method": h.method,
-        "path": h.path,
+        "path": policy.url(h.path),
         "change": h.change,
         "before": _side(h.before),
         "after": _side(h.after),
@@ -53,13 +58,13 @@ def hop_dict(h: HopDiff) -> dict[str, Any]:
     }
 
 
-def diff_dict(d: DiffResult) -> dict[str, Any]:
+def diff_dict(d: DiffResult, policy: Policy = DEFAULT) -> dict[str, Any]:
     return {
         "before": _totals(d.before),
         "after": _totals(d.after),
         "differs": d.differs,
         "regressed": d.regressed,
-        "hops": [hop_dict(h) for h in d.hops],
+        "hops": [hop_dict(h, policy) for h in d.hops],
     }
 
 
@@ -92,12 +97,15 @@ def _cut(s: str, n: int) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
-def _rows(hops: list[HopDiff], wide: bool = False) -> list[list[str]]:
-    if wide:  # markdown: no terminal to fit
-        return [[h.change, f"{h.source} → {h.target}", f"{h.method} {h.path}",
-                 _stat(h.before, True), _stat(h.after, True), _detail(h)] for h in hops]
-    return [[h.change, _cut(f"{h.source} → {h.target}", 28), _cut(f"{h.method} {h.path}", 18),
-             _stat(h.before), _stat(h.after), _cut(_detail(h), 16)] for h in hops]
+def _rows(hops: list[HopDiff], wide: bool = False, policy: Policy = DEFAULT) -> list[list[str]]:
+    if wide:  # markdown: no terminal to fit, and every capture string in a code span
+        return [[h.change, md_code(f"{h.source} → {h.target}", True),
+                 md_code(f"{h.method} {policy.url(h.path)}", True),
+                 _stat(h.before, True), _stat(h.after, True), md_code(_detail(h), True) if _detail(h) else ""]
+                for h in hops]
+    return [[h.change, _cut(escape(f"{h.source} → {h.target}"), 28),
+             _cut(escape(f"{h.method} {policy.url(h.path)}"), 18),
+             _stat(h.before), _stat(h.after), _cut(escape(_detail(h)), 16)] for h in hops]
 
 
 HEADERS = ["change", "hop", "call", "before", "after", "headers"]
@@ -110,16 +118,16 @@ def _summary(d: DiffResult) -> list[str]:
         return ", ".join(f"{t.findings[k]} {k}" for k in KINDS if t.findings[k]) or "no findings"
 
     return [
-        _cut(f"before: {', '.join(b.captures)}", 120),
+        _cut(escape(f"before: {', '.join(b.captures)}"), 120),
         _cut(f"  {b.traces} traces, {b.broken_traces} broken ({kinds(b)}); "
              f"formats {', '.join(b.formats) or '-'}; {b.anomalies} anomalies", 120),
-        _cut(f"after:  {', '.join(a.captures)}", 120),
+        _cut(escape(f"after:  {', '.join(a.captures)}"), 120),
         _cut(f"  {a.traces} traces, {a.broken_traces} broken ({kinds(a)}); "
              f"formats {', '.join(a.formats) or '-'}; {a.anomalies} anomalies", 120),
     ]
 
 
-def table(d: DiffResult, show_all: bool = False) -> str:
+def table(d: DiffResult, show_all: bool = False, policy: Policy = DEFAULT) -> str:
     out = _summary(d)
     groups = [
         ("worse", [h for h in d.hops if h.change in WORSE or (h.change == "new" and h.after
@@ -131,11 +139,12 @@ def table(d: DiffResult, show_all: bool = False) -> str:
     unchanged = [h for h in d.hops if h.change == "unchanged"]
     for title, hops in groups:
         if hops:
-            out += ["", f"{title}:", tabulate(_rows(hops), headers=HEADERS, tablefmt="simple")]
+            out += ["", f"{title}:", tabulate(_rows(hops, policy=policy), headers=HEADERS, tablefmt="simple")]
     if unchanged:
         out.append("")
         if show_all:
-            out += ["unchanged:", tabulate(_rows(unchanged), headers=HEADERS, tablefmt="simple")]
+            out += ["unchanged:",
+                    tabulate(_rows(unchanged, policy=policy), headers=HEADERS, tablefmt="simple")]
         else:
             out.append(f"{len(unchanged)} unchanged hops (--all shows them)")
     out.append("")
@@ -144,18 +153,19 @@ def table(d: DiffResult, show_all: bool = False) -> str:
     return "\n".join(out) + "\n"
 
 
-def markdown(d: DiffResult, show_all: bool = False) -> str:
+def markdown(d: DiffResult, show_all: bool = False, policy: Policy = DEFAULT) -> str:
     out = ["### tracewire diff", ""]
     lines = _summary(d)
-    out += [f"- {lines[0]}: {lines[1].lstrip()}", f"- {lines[2]}: {lines[3].lstrip()}"]
+    out += [f"- before: {', '.join(md_code(c) for c in d.before.captures)}: {lines[1].lstrip()}",
+            f"- after: {', '.join(md_code(c) for c in d.after.captures)}: {lines[3].lstrip()}"]
     rows = [h for h in d.hops if show_all or h.change != "unchanged"]
     out.append("")
     if rows:
-        out.append(tabulate(_rows(rows, True), headers=HEADERS, tablefmt="github"))
+        out.append(tabulate(_rows(rows, True, policy), headers=HEADERS, tablefmt="github"))
     unchanged = sum(1 for h in d.hops if h.change == "unchanged")
     if unchanged and not show_all:
         out += ["", f"<details><summary>{unchanged} unchanged hops</summary>", "",
-                tabulate(_rows([h for h in d.hops if h.change == "unchanged"], True), headers=HEADERS,
+                tabulate(_rows([h for h in d.hops if h.change == "unchanged"], True, policy), headers=HEADERS,
                          tablefmt="github"), "", "</details>"]
     out += ["", "**Result:** " + ("nothing differs" if not d.differs else
                                   "regressions found" if d.regressed else "differences, no regression")]

@@ -7,19 +7,31 @@ from typing import Any
 
 from analyzer.decode.packet import format_endpoint
 from analyzer.records import Anomaly, Header, Message
-from analyzer.report.redact import display_value, is_secret, text
+from analyzer.report.redact import DEFAULT, Confirms, Policy, csv_cell, escape, marker, text
 from analyzer.tracing import TraceContext
 
 _last_second: list[object] = [None, ""]
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+# datetime shows years 1 to 9999 only (pcapng if_tsoffset/if_tsresol can say anything)
+_FIRST_SECOND, _LAST_SECOND = -62_135_596_800, 253_402_300_799
 
 
 def rfc3339(ts_ns: int) -> str:
-    """UTC timestamp with all nine fractional digits: 2026-11-25T06:54:46.123456789Z."""
+    """UTC timestamp with all nine fractional digits: 2026-11-25T06:54:46.123456789Z.
+
+    A timestamp outside years 1-9999 is shown as its raw number of nanoseconds since 1970
+    (the pipeline records it as a ``bad-timestamp`` anomaly): it never raises.
+    """
     sec, ns = divmod(ts_ns, 1_000_000_000)
     if _last_second[0] != sec:  # messages come in bursts within one second
+        if not _FIRST_SECOND <= sec <= _LAST_SECOND:
+            return str(ts_ns)
+        # timedelta, not fromtimestamp: no platform time_t limits; fields formatted by hand
+        # because strftime's %Y does not pad years before 1000
+        d = _EPOCH + dt.timedelta(seconds=sec)
         _last_second[0] = sec
-        _last_second[1] = dt.datetime.fromtimestamp(sec, tz=dt.timezone.utc).strftime(
-            "%Y-%m-%dT%H:%M:%S"
+        _last_second[1] = (
+            f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}"
         )
     return f"{_last_second[1]}.{ns:09d}Z"
 
@@ -28,7 +40,31 @@ def anomaly_dict(a: Anomaly) -> dict[str, Any]:
     return {"kind": a.kind, "frame": a.frame, "detail": a.detail, "flow": a.flow}
 
 
-def context_dict(c: TraceContext) -> dict[str, Any]:
+def _policy(p: Policy | bool) -> Policy:
+    """A Policy, or the old ``show_secrets`` flag of library callers."""
+    return p if isinstance(p, Policy) else Policy(show_secrets=p)
+
+
+def context_dict(c: TraceContext, policy: Policy | bool = DEFAULT,
+                 confirms: Confirms | None = None) -> dict[str, Any]:
+    """A tracing context; one built from a redacted header (baggage, a --redact name) or
+    from an uncorroborated guessed name shows no value, id or violation text (those quote
+    the value), only its format, its headers and how many rules it breaks."""
+    if _policy(policy).context_hidden(c, confirms):
+        n = len(c.violations)
+        broken = [f"{c.format}: {n} rule{'s' if n > 1 else ''} broken (value redacted)"] if n else []
+        return {
+            "format": c.format,
+            "headers": list(c.headers),
+            "raw": marker(len(c.raw.encode("latin-1"))),
+            "trace_id": None,
+            "span_id": None,
+            "parent_span_id": None,
+            "sampled": None,
+            "request_id": None,
+            "violations": broken,
+            "guessed": c.guessed,
+        }
     return {
         "format": c.format,
         "headers": list(c.headers),
@@ -43,22 +79,16 @@ def context_dict(c: TraceContext) -> dict[str, Any]:
     }
 
 
-def header_list(fields: tuple[Header, ...], show_secrets: bool) -> list[dict[str, Any]]:
+def header_list(fields: tuple[Header, ...], policy: Policy | bool = DEFAULT,
+                confirms: Confirms | None = None) -> list[dict[str, Any]]:
     """Fields in wire order as {"name", "value"}; unknown parts are null, with "unknown"."""
+    policy = _policy(policy)
     headers: list[dict[str, Any]] = []
     for h in fields:
-        name, value = h.name, h.value
-        if h.unknown is None and name is not None and value is not None and not name.endswith(b"-bin"):
-            # the common case, kept short: a fully known field
-            if not show_secrets and is_secret(h.lname):
-                shown = f"<redacted, {len(value)} bytes>"
-            else:
-                shown = value.decode("utf-8", "backslashreplace")
-            headers.append({"name": name.decode("utf-8", "backslashreplace"), "value": shown})
-            continue
+        name = h.name
         item: dict[str, Any] = {
             "name": None if name is None else text(name),
-            "value": display_value(h.lname, value, show_secrets),
+            "value": policy.value(h, confirms),
         }
         if h.unknown is not None:
             item["unknown"] = h.unknown
@@ -68,7 +98,11 @@ def header_list(fields: tuple[Header, ...], show_secrets: bool) -> list[dict[str
     return headers
 
 
-def message_dict(m: Message, show_secrets: bool = False) -> dict[str, Any]:
+def message_dict(m: Message, policy: Policy | bool = DEFAULT,
+                 confirms: Confirms | None = None) -> dict[str, Any]:
+    """One message as a JSON object. ``confirms`` (a Corroboration's) decides whether a
+    guessed or unnamed tracing value may be shown; without it none is."""
+    policy = _policy(policy)
     ep = m.endpoints
     return {
         "capture": m.capture,
@@ -80,25 +114,25 @@ def message_dict(m: Message, show_secrets: bool = False) -> dict[str, Any]:
         "connection": {"src": ep.src, "sport": ep.sport, "dst": ep.dst, "dport": ep.dport},
         "stream": m.stream,
         "method": None if m.method is None else text(m.method),
-        "path": None if m.path is None else text(m.path),
-        "authority": None if m.authority is None else text(m.authority),
+        "path": None if m.path is None else policy.url(text(m.path)),
+        "authority": None if m.authority is None else policy.url(text(m.authority)),
         "status": m.status,
-        "headers": header_list(m.headers, show_secrets),
-        "trailers": header_list(m.trailers, show_secrets),
-        "trace": [context_dict(c) for c in m.trace],
+        "headers": header_list(m.headers, policy, confirms),
+        "trailers": header_list(m.trailers, policy, confirms),
+        "trace": [context_dict(c, policy, confirms) for c in m.trace],
         "anomalies": [anomaly_dict(a) for a in m.anomalies],
     }
 
 
-def request_id(m: Message) -> str | None:
-    for c in m.trace:
+def request_id(m: Message, policy: Policy = DEFAULT, confirms: Confirms | None = None) -> str | None:
+    for c in policy.visible(m.trace, confirms):
         if c.format == "x-request-id":
             return c.raw
     return None
 
 
-def trace_id(m: Message) -> str | None:
-    for c in m.trace:
+def trace_id(m: Message, policy: Policy = DEFAULT, confirms: Confirms | None = None) -> str | None:
+    for c in policy.visible(m.trace, confirms):
         if c.trace_id is not None:
             return c.trace_id
     return None
@@ -127,17 +161,21 @@ CSV_FIELDS = (
     "headers",
     "anomalies",
 )
+_HEADERS_CELL = CSV_FIELDS.index("headers")
 
 
-def csv_row(m: Message, show_secrets: bool = False) -> list[Any]:
-    d = message_dict(m, show_secrets)
+def csv_row(m: Message, policy: Policy | bool = DEFAULT, confirms: Confirms | None = None) -> list[Any]:
+    """One CSV row: every text cell escaped and defused against formulas (``csv_cell``);
+    the headers cell has one line per field."""
+    policy = _policy(policy)
+    d = message_dict(m, policy, confirms)
     c = d["connection"]
     headers = "\n".join(
-        f"{h['name'] if h['name'] is not None else '<unknown>'}: "
-        f"{h['value'] if h['value'] is not None else '<unknown>'}"
+        escape(f"{h['name'] if h['name'] is not None else '<unknown>'}: "
+               f"{h['value'] if h['value'] is not None else '<unknown>'}")
         for h in d["headers"]
     )
-    return [
+    row = [
         d["capture"],
         d["frame"],
         d["first_frame"],
@@ -153,13 +191,15 @@ def csv_row(m: Message, show_secrets: bool = False) -> list[Any]:
         d["path"] or "",
         d["authority"] or "",
         "" if d["status"] is None else d["status"],
-        request_id(m) or "",
-        trace_id(m) or "",
+        request_id(m, policy, confirms) or "",
+        trace_id(m, policy, confirms) or "",
         " ".join(t["format"] for t in d["trace"]),
         "; ".join(v for t in d["trace"] for v in t["violations"]),
         headers,
         "; ".join(f"{a['kind']}@{a['frame']}" for a in d["anomalies"]),
     ]
+    return [csv_cell(v if i == _HEADERS_CELL or not isinstance(v, str) else escape(v))
+            for i, v in enumerate(row)]
 
 
 def _short(s: str | None, n: int) -> str:
@@ -177,12 +217,14 @@ def short_trace_id(tid: str | None) -> str:
     return _short(tid, 17)
 
 
-def table_row(m: Message) -> list[str]:
+def table_row(m: Message, policy: Policy = DEFAULT, confirms: Confirms | None = None) -> list[str]:
+    """One table line's cells, each escaped: nothing from the capture reaches a terminal raw."""
     ep = m.endpoints
     flow = f"{format_endpoint(ep.src, ep.sport)} → {format_endpoint(ep.dst, ep.dport)}"
     if m.kind == "request":
         # an HPACK entry older than the capture can hide the method or the path
-        what = f"{text(m.method or b'<?>')} {text(m.path or b'<unknown path>')}"
+        path = policy.url(text(m.path)) if m.path is not None else "<unknown path>"
+        what = f"{text(m.method or b'<?>')} {path}"
     else:
         what = f"← {m.status}"
     if m.stream is not None:
@@ -199,9 +241,9 @@ def table_row(m: Message) -> list[str]:
         str(m.frame),
         clock,
         _short(flow, TABLE_WIDTHS[2]),
-        _short(what, TABLE_WIDTHS[3]),
-        _short(request_id(m), TABLE_WIDTHS[4]),
-        short_trace_id(trace_id(m)) + marks,
+        _short(escape(what), TABLE_WIDTHS[3]),
+        _short(escape(request_id(m, policy, confirms) or ""), TABLE_WIDTHS[4]),
+        escape(short_trace_id(trace_id(m, policy, confirms))) + marks,
     ]
 
 

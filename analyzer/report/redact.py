@@ -1,8 +1,33 @@
-"""Which header values are credentials, and how they are shown."""
+"""What a capture may show a reader: credentials redacted, untrusted text made inert.
+
+Strategy: a capture is written by whoever sent the packets and its output is pasted into
+terminals, tickets and spreadsheets. So every display string built from capture bytes
+passes through this module, once, before any text is made of it:
+
+- ``Policy.value`` decides whether a header value is shown: by the header's name (a fixed
+  list, a rule on name parts, the user's ``--redact`` names, an allow-list that keeps the
+  tracing headers visible), and for HTTP/2 names the capture cannot show (an HPACK entry
+  older than the capture) or only guessed from the value's shape, by corroboration;
+- ``Policy.url`` redacts credential parameters in query strings and userinfo passwords;
+- ``escape`` shows terminal control bytes as ``\\x1b``; ``csv_cell`` defuses spreadsheet
+  formulas; ``md_code`` puts text in a Markdown code span it cannot leave.
+
+A redacted value keeps its length ("<redacted, 41 bytes>"): that is often what a reader
+debugging a proxy needs, and it says nothing of the value.
+"""
 
 from __future__ import annotations
 
 import base64
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+from urllib.parse import unquote
+
+from analyzer.protocols.hpack_state import guess_name
+from analyzer.records import Header
+from analyzer.tracing import TRACING_HEADER_NAMES, TraceContext
 
 SECRET_HEADERS = frozenset(
     (
@@ -24,24 +49,113 @@ SECRET_HEADERS = frozenset(
         b"x-envoy-peer-metadata",
         b"x-jwt-payload",
         b"grpc-metadata-authorization",
+        b"ocp-apim-subscription-key",
+        b"x-functions-key",
+        b"x-goog-api-key",
+        b"x-vault-token",
+        b"baggage",  # W3C baggage and Jaeger's uberctx-* carry user data (ids, emails, tokens)
     )
 )
-# Names that hint at a credential even when not listed above (x-my-service-token, ...).
-_SECRET_PARTS = (b"token", b"secret", b"password", b"passwd", b"api-key", b"apikey", b"session")
+# A name that contains one of these is a credential's, whoever invented it
+# (x-forwarded-authorization, x-my-service-token, x-amz-security-token, ...). "auth" does
+# not match ":authority", which names the target, not a secret.
+_SECRET_RULE: Final = re.compile(
+    rb"auth(?!ority)|token|secret|passw|pwd|session|cookie|api-key|apikey|api_key"
+    rb"|signature|credential|private|jwt|assertion|csrf|xsrf|subscription-key|access-key"
+    rb"|^uberctx-"
+)
+# Never redacted by the rule (only by an explicit --redact): the headers this tool exists
+# to show. None of them matches the rule today; the list keeps it so when either changes.
+ALLOWED: Final = frozenset(n.encode("ascii") for n in TRACING_HEADER_NAMES if n != "baggage") | frozenset(
+    (b":authority", b":path", b":method", b":scheme", b":status", b":protocol", b"host")
+)
 
+# Query parameters that carry credentials (OAuth, API keys, signed URLs of S3, GCS and
+# Azure SAS), compared lower-cased after percent-decoding; names matching the header rule
+# above or starting with a cloud signing prefix are included too.
+SECRET_PARAMS: Final = frozenset(
+    (
+        "access_token", "token", "id_token", "refresh_token", "api_key", "apikey", "key",
+        "sig", "signature", "password", "passwd", "pwd", "pass", "secret", "client_secret",
+        "code", "auth", "session", "sessionid", "session_id", "jsessionid", "phpsessid",
+        "credential", "credentials", "private_token", "assertion", "client_assertion",
+        "otp", "ticket", "state", "jwt", "bearer",
+    )
+)
+_SIGNING_PREFIXES: Final = ("x-amz-", "x-goog-", "x-ms-")
+_PARAM_RULE: Final = re.compile(
+    r"auth|token|secret|passw|session|api-?_?key|signature|credential|private|jwt|assertion"
+)
 
 _verdicts: dict[bytes, bool] = {}
+_VERDICTS_MAX: Final = 4096
 
 
 def is_secret(lname: bytes | None) -> bool:
+    """Whether a lower-cased header name is a credential's by the fixed list and the rule."""
     if lname is None:
         return False
     verdict = _verdicts.get(lname)
     if verdict is None:
-        verdict = lname in SECRET_HEADERS or any(part in lname for part in _SECRET_PARTS)
-        if len(_verdicts) < 4096:  # header names repeat; a hostile capture cannot grow this
+        verdict = lname not in ALLOWED and (
+            lname in SECRET_HEADERS or _SECRET_RULE.search(lname) is not None
+        )
+        if len(_verdicts) < _VERDICTS_MAX:  # names repeat; a hostile capture cannot grow this
             _verdicts[lname] = verdict
     return verdict
+
+
+def _param_is_secret(name: str) -> bool:
+    n = unquote(name).strip().lower()
+    return (
+        n in SECRET_PARAMS
+        or n.startswith(_SIGNING_PREFIXES)
+        or _PARAM_RULE.search(n) is not None
+    )
+
+
+def marker(n: int) -> str:
+    """What stands for a redacted value: its length, never its bytes."""
+    return f"<redacted, {n} bytes>"
+
+
+_USERINFO: Final = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*://)?([^/?#@]*?):([^/?#@]*)@")
+
+
+def redact_url(s: str) -> str:
+    """A path, URL or authority with credential query values and userinfo passwords
+    redacted; parameter names and everything else kept."""
+    if "@" in s:
+        m = _USERINFO.match(s)
+        if m is not None:
+            pw = m.group(3)
+            s = f"{m.group(1) or ''}{m.group(2)}:{marker(len(pw.encode()))}@{s[m.end():]}"
+    q = s.find("?")
+    if q < 0:
+        return s
+    head, query = s[: q + 1], s[q + 1 :]
+    frag = ""
+    h = query.find("#")
+    if h >= 0:
+        query, frag = query[:h], query[h:]
+    changed = False
+    parts = re.split(r"([&;])", query)
+    for i in range(0, len(parts), 2):
+        name, eq, value = parts[i].partition("=")
+        if eq and value and _param_is_secret(name):
+            parts[i] = f"{name}={marker(len(value.encode()))}"
+            changed = True
+    return head + "".join(parts) + frag if changed else s
+
+
+_QUERY_IN_TEXT: Final = re.compile(r"[^\s?]*\?[^\s]*=[^\s]*")
+
+
+def redact_urls_in(s: str) -> str:
+    """Free text (a note, a rule) with the query string of any path in it redacted."""
+    if "?" not in s:
+        return s
+    return _QUERY_IN_TEXT.sub(lambda m: redact_url(m.group()), s)
 
 
 def text(value: bytes) -> str:
@@ -62,11 +176,157 @@ def binary_value(value: bytes) -> str:
     return base64.b64encode(value).decode("ascii")
 
 
+# Headers whose value is a URL or a path: their query strings are redacted like :path's.
+_URL_HEADERS: Final = frozenset(
+    (b"referer", b"location", b"content-location", b"origin", b"x-envoy-original-path",
+     b"x-original-url", b"x-original-uri", b"x-forwarded-uri", b"x-rewrite-url", b"link",
+     b"x-forwarded-prefix", b":path")
+)
+
+Confirms = Callable[[bytes], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How credentials are treated in one command's output.
+
+    ``names``: lower-cased header names the user asked to redact (``--redact``); they win
+    over the allow-list. ``show_secrets`` shows everything as captured.
+    """
+
+    show_secrets: bool = False
+    names: frozenset[bytes] = field(default_factory=frozenset)
+
+    @classmethod
+    def of(cls, show_secrets: bool = False, names: Iterable[str] = ()) -> Policy:
+        return cls(show_secrets, frozenset(n.strip().lower().encode("utf-8") for n in names if n.strip()))
+
+    def secret(self, lname: bytes | None) -> bool:
+        """Whether values under this (lower-cased) name are hidden."""
+        if self.show_secrets or lname is None:
+            return False
+        return lname in self.names or is_secret(lname)
+
+    def value(self, h: Header, confirms: Confirms | None = None) -> str | None:
+        """The one decision on how a header value is shown; None when the capture cannot
+        show it. ``confirms`` tells whether a value was seen under a known tracing name
+        (a ``Corroboration``); without it nothing guessed or unnamed is shown."""
+        value = h.value
+        if value is None:
+            return None
+        lname = h.lname
+        if not self.show_secrets:
+            if lname is None:
+                # The name is an HPACK entry older than the capture: the value may be
+                # anyone's credential. Only a tracing-shaped value seen elsewhere under a
+                # known name is shown (it says nothing new then).
+                if guess_name(value, set()) is None or confirms is None or not confirms(value):
+                    return marker(len(value))
+                return text(value)
+            if h.guessed and (confirms is None or not confirms(value)):
+                return marker(len(value))
+            if lname in self.names or is_secret(lname):
+                return marker(len(value))
+            if lname in _URL_HEADERS or value[:1] == b"/" or value[:4].lower() == b"http":
+                return redact_url(text(value))
+        if lname is not None and lname.endswith(b"-bin"):
+            return binary_value(value)
+        return text(value)
+
+    def url(self, s: str | None) -> str | None:
+        """A path, URL or authority as shown: credential parameters redacted."""
+        if s is None or self.show_secrets:
+            return s
+        return redact_url(s)
+
+    def context_hidden(self, c: TraceContext, confirms: Confirms | None = None) -> bool:
+        """Whether a tracing context's values (raw, ids, violation texts) are hidden: it
+        came from a redacted header (baggage, a --redact name) or from a guessed name not
+        corroborated."""
+        if self.show_secrets:
+            return False
+        if c.guessed and (confirms is None or not confirms(c.raw.encode("latin-1"))):
+            return True
+        return any(self.secret(n.encode("latin-1")) for n in c.headers)
+
+    def prose(self, s: str) -> str:
+        """A sentence the analysis wrote about capture content (a note, a rule)."""
+        return s if self.show_secrets else redact_urls_in(s)
+
+    def visible(self, contexts: Sequence[TraceContext], confirms: Confirms | None = None
+                ) -> list[TraceContext]:
+        """The contexts whose ids may be shown or exported."""
+        return [c for c in contexts if not self.context_hidden(c, confirms)]
+
+
+DEFAULT: Final = Policy()
+
+
 def display_value(lname: bytes | None, value: bytes | None, show_secrets: bool) -> str | None:
-    if value is None:
-        return None
-    if not show_secrets and is_secret(lname):
-        return f"<redacted, {len(value)} bytes>"
-    if lname is not None and lname.endswith(b"-bin"):
-        return binary_value(value)
-    return text(value)
+    """A known header's value as shown (kept for library callers; ``Policy.value`` decides)."""
+    return Policy(show_secrets).value(Header(None if lname is None else lname, value, lname))
+
+
+# -- text that cannot act on a reader ---------------------------------------------------------
+
+# C0 controls (TAB, LF, CR, ESC, BEL...), DEL, C1 controls (U+0080-U+009F: CSI, OSC... in
+# terminals that take 8-bit controls), bidirectional overrides and isolates (they reorder
+# what a reader sees: "Trojan Source"), line and paragraph separators, and the BOM.
+_MARKS: Final = "\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff"
+_UNSAFE: Final = re.compile(f"[\x00-\x1f\x7f-\x9f{_MARKS}]")
+_JSON_UNSAFE: Final = re.compile(f"[\x7f-\x9f{_MARKS}]")
+
+
+def _escaped(m: re.Match[str]) -> str:
+    o = ord(m.group())
+    return f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}"
+
+
+def escape(s: str) -> str:
+    """Untrusted text for a terminal, a table cell or a Markdown line: every control
+    character shown as an escape (ESC as ``\\x1b``), so it cannot move the cursor,
+    rewrite the window title, break a line or reorder the text."""
+    return _UNSAFE.sub(_escaped, s) if _UNSAFE.search(s) else s
+
+
+def _json_escaped(m: re.Match[str]) -> str:
+    return f"\\u{ord(m.group()):04x}"
+
+
+def json_safe(encoded: str) -> str:
+    """JSON text with C1 controls and bidi marks written as \\u escapes: the encoder already
+    escapes C0 controls but passes these through when ``ensure_ascii`` is off. They can
+    only occur inside JSON strings, where \\uXXXX means the same character."""
+    return _JSON_UNSAFE.sub(_json_escaped, encoded) if _JSON_UNSAFE.search(encoded) else encoded
+
+
+_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(v: object) -> object:
+    """A CSV cell that a spreadsheet cannot run (OWASP: a cell starting with = + - @ TAB
+    or CR is prefixed with a single quote), its control characters escaped except the line
+    breaks the report put between fields of one cell. Numbers stay numbers."""
+    if not isinstance(v, str):
+        return v
+    if _UNSAFE.search(v):
+        v = "\n".join(map(escape, v.split("\n")))
+    if v.startswith(_FORMULA_START):
+        return "'" + v
+    return v
+
+
+def md_code(s: str | None, table: bool = False) -> str:
+    """Untrusted text as an inline Markdown code span it cannot leave: a fence longer than
+    any run of backticks inside, so no link, image, emphasis or HTML can come of it; in a
+    table cell a pipe is escaped too (GFM splits cells before code spans)."""
+    if s is None or s == "":
+        return "-"
+    s = escape(s)
+    if table:
+        s = s.replace("|", "\\|")
+    longest = max((len(r) for r in re.findall("`+", s)), default=0)
+    fence = "`" * (longest + 1)
+    if longest or s[0] == " " or s[-1] == " ":
+        return f"{fence} {s} {fence}"
+    return f"{fence}{s}{fence}"
