@@ -1,21 +1,33 @@
 """Attribution of each outbound call to the inbound request being served, and the verdict:
 were the tracing headers carried on?
 
-Strategy: attribution tries the strongest evidence first (the x-request-id Envoy keeps for
-the whole request, compared with its trace-reason character masked; then the trace id in
-any format), and only then time: the outbound call falls inside an inbound request's
-request-to-response window. Each finding says which was used and how sure it is. The
-verdict compares what the inbound request carried with what the outbound call carries;
-a change of format that keeps the trace id is a note, not a break.
+Strategy: attribution uses every id the call carries before it uses time. The candidates
+are the inbound requests that share the call's x-request-id (Envoy keeps it for the whole
+request; compared with its trace-reason character masked) or, failing that, its trace id
+in any format. Several inbound requests can share one x-request-id (parallel calls of one
+request reaching the same pod, retries), so the candidates are narrowed by trace id, then
+by span lineage (the call's span or parent span is one inbound request's span id: only
+when exactly one matches), then by time (the call falls inside the request-to-response
+window). Only then, with no id in common, time alone: the call falls inside a window.
+The attribution is "certain" only when one candidate is left; otherwise "ambiguous" with
+the candidates, and a call is flagged only when it is broken against every candidate.
+
+The verdict compares what the inbound request carried with what the outbound call
+carries and gives at most one finding per call, the first of model.PRECEDENCE that
+applies. A change of format that keeps the trace id is a note, not a break. A header the
+capture cannot show (``hidden``) is never absent: no finding rests on its absence.
 """
 
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from analyzer.analysis.model import Call, Finding, Note
+from analyzer.analysis.model import PRECEDENCE, Call, Finding, Note
 from analyzer.tracing import TraceContext
+from analyzer.tracing.w3c import tracestate_dropped, tracestate_members
 
 TRACE_FORMATS_NAMES = {
     "b3-multi": "B3",
@@ -30,23 +42,38 @@ TRACE_FORMATS_NAMES = {
     "ot-span-context": "x-ot-span-context",
 }
 
+# Whether a header (lower-cased name) may be present in a call though the capture does not
+# show it (an HPACK entry older than the capture).
+Hidden = Callable[[str], bool]
+
+
+def _never(name: str) -> bool:
+    return False
+
+
+# At most this many candidates are judged one by one (a bound on work per call: an
+# x-request-id shared by thousands of inbound requests must not make the analysis quadratic).
+MAX_JUDGED_CANDIDATES = 16
+
 
 @dataclass(slots=True)
 class Attribution:
     inbound: Call | None
     method: str  # "x-request-id", "trace-id", "time-window", "none"
     confidence: str  # "certain", "likely", "ambiguous"
-    candidates: list[Call]
+    candidates: list[Call] = field(default_factory=list)  # all left when ambiguous
 
 
 def _inside(o: Call, i: Call) -> bool:
     return i.ts_ns <= o.ts_ns and (i.response_ts is None or o.ts_ns <= i.response_ts)
 
 
-def _best(o: Call, same: list[Call]) -> Call:
-    inside = [i for i in same if _inside(o, i)]
-    pool = inside or [i for i in same if i.ts_ns <= o.ts_ns] or same
-    return max(pool, key=lambda i: i.ts_ns)
+def _preferred(o: Call, pool: list[Call]) -> Call:
+    """The candidate to show first: inside the window and latest to start, else the latest
+    to start before the call, else the latest."""
+    inside = [i for i in pool if _inside(o, i)]
+    before = inside or [i for i in pool if i.ts_ns <= o.ts_ns] or pool
+    return max(before, key=lambda i: (i.ts_ns, i.frame))
 
 
 class InboundIndex:
@@ -59,12 +86,13 @@ class InboundIndex:
         for i in inbound:
             if (k := i.request_key) is not None:
                 self.by_key.setdefault(k, []).append(i)
-            if (t := i.trace_id) is not None:
+            for t in {c.trace_id for c in i.trace if c.trace_id is not None}:
                 self.by_trace.setdefault(t, []).append(i)
         self.by_start = sorted(inbound, key=lambda i: i.ts_ns)
         self.starts = [i.ts_ns for i in self.by_start]
         # the longest window, to bound how far back a window can have started
         self.longest = max(((i.response_ts or i.ts_ns) - i.ts_ns for i in inbound), default=0)
+        # A request whose response is not in the capture is open to the capture's end.
         self.open_ended = [i for i in inbound if i.response_ts is None]
 
     def containing(self, t: int) -> list[Call]:
@@ -76,26 +104,76 @@ class InboundIndex:
         return out
 
 
+def span_ids(c: Call) -> set[str]:
+    return {t.span_id for t in c.trace if t.span_id is not None}
+
+
+def _lineage(o: Call) -> set[str]:
+    """Span ids the call may name as its parent: the span it carries (forwarded verbatim,
+    it is the inbound request's span) and its parent span (the app made a child span)."""
+    out = set()
+    for t in o.trace:
+        if t.span_id is not None:
+            out.add(t.span_id)
+        if t.parent_span_id is not None:
+            out.add(t.parent_span_id)
+    return out
+
+
+def _narrow(o: Call, pool: list[Call]) -> list[Call]:
+    """Narrow candidates by trace id, then span lineage (only when it singles one out),
+    then time; a step that would leave none is skipped."""
+    tids = {t.trace_id for t in o.trace if t.trace_id is not None}
+    if tids and len(pool) > 1:
+        same = [i for i in pool if tids & {t.trace_id for t in i.trace}]
+        pool = same or pool
+    if len(pool) > 1:
+        parents = _lineage(o)
+        if parents:
+            lin = [i for i in pool if span_ids(i) & parents]
+            if len(lin) == 1:
+                pool = lin
+    if len(pool) > 1:
+        pool = [i for i in pool if _inside(o, i)] or pool
+    return pool
+
+
 def attribute(o: Call, inbound: list[Call] | InboundIndex) -> Attribution:
     """Which inbound request (of the same service) was being served when ``o`` was made."""
     index = inbound if isinstance(inbound, InboundIndex) else InboundIndex(inbound)
+    window = [i for i in index.containing(o.ts_ns) if i is not o]
     key = o.request_key
+    pool: list[Call] = []
+    method = "none"
     if key:
-        same = [i for i in index.by_key.get(key, ()) if i is not o]
-        if same:
-            return Attribution(_best(o, same), "x-request-id", "certain", [])
-    tid = o.trace_id
-    if tid:
-        same = [i for i in index.by_trace.get(tid, ()) if i is not o]
-        if same:
-            return Attribution(_best(o, same), "trace-id", "certain", [])
-    inside = [i for i in index.containing(o.ts_ns) if i is not o]
-    if len(inside) == 1:
-        return Attribution(inside[0], "time-window", "likely", [])
-    if inside:
-        return Attribution(max(inside, key=lambda i: i.ts_ns), "time-window", "ambiguous", inside)
-    return Attribution(None, "none", "certain", [])
+        pool = [i for i in index.by_key.get(key, ()) if i is not o]
+        method = "x-request-id"
+    tids = {t.trace_id for t in o.trace if t.trace_id is not None}
+    if tids:
+        # Another request being served that carries exactly the call's trace id is a
+        # candidate too: the call must never be called "changed" against its neighbour.
+        carrying = [i for i in window if i not in pool and tids & {t.trace_id for t in i.trace}]
+        if not pool:
+            for tid in sorted(tids):
+                pool += [i for i in index.by_trace.get(tid, ()) if i is not o and i not in pool]
+            method = "trace-id" if pool else method
+        else:
+            pool += carrying
+    if pool:
+        pool = _narrow(o, pool)
+        best = _preferred(o, pool)
+        if len(pool) == 1:
+            return Attribution(best, method, "certain")
+        return Attribution(best, method, "ambiguous", sorted(pool, key=lambda i: i.frame))
+    if len(window) == 1:
+        return Attribution(window[0], "time-window", "likely")
+    if window:
+        return Attribution(_preferred(o, window), "time-window", "ambiguous",
+                           sorted(window, key=lambda i: i.frame))
+    return Attribution(None, "none", "certain")
 
+
+# -- verdicts ---------------------------------------------------------------------------------
 
 def _trace_contexts(c: Call) -> list[TraceContext]:
     return [t for t in c.trace if t.trace_id is not None]
@@ -108,122 +186,299 @@ def _sampled(c: Call) -> bool | None:
     return None
 
 
-def _names(ctxs: list[TraceContext]) -> list[str]:
-    return [n for t in ctxs for n in t.headers]
-
-
 # The header that holds the trace id, for multi-header formats.
 _TRACE_ID_HEADER = {"b3-multi": "x-b3-traceid", "datadog": "x-datadog-trace-id"}
+# Where a sampling decision travels.
+_SAMPLING_HEADERS = ("x-b3-sampled", "x-b3-flags", "b3", "traceparent", "uber-trace-id",
+                     "x-datadog-sampling-priority", "x-cloud-trace-context", "grpc-trace-bin")
 
 
-def _trace_id_headers(ctxs: list[TraceContext]) -> list[str]:
-    out = []
-    for t in ctxs:
-        name = _TRACE_ID_HEADER.get(t.format)
-        out.append(name if name in t.headers else t.headers[0])
+def _trace_id_header(t: TraceContext) -> str:
+    name = _TRACE_ID_HEADER.get(t.format)
+    return name if name is not None and name in t.headers else t.headers[0]
+
+
+def _violating(t: TraceContext, violations: tuple[str, ...] | list[str]) -> list[str]:
+    """The headers the violations name ("x-b3-spanid: must be ..."), else all."""
+    named = [n for n in t.headers if any(v.startswith(n + ":") for v in violations)]
+    return list(dict.fromkeys(named or t.headers))
+
+
+# Violations that rest on a header's absence, and the header they say is absent.
+_ABSENT = (re.compile(r"^([a-z0-9-]+): missing, it is required with"),
+           re.compile(r"sent without ([a-z0-9-]+)$"))
+
+
+def _absent_header(violation: str) -> str | None:
+    for rx in _ABSENT:
+        m = rx.search(violation)
+        if m is not None:
+            return m.group(1)
+    return None
+
+
+def _real_violations(t: TraceContext, hidden: Hidden) -> list[str]:
+    """A context's violations, without those a header hidden from the capture may answer."""
+    return [v for v in t.violations if (a := _absent_header(v)) is None or not hidden(a)]
+
+
+def _value(c: Call, name: str) -> str | None:
+    """A tracing header's value as shown (guessed-and-corroborated headers are only in
+    the context's raw value)."""
+    v = c.values.get(name)
+    if v is not None:
+        return v
+    for t in c.trace:
+        if name in t.headers:
+            return t.raw if len(t.headers) == 1 else None
+    return None
+
+
+def _shown(c: Call, names: list[str]) -> dict[str, str]:
+    return {n: v for n in names if (v := _value(c, n)) is not None}
+
+
+def _names(c: Call) -> list[str]:
+    """Every tracing header name a call carries, known or corroborated, wire order."""
+    out = list(c.header_names)
+    for t in c.trace:
+        out += [n for n in t.headers if n not in out]
     return out
 
 
-def _violating(t: TraceContext) -> list[str]:
-    """The headers a context's violations name ("x-b3-spanid: must be ..."), else all."""
-    named = [n for n in t.headers if any(v.startswith(n + ":") for v in t.violations)]
-    return named or list(t.headers)
-
-
-def root_verdict(o: Call, source: str, target: str | None) -> list[Finding]:
+def root_verdict(o: Call, source: str, target: str | None, hidden: Hidden = _never) -> list[Finding]:
     """A call made while nothing was being served starts a trace: it can only be malformed,
-    for instance a B3 parent span id on what is a root span."""
-    findings: list[Finding] = []
+    for instance a B3 parent span id on what is a root span. One finding at most."""
+    rules: list[str] = []
+    heads: list[str] = []
     for t in o.trace:
-        rules = list(t.violations)
+        if t.format == "baggage":
+            continue
+        real = _real_violations(t, hidden)
+        if real:
+            rules += real
+            heads += _violating(t, real)
         if t.format == "b3-multi" and "x-b3-parentspanid" in t.headers:
             rules.append("x-b3-parentspanid: a root span (no request was being served) has no parent")
+            heads.append("x-b3-parentspanid")
         elif t.format == "b3-single" and t.parent_span_id is not None:
             rules.append("b3: a root span (no request was being served) has no parent span id")
-        if rules:
-            heads = _violating(t) if t.violations else [
-                "x-b3-parentspanid" if t.format == "b3-multi" else t.headers[0]]
-            findings.append(Finding(
-                kind="malformed", trace_id=o.trace_id, x_request_id=o.request_id, source=source,
-                target=target, headers=heads, expected={},
-                found={h: o.values[h] for h in heads if h in o.values},
-                attribution="none", confidence="certain", inbound=None, outbound=o, rule="; ".join(rules)))
-    return findings
+            heads.append("b3")
+    if not rules:
+        return []
+    heads = list(dict.fromkeys(heads))
+    return [Finding(
+        kind="malformed", trace_id=o.trace_id, x_request_id=o.request_id, source=source,
+        target=target, headers=heads, expected={}, found=_shown(o, heads),
+        attribution="none", confidence="certain", inbound=None, outbound=o, rule="; ".join(rules))]
+
+
+@dataclass(slots=True)
+class _Cause:
+    kind: str
+    headers: list[str]
+    expected: dict[str, str]
+    found: dict[str, str]
+    rule: str | None = None
+
+
+def _causes(i: Call, o: Call, hidden: Hidden) -> tuple[list[_Cause], bool]:
+    """Every rule the call breaks against inbound ``i``, and whether a verdict rested on
+    a header the capture cannot show (then a finding was not made)."""
+    causes: list[_Cause] = []
+    limited = False
+    i_ctx, o_ctx = _trace_contexts(i), _trace_contexts(o)
+    i_tid = i.trace_id
+    i_rid, o_rid = i.request_key, o.request_key
+
+    # changed: another trace, or another x-request-id
+    changed: list[str] = []
+    expected: dict[str, str] = {}
+    found: dict[str, str] = {}
+    if i_tid is not None:
+        ref_by_format = {t.format: t for t in i_ctx}
+        for t in o_ctx:
+            ref = ref_by_format.get(t.format) or i_ctx[0]
+            if t.trace_id != ref.trace_id:
+                name = _trace_id_header(t)
+                changed.append(name)
+                expected.update(_shown(i, [_trace_id_header(ref)]))
+                found.update(_shown(o, [name]))
+    if i_rid and o_rid and o_rid != i_rid:
+        changed.append("x-request-id")
+        expected.update(_shown(i, ["x-request-id"]))
+        found.update(_shown(o, ["x-request-id"]))
+    if changed:
+        causes.append(_Cause("changed", list(dict.fromkeys(changed)), expected, found))
+
+    # malformed: present but invalid (unless copied as received: the fault is upstream)
+    for t in o.trace:
+        if t.format == "baggage" or (real := _real_violations(t, hidden)) == []:
+            continue
+        if any(x.format == t.format and x.raw == t.raw for x in i.trace):
+            continue
+        heads = _violating(t, real)
+        causes.append(_Cause("malformed", heads, _shown(i, heads), _shown(o, heads), "; ".join(real)))
+
+    # missing: none carried
+    i_names = [n for n in _names(i) if not n.startswith("uberctx-") and n != "baggage"]
+    o_carries = o.has_context or any(t.format not in ("baggage",) for t in o.trace)
+    if not o_carries:
+        lost = [n for n in i_names if not hidden(n)]
+        limited = len(lost) < len(i_names)
+        if lost and not limited:
+            causes.append(_Cause("missing", lost, _shown(i, lost), {}))
+        elif lost:
+            causes.append(_Cause("partial", lost, _shown(i, lost), {}))
+        return causes, limited
+
+    # partial: some kept, some dropped
+    dropped: list[str] = []
+    rules: list[str] = []
+    if i_rid and not o_rid:
+        dropped.append("x-request-id")
+    o_tids = {t.trace_id for t in o_ctx}
+    if i_tid and not o_ctx:
+        dropped += [n for t in i_ctx for n in t.headers]
+    elif i_tid and i_tid in o_tids:
+        o_formats = {t.format: t for t in o_ctx}
+        for t in i_ctx:
+            kept = o_formats.get(t.format)
+            if kept is not None:
+                # part of a multi-header set dropped (B3 multi, Datadog)
+                dropped += [n for n in t.headers if n not in kept.headers]
+        if _sampled(i) is not None and _sampled(o) is None:
+            dropped.append(next((n for n in i.header_names if n in ("x-b3-sampled", "x-b3-flags")),
+                                "sampling decision"))
+        ts_in = next((t for t in i.trace if t.format == "tracestate"), None)
+        w3c_in = next((t for t in i_ctx if t.format == "w3c"), None)
+        w3c_out = o_formats.get("w3c")
+        # W3C Trace Context §3.5: a tracestate received with a valid traceparent must be sent
+        # on with the trace (an invalid one may be discarded, §3.3.1.1).
+        if (ts_in is not None and not ts_in.violations and w3c_in is not None and w3c_out is not None
+                and w3c_out.trace_id == w3c_in.trace_id):
+            ts_out = next((t for t in o.trace if t.format == "tracestate"), None)
+            members_in = tracestate_members(ts_in)
+            if ts_out is None and members_in:
+                dropped.append("tracestate")
+                rules.append("tracestate: received with the trace, it must be sent on "
+                             "(W3C Trace Context §3.5)")
+            elif ts_out is not None and not ts_out.violations:
+                lost = tracestate_dropped(members_in, tracestate_members(ts_out))
+                if lost:
+                    dropped.append("tracestate")
+                    rules.append(f"tracestate: other vendors' members must be kept (W3C Trace Context "
+                                 f"§3.5); dropped: {', '.join(lost)}")
+    certain = [n for n in dict.fromkeys(dropped) if not _could_hide(n, hidden)]
+    limited = limited or len(certain) < len(set(dropped))
+    if certain:
+        exp = _shown(i, certain)
+        fnd = _shown(o, certain)
+        if "tracestate" in certain:
+            ts_i = next(t for t in i.trace if t.format == "tracestate")
+            exp["tracestate"] = ts_i.raw
+            ts_o = next((t for t in o.trace if t.format == "tracestate"), None)
+            if ts_o is not None:
+                fnd["tracestate"] = ts_o.raw
+        causes.append(_Cause("partial", certain, exp, fnd, "; ".join(rules) or None))
+    return causes, limited
+
+
+def _could_hide(name: str, hidden: Hidden) -> bool:
+    if name == "sampling decision":
+        return any(hidden(n) for n in _SAMPLING_HEADERS)
+    return hidden(name)
+
+
+def _one(causes: list[_Cause]) -> _Cause | None:
+    """The cause reported for one call (model.PRECEDENCE); the others go in its rule."""
+    if not causes:
+        return None
+    order = {k: n for n, k in enumerate(PRECEDENCE)}
+    ranked = sorted(causes, key=lambda c: order[c.kind])
+    top = ranked[0]
+    others = [f"{c.kind} {', '.join(c.headers)}" for c in ranked[1:] if c.kind != top.kind]
+    if others:
+        top.rule = "; ".join(filter(None, [top.rule, "also " + "; ".join(others)]))
+    for c in ranked[1:]:
+        if c.kind == top.kind:  # e.g. two malformed formats: one finding naming both
+            top.headers += [h for h in c.headers if h not in top.headers]
+            top.expected.update(c.expected)
+            top.found.update(c.found)
+            top.rule = "; ".join(filter(None, [top.rule, c.rule]))
+    return top
+
+
+def _notes(i: Call, o: Call, source: str, target: str | None, hidden: Hidden) -> list[Note]:
+    notes: list[Note] = []
+    i_tid = i.trace_id
+    o_ctx = _trace_contexts(o)
+    if i_tid is None or i_tid not in {t.trace_id for t in o_ctx}:
+        return notes
+    o_formats = {t.format for t in o_ctx}
+    for t in _trace_contexts(i):
+        if t.format not in o_formats:
+            notes.append(Note(
+                "format-switch",
+                f"{source} → {target or '?'}: {TRACE_FORMATS_NAMES.get(t.format, t.format)} in, "
+                f"{', '.join(sorted(TRACE_FORMATS_NAMES.get(f, f) for f in o_formats))} out, same trace "
+                f"id {i_tid}: whether the mesh's tracer reads the new format depends on its "
+                "configuration",
+                o.capture, o.frame))
+    # W3C Baggage (§3.2.1.1 says a participant SHOULD forward it) is application data, not
+    # trace context: dropping it does not split a trace, so it is a note, never a finding.
+    b_in = next((t for t in i.trace if t.format == "baggage"), None)
+    if b_in is not None:
+        b_out = next((t for t in o.trace if t.format == "baggage"), None)
+        lost = [n for n in b_in.headers if (b_out is None or n not in b_out.headers) and not hidden(n)]
+        if lost:
+            notes.append(Note("baggage-dropped", f"{source} → {target or '?'}: {', '.join(lost)} received "
+                              "but not sent on (W3C Baggage: application data, not a trace break)",
+                              o.capture, o.frame))
+    return notes
 
 
 def verdict(
-    i: Call, o: Call, att: Attribution, source: str, target: str | None
+    i: Call, o: Call, att: Attribution, source: str, target: str | None, hidden: Hidden = _never,
 ) -> tuple[list[Finding], list[Note]]:
-    """Findings for one outbound call ``o`` attributed to inbound ``i``."""
-    findings: list[Finding] = []
-    notes: list[Note] = []
-    if not i.has_context:
-        return findings, notes  # nothing to carry on
-
-    def finding(kind: str, headers: list[str], rule: str | None = None) -> Finding:
-        return Finding(
-            kind=kind,
-            trace_id=i.trace_id,
-            x_request_id=i.request_id,
-            source=source,
-            target=target,
-            headers=headers,
-            expected={h: i.values[h] for h in headers if h in i.values},
-            found={h: o.values[h] for h in headers if h in o.values},
-            attribution=att.method,
-            confidence=att.confidence,
-            inbound=i,
-            outbound=o,
-            rule=rule,
-            candidates=[c.frame for c in att.candidates],
-        )
-
-    i_ctx, o_ctx = _trace_contexts(i), _trace_contexts(o)
-    i_tid, o_tid = i.trace_id, o.trace_id
-    i_rid, o_rid = i.request_key, o.request_key
-    if not o.has_context:
-        lost = [n for n in i.header_names]
-        findings.append(finding("missing", lost))
-        return findings, notes
-    changed: list[str] = []
-    if i_tid and o_tid and o_tid != i_tid:
-        changed += _trace_id_headers([t for t in o_ctx if t.trace_id != i_tid])
-    if i_rid and o_rid and o_rid != i_rid:
-        changed.append("x-request-id")
-    if changed:
-        findings.append(finding("changed", changed))
-    dropped: list[str] = []
-    if i_rid and not o_rid:
-        dropped.append("x-request-id")
-    if i_tid and not o_tid:
-        dropped += _names(i_ctx)
-    elif i_tid and o_tid == i_tid:
-        o_formats = {t.format for t in o_ctx}
-        for t in i_ctx:
-            if t.format in o_formats:
-                kept = next(x for x in o_ctx if x.format == t.format)
-                # part of a multi-header set dropped (B3 multi, Datadog)
-                dropped += [n for n in t.headers if n not in kept.headers]
-            elif o_formats:
-                notes.append(Note(
-                    "format-switch",
-                    f"{source} → {target or '?'}: {TRACE_FORMATS_NAMES.get(t.format, t.format)} in, "
-                    f"{', '.join(sorted(TRACE_FORMATS_NAMES.get(f, f) for f in o_formats))} out, same trace "
-                    f"id {i_tid}: whether the mesh's tracer reads the new format depends on its "
-                    "configuration",
-                    o.capture, o.frame))
-        if _sampled(i) is not None and _sampled(o) is None and not any(
-            "sampled" in n or n == "x-b3-flags" for n in dropped
-        ):
-            dropped.append(next((n for n in i.header_names if n in ("x-b3-sampled", "x-b3-flags")),
-                                "sampling decision"))
-    if dropped:
-        findings.append(finding("partial", list(dict.fromkeys(dropped))))
-    for t in o.trace:
-        if not t.violations:
-            continue
-        same_in = next((x for x in i.trace if x.format == t.format and x.raw == t.raw), None)
-        if same_in is not None:
-            continue  # copied as received: the fault is upstream (a note on the inbound side)
-        findings.append(finding("malformed", _violating(t), rule="; ".join(t.violations)))
+    """At most one finding for outbound call ``o`` attributed to inbound ``i``."""
+    findings, notes, _ = judge(i, o, att, source, target, hidden)
     return findings, notes
+
+
+def judge(
+    i: Call, o: Call, att: Attribution, source: str, target: str | None, hidden: Hidden = _never,
+) -> tuple[list[Finding], list[Note], bool]:
+    """``verdict``, and whether it was limited by headers the capture cannot show."""
+    if not i.has_context:
+        return [], [], False  # nothing to carry on
+    causes, limited = _causes(i, o, hidden)
+    top = _one(causes)
+    notes = _notes(i, o, source, target, hidden)
+    if top is None:
+        return [], notes, limited
+    f = Finding(
+        kind=top.kind, trace_id=i.trace_id, x_request_id=i.request_id, source=source, target=target,
+        headers=top.headers, expected=top.expected, found=top.found, attribution=att.method,
+        confidence=att.confidence, inbound=i, outbound=o, rule=top.rule,
+        candidates=[c.frame for c in att.candidates])
+    return [f], notes, limited
+
+
+def judge_candidates(
+    o: Call, att: Attribution, source: str, target: str | None, hidden: Hidden = _never,
+) -> tuple[list[Finding], list[Note], bool]:
+    """The verdict when several inbound requests remain: a call is flagged only when it is
+    broken against every candidate (it may be serving the one it carries on correctly);
+    the finding shown is the one against the preferred candidate."""
+    assert att.inbound is not None
+    first = judge(att.inbound, o, att, source, target, hidden)
+    if not first[0] or len(att.candidates) <= 1:
+        return first
+    for c in att.candidates[:MAX_JUDGED_CANDIDATES]:
+        if c is att.inbound:
+            continue
+        fs, _, _ = judge(c, o, att, source, target, hidden)
+        if not fs:
+            return [], first[1], first[2]
+    return first

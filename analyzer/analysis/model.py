@@ -7,8 +7,22 @@ from dataclasses import dataclass, field
 from analyzer.records import Anomaly
 from analyzer.tracing import TraceContext, request_id_key
 
-# Finding kinds, most severe first.
+# Finding kinds, in the order reports show them.
 KINDS = ("missing", "changed", "partial", "malformed")
+
+# One outbound call gets at most one finding: when several rules fail, the kind that comes
+# first here is the one reported (the others are named in its rule text), because it is
+# the root cause an SRE must fix first:
+#   changed   the call carries a different trace id or x-request-id: everything downstream
+#             is another trace, whatever else is wrong (a tracestate dropped with it is
+#             part of the restart, not a second break);
+#   malformed a header is present but breaks its spec: it is not also "dropped";
+#   missing   the call carries none of the tracing headers the inbound request carried;
+#   partial   some were carried on, some dropped (a B3 header, the sampling decision,
+#             tracestate or some of its members).
+# A header the capture cannot show (an HPACK entry older than the capture) is never
+# missing: a kind that rests on a header's absence is not given when it may be there.
+PRECEDENCE = ("changed", "malformed", "missing", "partial")
 
 
 @dataclass(slots=True)
@@ -43,6 +57,15 @@ class Call:
     service: str | None = None  # for inbound: the pod's service; for outbound: the caller's
     authority_unknown: bool = False  # :authority hidden by an HPACK entry older than the capture
     identity: str | None = None  # the receiving workload's service account, from Envoy's XFCC
+    # Headers the capture cannot show: HPACK entries older than the capture (their identity,
+    # "entry #k of the client's table"), "=name" for a known name with an unknown value, and
+    # names guessed from a value's shape that no known header corroborates.
+    unknown: tuple[str, ...] = ()
+    # The target as analysis.naming names it: the authority, an inferred name, or the one
+    # unknown spelling; the evidence used ("authority", "ClusterIP", ...; naming.TARGET_SOURCES).
+    target: str | None = None
+    target_source: str = "authority"
+    target_evidence: str | None = None
 
     @property
     def request_id(self) -> str | None:
@@ -81,6 +104,8 @@ class Pod:
     legs: dict[str, int] = field(default_factory=dict)  # role -> calls
     encrypted_peers: dict[str, int] = field(default_factory=dict)  # peer -> TLS connections
     anomalies: int = 0
+    name_source: str = "address"  # the evidence that named it (analysis.naming.POD_SOURCES)
+    pod_name: str | None = None  # the full pod name, when --name or the file name gives it
 
 
 @dataclass(slots=True)
@@ -141,6 +166,7 @@ class Hop:
     headers_lost: set[str] = field(default_factory=set)
     method: str | None = None
     path: str | None = None
+    target_source: str = "authority"  # how the target was named; inferred when not "authority"
 
     @property
     def broken_total(self) -> int:
@@ -157,6 +183,10 @@ class Outcome:
     findings: list[Finding]
     attributed: bool  # an inbound request was being served (else a root call)
     carried: bool  # that request had tracing context to carry on
+    # "judged"; "root" (nothing was being served); "not-in-capture" (the request being
+    # served began before the capture, or the candidates include one it does not show);
+    # "limited" (a finding would rest on the absence of a header the capture cannot show)
+    verdict: str = "judged"
 
 
 @dataclass(slots=True)
@@ -170,3 +200,7 @@ class Result:
     anomalies: list[tuple[str, Anomaly]]  # (capture, anomaly)
     calls: list[Call] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # for stderr: a capture given twice
+    not_in_capture: int = 0  # outbound calls whose serving request the capture does not show
+    limited: int = 0  # outbound calls whose verdict unknown headers limited
+    unknown_headers: int = 0  # headers of those calls the capture cannot show

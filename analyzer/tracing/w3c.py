@@ -97,3 +97,41 @@ def parse_tracestate(fields: Sequence[Field]) -> TraceContext:
     if members > _MAX_MEMBERS:
         violations.append(f"tracestate: {members} list-members, at most {_MAX_MEMBERS} allowed")
     return build("tracestate", fields, violations)
+
+
+def tracestate_members(context: TraceContext) -> list[tuple[str, str]]:
+    """The (key, value) list-members of a tracestate context, in order, OWS stripped and
+    empty members skipped; a member without '=' is kept with an empty value.
+
+    Several tracestate headers were combined in ``raw`` as ``tracestate=a; tracestate=b``;
+    a valid value cannot hold '=', so "; tracestate=" only ever separates headers.
+    """
+    raw = context.raw
+    parts = [raw]
+    if len(context.headers) > 1 and raw.startswith(TRACESTATE + "="):
+        parts = raw[len(TRACESTATE) + 1 :].split("; " + TRACESTATE + "=")
+    out: list[tuple[str, str]] = []
+    for part in parts:
+        for item in part.split(","):
+            member = ows(item)
+            if member:
+                key, _, value = member.partition("=")
+                out.append((ows(key), ows(value)))
+    return out
+
+
+def tracestate_dropped(inbound: Sequence[tuple[str, str]], outbound: Sequence[tuple[str, str]]) -> list[str]:
+    """The keys of ``inbound`` that ``outbound`` dropped against W3C Trace Context §3.5.
+
+    A participant may update its own member (its value changes, it moves to the front) or
+    add one at the front; it must keep every other member. Only when the list would exceed
+    32 members may the oldest (right-most) ones be dropped, to make room.
+    """
+    out_keys = {k for k, _ in outbound}
+    dropped = [k for k, _ in inbound if k not in out_keys]
+    if not dropped or len(outbound) < _MAX_MEMBERS:
+        return dropped
+    # A full list: dropping from the right end of the inbound list is allowed.
+    in_keys = [k for k, _ in inbound]
+    tail = in_keys[len(in_keys) - len(dropped):]
+    return [] if set(tail) == set(dropped) else dropped

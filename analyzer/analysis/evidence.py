@@ -1,0 +1,237 @@
+"""What the capture cannot show, so that no verdict rests on it: headers hidden by HPACK
+entries older than the capture, guessed names nobody corroborates, requests being served
+when the capture started, and the same capture given twice.
+
+Strategy: the analysis judges what it sees, so this module says where seeing stops.
+- An unknown header (name or value an HPACK entry older than the capture) could be any
+  header, except one the capture rules out: the same entry is referenced, on the same
+  connection, by a request that also carries header H under a known name, so the entry is
+  not H (a tracing header is sent once per request). Everything not ruled out may hide.
+- A name guessed from a value's shape is evidence only when the same value was seen under a
+  known tracing name (tracing.corroborate), over every call of every capture given;
+  otherwise the header is unknown.
+- A response whose request is not in the capture, sent by the app to its sidecar, shows a
+  request being served since before the capture: until that response, a call with no
+  inbound request to attribute to may belong to it. So does an inbound connection whose
+  start is not in the capture and whose bytes gave no message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from analyzer.analysis.breaks import Hidden
+from analyzer.analysis.legs import INBOUND_SOURCES, NOISE_PORTS, Roles
+from analyzer.analysis.model import Call
+from analyzer.pipeline import CaptureSummary
+from analyzer.records import Header, Message
+from analyzer.tracing.corroborate import Corroboration
+
+_Key = tuple[int, int, int | None]  # frame, connection, stream of a request
+OUTBOUND_PORT = 15001  # Envoy's outbound listener: its replies are not the app's
+
+
+def _identity(h: Header, where: str) -> str:
+    """One spelling per HPACK entry: a literal naming an old entry ("name of entry #3 ...")
+    and a reference to the whole entry ("entry #3 ...") share the entry's name. A header
+    with no label is its own identity (``where``), so nothing ever rules it out."""
+    label = h.unknown
+    if label is None:
+        return f"unlabelled header {where}"
+    return label[len("name of "):] if label.startswith("name of ") else label
+
+
+@dataclass(slots=True)
+class Observer:
+    """Watches a capture's messages on their way to ``legs.pair``: which headers of each
+    request the capture cannot show, and which responses answer a request it did not see."""
+
+    unknown: dict[_Key, tuple[str, ...]] = field(default_factory=dict)
+    guessed: dict[_Key, tuple[tuple[str, str, bytes], ...]] = field(default_factory=dict)
+    # server endpoint (address, port) and client address -> latest orphan response time
+    orphans: dict[tuple[str, int, str], int] = field(default_factory=dict)
+    _pending: dict[tuple[int, int | None], int] = field(default_factory=dict)
+
+    def wrap(self, messages: Iterable[Message]) -> Iterator[Message]:
+        pending = self._pending
+        for m in messages:
+            ep = m.endpoints
+            slot = (ep.connection, m.stream)
+            if m.kind == "request":
+                pending[slot] = pending.get(slot, 0) + 1
+                self._headers(m)
+            else:
+                n = pending.get(slot, 0)
+                if n > 1:
+                    pending[slot] = n - 1
+                elif n == 1:
+                    del pending[slot]  # bounded by requests in flight
+                else:
+                    key = (ep.src, ep.sport, ep.dst)
+                    self.orphans[key] = max(self.orphans.get(key, m.ts_ns), m.ts_ns)
+            yield m
+
+    def _headers(self, m: Message) -> None:
+        unknown: list[str] = []
+        guessed: list[tuple[str, str, bytes]] = []
+        for n, h in enumerate(m.headers):
+            if h.guessed and h.lname is not None and h.value is not None:
+                guessed.append((_identity(h, f"{m.frame}.{n}"), h.lname.decode("latin-1"), h.value))
+            elif h.name is None:
+                unknown.append(_identity(h, f"{m.frame}.{n}"))
+            elif h.value is None:
+                unknown.append("=" + (h.lname or h.name).decode("latin-1").lower())
+        if unknown or guessed:
+            key = (m.frame, m.endpoints.connection, m.stream)
+            if unknown:
+                self.unknown[key] = tuple(unknown)
+            if guessed:
+                self.guessed[key] = tuple(guessed)
+
+    def apply(self, calls: list[Call]) -> None:
+        if not self.unknown:
+            return
+        for c in calls:
+            u = self.unknown.get((c.frame, c.connection, c.stream))
+            if u:
+                c.unknown = u
+
+
+def corroborate(calls: Sequence[Call], observers: Sequence[tuple[Observer, Sequence[Call]]]) -> None:
+    """Keep a guessed tracing context only when a known header elsewhere carried the same
+    value; otherwise drop it and count its header as unknown."""
+    if not any(ob.guessed for ob, _ in observers):
+        return
+    seen = Corroboration()
+    for c in calls:
+        if c.values:
+            seen.see([Header.of(n.encode("latin-1", "replace"), v.encode("utf-8", "surrogateescape"))
+                      for n, v in c.values.items()])
+    for ob, cap_calls in observers:
+        if not ob.guessed:
+            continue
+        for c in cap_calls:
+            guesses = ob.guessed.get((c.frame, c.connection, c.stream))
+            if not guesses:
+                continue
+            weak = [(ident, name) for ident, name, value in guesses if not seen.confirms(value)]
+            if not weak:
+                continue
+            names = {name for _, name in weak}
+            c.trace = tuple(t for t in c.trace if not (t.guessed and names & set(t.headers)))
+            c.unknown = c.unknown + tuple(ident for ident, _ in weak)
+
+
+class HiddenHeaders:
+    """For one capture: which headers an unknown header may be (see the module's strategy)."""
+
+    def __init__(self, calls: Iterable[Call]) -> None:
+        # (connection, identity) -> known tracing names seen beside that entry
+        self._beside: dict[tuple[int, str], set[str]] = {}
+        for c in calls:
+            if not c.unknown:
+                continue
+            known = set(c.header_names)
+            for t in c.trace:
+                known.update(t.headers)
+            for u in c.unknown:
+                self._beside.setdefault((c.connection, u), set()).update(known)
+
+    def of(self, c: Call) -> Hidden:
+        if not c.unknown:
+            return _nothing
+        beside = [self._beside.get((c.connection, u), set()) for u in c.unknown if not u.startswith("=")]
+        valued = {u[1:] for u in c.unknown if u.startswith("=")}
+
+        def hidden(name: str) -> bool:
+            return name in valued or any(name not in b for b in beside)
+
+        return hidden
+
+
+def _nothing(name: str) -> bool:
+    return False
+
+
+def serving_until(observer: Observer, summary: CaptureSummary, roles: Roles, host: str) -> int | None:
+    """Until when the capture shows ``host`` may be serving a request it does not show, or
+    None when it shows none."""
+    until: int | None = None
+    for (src, sport, dst), ts in observer.orphans.items():
+        mine = (host == "pod" and _app_port(sport, roles) and dst in INBOUND_SOURCES) if roles.sidecar \
+            else (src == host)
+        if mine:
+            until = ts if until is None else max(until, ts)
+    for conn in summary.connections:
+        if conn.syn_seen or conn.messages or not conn.payload_bytes:
+            continue
+        ends = (conn.client, conn.server.split(" ", 1)[0])
+        ports = [e.rsplit(":", 1) for e in ends]
+        if roles.sidecar and host == "pod":
+            mine = any(a in INBOUND_SOURCES for a, _ in ports) and any(
+                p.isdigit() and _app_port(int(p), roles) for _, p in ports)
+        else:
+            mine = any(a == host for a, _ in ports)
+        if mine:
+            until = conn.last_ts if until is None else max(until, conn.last_ts)
+    return until
+
+
+def _app_port(port: int, roles: Roles) -> bool:
+    """A port the app may serve on: one of those seen (a capture with no inbound request
+    seen shows none, then any port but the sidecar's own)."""
+    if roles.app_ports:
+        return port in roles.app_ports
+    return port not in NOISE_PORTS and port != OUTBOUND_PORT
+
+
+# -- the same capture given twice ---------------------------------------------------------
+
+_SAMPLE = 64 * 1024
+
+
+def _fingerprint(path: str) -> tuple[str, int, str] | None:
+    """(resolved path, size, hash of the first and last 64 KiB), or None for stdin and
+    anything that cannot be read here (the pipeline reports that)."""
+    if path == "-":
+        return None
+    try:
+        p = Path(path)
+        size = p.stat().st_size
+        h = hashlib.sha256()
+        with p.open("rb") as f:
+            h.update(f.read(_SAMPLE))
+            if size > _SAMPLE:
+                f.seek(max(_SAMPLE, size - _SAMPLE))
+                h.update(f.read(_SAMPLE))
+        return os.path.realpath(p), size, h.hexdigest()
+    except OSError:
+        return None
+
+
+def distinct(paths: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The captures with repeats left out (same path, or same size and first/last 64 KiB),
+    and one warning per capture left out."""
+    kept: list[str] = []
+    warnings: list[str] = []
+    by_path: dict[str, str] = {}
+    by_content: dict[tuple[int, str], str] = {}
+    for path in paths:
+        fp = _fingerprint(path)
+        if fp is None:
+            kept.append(path)
+            continue
+        real, size, digest = fp
+        first = by_path.get(real) or by_content.get((size, digest))
+        if first is not None:
+            how = "the same file" if by_path.get(real) else "the same content"
+            warnings.append(f"{path}: {how} as {first}, given twice: counted once")
+            continue
+        by_path[real] = path
+        by_content[(size, digest)] = path
+        kept.append(path)
+    return kept, warnings
