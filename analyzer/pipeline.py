@@ -15,11 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from analyzer.capture import open_capture
+from analyzer.capture.reader import CaptureReader
 from analyzer.decode import Segment, decode_frame, format_addr, format_endpoint
 from analyzer.protocols.session import Session
 from analyzer.reassembly import Data, End, Gap, Reassembler
 from analyzer.reassembly.tcp import Connection
 from analyzer.records import Anomaly, Message
+
+# Messages that may wait behind a held one (a response waiting for trailers) to keep the
+# output in frame order; beyond, the oldest held message is let out early (and counted).
+MAX_READY = 50_000
 
 
 @dataclass(slots=True)
@@ -55,6 +60,25 @@ class CaptureSummary:
     connection_count: int = 0
     anomalies: list[Anomaly] = field(default_factory=list)
     messages: int = 0
+
+
+@dataclass(slots=True)
+class Position:
+    """Which capture the latest pass is reading, and (through its reader, which counts
+    frames anyway) which frame: so that an unexpected error can name where it happened.
+    Set once per capture, read only after a failure: nothing is added per packet."""
+
+    capture: str | None = None
+    reader: CaptureReader | None = None
+
+    def frame(self) -> int | None:
+        return self.reader.frames or None if self.reader is not None else None
+
+
+POSITION = Position()
+# datetime shows years 1 to 9999 only; pcapng's if_tsoffset and if_tsresol can say anything
+FIRST_SHOWABLE_NS = -62_135_596_800 * 1_000_000_000
+LAST_SHOWABLE_NS = 253_402_300_800 * 1_000_000_000 - 1
 
 
 def _endpoint(addr: bytes, port: int) -> str:
@@ -101,6 +125,7 @@ def read_messages(
     """
     reader = open_capture(path)
     capture = name if name is not None else str(path)
+    POSITION.capture, POSITION.reader = capture, reader
     s = summary if summary is not None else CaptureSummary(capture)
     s.capture = capture
     s.format = reader.format
@@ -108,6 +133,7 @@ def read_messages(
     not_tcp = s.not_tcp
     last_frame = 0
     last_ts = 0
+    bad_ts: list[int] = []  # first frame whose timestamp cannot be a date, its value, count
 
     def session_of(conn: Connection) -> Session:
         sess = conn.state
@@ -118,16 +144,36 @@ def read_messages(
 
     # HTTP/2 responses (and HTTP/1 messages that announce trailers) wait in their session for
     # their trailers; while any does, later messages wait here so that the output stays in
-    # frame order.
+    # frame order. The lowest held frame over all sessions comes from a heap with lazy
+    # deletion (an entry is live while it equals its session's value in ``holders``), so each
+    # message costs O(log n), however many sessions or responses are held. At most
+    # MAX_READY messages wait: beyond, the oldest held message goes out without its trailers.
     ready: list[tuple[int, int, Message]] = []
-    holders: set[Session] = set()
+    holders: dict[Session, int] = {}  # session -> its lowest held frame
+    lows: list[tuple[int, int, Session]] = []  # (frame, order, session), stale entries too
     order = itertools.count()
 
+    def low_frame() -> int | None:
+        while lows:
+            frame, _, sess = lows[0]
+            if holders.get(sess) == frame:
+                return frame
+            heapq.heappop(lows)
+        return None
+
+    def note(sess: Session) -> None:
+        low = sess.held_min_frame() if sess.holding else None
+        if low is None:
+            holders.pop(sess, None)
+        elif holders.get(sess) != low:
+            holders[sess] = low
+            heapq.heappush(lows, (low, next(order), sess))
+            if len(lows) > 2 * len(holders) + 64:  # stale entries under a long-held low
+                lows[:] = [(f, next(order), h) for h, f in holders.items()]
+                heapq.heapify(lows)
+
     def release(msgs: list[Message], sess: Session) -> Iterator[Message]:
-        if sess.holding:
-            holders.add(sess)
-        else:
-            holders.discard(sess)
+        note(sess)
         if not holders and not ready:
             if len(msgs) > 1:  # held bytes replayed at detection: both directions at once
                 msgs.sort(key=lambda m: m.frame)
@@ -135,7 +181,14 @@ def read_messages(
             return
         for m in msgs:
             heapq.heappush(ready, (m.frame, next(order), m))
-        low = min((h.held_min_frame() or 0 for h in holders), default=None)
+        while len(ready) > MAX_READY and (low := low_frame()) is not None and ready[0][0] >= low:
+            # Output waits behind a message held too long: let the oldest held one go.
+            holder = lows[0][2]
+            early = holder.release_oldest()
+            if early is not None:
+                heapq.heappush(ready, (early.frame, next(order), early))
+            note(holder)
+        low = low_frame()
         while ready and (low is None or ready[0][0] < low):
             yield heapq.heappop(ready)[2]
 
@@ -166,6 +219,10 @@ def read_messages(
         for frame in reader:
             last_frame = frame.number
             last_ts = frame.ts_ns
+            if not FIRST_SHOWABLE_NS <= last_ts <= LAST_SHOWABLE_NS:
+                if not bad_ts:
+                    bad_ts[:] = (last_frame, last_ts, 0)
+                bad_ts[2] += 1
             if s.first_ts is None:
                 s.first_ts = frame.ts_ns
             seg = decode_frame(frame)
@@ -185,6 +242,12 @@ def read_messages(
         s.last_ts = last_ts if reader.frames else None
         s.linktypes = sorted(reader.linktypes)
         s.connections.sort(key=lambda c: c.id)
+        if bad_ts:
+            s.anomalies.append(Anomaly(
+                "bad-timestamp", bad_ts[0],
+                f"timestamp {bad_ts[1]} ns since 1970 is outside years 1-9999 (pcapng if_tsoffset or "
+                f"if_tsresol?): shown as that raw number; {bad_ts[2]} frame(s) like it"))
         s.anomalies = sorted(
             reader.anomalies + reasm.anomalies + s.anomalies, key=lambda a: a.frame or 0
         )
+    POSITION.capture, POSITION.reader = None, None  # the pass is over: no frame to blame

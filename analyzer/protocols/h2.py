@@ -19,6 +19,7 @@ that blocks may have been lost, so nothing is decoded against a table it cannot 
 from __future__ import annotations
 
 import struct
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Final
 
@@ -277,7 +278,9 @@ class H2Connection:
     def __init__(self, *, client_synced: bool, server_synced: bool) -> None:
         self._c = _Side(True, client_synced)
         self._s = _Side(False, server_synced)
-        self._streams: dict[int, int] = {}
+        # insertion-ordered, and an OrderedDict because dropping the oldest of a plain dict
+        # (``del d[next(iter(d))]``) scans the deleted slots before it: quadratic at the limit
+        self._streams: OrderedDict[int, int] = OrderedDict()
 
     def offset(self, from_client: bool) -> int:
         """Stream offset of the earliest byte still needed (buffered or in an open block)."""
@@ -625,7 +628,7 @@ class H2Connection:
             streams.pop(sid, None)
             return
         if sid not in streams and len(streams) >= MAX_STREAMS:
-            del streams[next(iter(streams))]
+            streams.popitem(last=False)
         streams[sid] = st
 
     def _block(self, d: _Side, b: _Block, fragment: bytes, end: int, out: list[H2Event]) -> None:

@@ -3,10 +3,19 @@
 A response is held until its stream ends (trailers, DATA with END_STREAM, RST_STREAM, end of
 connection), so that gRPC's grpc-status and grpc-message travel with it; ``held_min_frame``
 lets the pipeline keep the output in frame order while something is held.
+
+Strategy: the pipeline asks for the lowest frame held after every event, so that question
+is answered from a heap with lazy deletion (a released response leaves a stale heap entry,
+dropped when it reaches the top, and the heap is rebuilt when stale entries outnumber live
+ones): O(log n) per response instead of a scan of everything held. At most MAX_HELD
+responses wait per connection; beyond that the oldest goes out without its trailers, and
+the connection gets one anomaly with the count when it ends.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections.abc import Callable, Sequence
 
 from analyzer.protocols.h2 import H2Anomaly, HeaderBlock, StreamEnd, StreamReset
@@ -25,17 +34,55 @@ _LIFTED = frozenset((b":method", b":path", b":authority", b":status", b"host"))
 class H2Messages:
     """Turns one connection's H2 events into messages."""
 
-    __slots__ = ("capture", "endpoints", "held", "locate", "pending_anomalies")
+    __slots__ = ("_heap", "_tokens", "capture", "early", "early_frame", "endpoints", "held", "locate",
+                 "pending_anomalies")
 
     def __init__(self, capture: str, endpoints: Callable[[bool], Endpoints], locate: Locate) -> None:
         self.capture = capture
         self.endpoints = endpoints
         self.locate = locate
-        self.held: dict[int, Message] = {}  # stream id -> response waiting for its end
+        self.held: dict[int, tuple[int, Message]] = {}  # stream id -> (token, response waiting)
+        self._heap: list[tuple[int, int, int]] = []  # (frame, token, stream id), stale ones too
+        self._tokens = itertools.count()
         self.pending_anomalies: dict[bool, list[Anomaly]] = {True: [], False: []}
+        self.early = 0  # responses let out before their stream ended, to bound what is held
+        self.early_frame = 0  # the first of them
 
     def held_min_frame(self) -> int | None:
-        return min((m.frame for m in self.held.values()), default=None)
+        """The lowest frame of a held response: O(1) amortised, O(log n) per stale entry."""
+        heap, held = self._heap, self.held
+        while heap:
+            frame, token, sid = heap[0]
+            e = held.get(sid)
+            if e is not None and e[0] == token:
+                return frame
+            heapq.heappop(heap)
+        return None
+
+    def _hold(self, sid: int, m: Message) -> None:
+        token = next(self._tokens)
+        self.held[sid] = (token, m)
+        heap = self._heap
+        heapq.heappush(heap, (m.frame, token, sid))
+        if len(heap) > 2 * len(self.held) + 64:
+            # Stale entries under a long-held minimum never reach the top: rebuild.
+            self._heap = [(hm.frame, t, s) for s, (t, hm) in self.held.items()]
+            heapq.heapify(self._heap)
+
+    def _unhold(self, sid: int) -> Message | None:
+        e = self.held.pop(sid, None)
+        return None if e is None else e[1]
+
+    def release_oldest(self) -> Message | None:
+        """Out with the held response of the lowest frame, before its stream ends (counted)."""
+        if self.held_min_frame() is None:
+            return None
+        _, _, sid = heapq.heappop(self._heap)
+        m = self.held.pop(sid)[1]
+        if not self.early:
+            self.early_frame = m.frame
+        self.early += 1
+        return m
 
     def events(
         self, events: Sequence[object], label: Callable[[bool], str]
@@ -46,10 +93,12 @@ class H2Messages:
             if isinstance(ev, HeaderBlock):
                 self._block(ev, out)
             elif isinstance(ev, StreamEnd):
-                if not ev.from_client and ev.stream_id in self.held:
-                    out.append(self.held.pop(ev.stream_id))
+                if not ev.from_client:
+                    m = self._unhold(ev.stream_id)
+                    if m is not None:
+                        out.append(m)
             elif isinstance(ev, StreamReset):
-                m = self.held.pop(ev.stream_id, None)
+                m = self._unhold(ev.stream_id)
                 if m is not None:
                     out.append(m)
             elif isinstance(ev, H2Anomaly):
@@ -60,15 +109,16 @@ class H2Messages:
         return out, anomalies
 
     def release_all(self) -> list[Message]:
-        out = sorted(self.held.values(), key=lambda m: m.frame)
+        out = sorted((m for _, m in self.held.values()), key=lambda m: m.frame)
         self.held.clear()
+        self._heap.clear()
         return out
 
     def _block(self, b: HeaderBlock, out: list[Message]) -> None:
         if b.kind == "trailers":
             if b.from_client:
                 return  # request trailers carry nothing tracewire reports
-            held = self.held.pop(b.stream_id, None)
+            held = self._unhold(b.stream_id)
             if held is not None:
                 out.append(_with_trailers(held, b.headers))
                 return
@@ -109,13 +159,14 @@ class H2Messages:
         if b.from_client or b.end_stream or b.kind == "trailers":
             out.append(m)
             return
-        if len(self.held) >= MAX_HELD:
-            oldest = min(self.held, key=lambda sid: self.held[sid].frame)
-            out.append(self.held.pop(oldest))
-        previous = self.held.pop(b.stream_id, None)
+        previous = self._unhold(b.stream_id)
         if previous is not None:
             out.append(previous)
-        self.held[b.stream_id] = m
+        if len(self.held) >= MAX_HELD:
+            oldest = self.release_oldest()
+            assert oldest is not None
+            out.append(oldest)
+        self._hold(b.stream_id, m)
 
 
 

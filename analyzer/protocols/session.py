@@ -100,8 +100,8 @@ class Session:
     """The protocol state of one TCP connection; produces Message records."""
 
     __slots__ = (
-        "anomalies", "capture", "conn", "dirs", "ends", "h1_waiting", "h2", "h2_client", "h2_out",
-        "messages", "protocol", "unknown_headers",
+        "anomalies", "capture", "conn", "dirs", "early", "early_frame", "ends", "h1_waiting", "h2",
+        "h2_client", "h2_out", "messages", "protocol", "unknown_headers",
     )
 
     def __init__(self, capture: str, conn: Connection) -> None:
@@ -117,6 +117,8 @@ class Session:
         self.h2_out: H2Messages | None = None
         self.unknown_headers = 0  # header fields an HPACK entry older than the capture hid
         self.h1_waiting = 0  # HTTP/1 messages held for their trailers
+        self.early = 0  # HTTP/1 messages let out before their trailers (release_oldest)
+        self.early_frame = 0
 
     def _dir(self, flow: Flow) -> Direction:
         d = self.dirs.get(id(flow))
@@ -171,11 +173,14 @@ class Session:
         if self.h2 is not None:
             out = self._h2_events(self.h2.eof(d is self.h2_client))
             if self.ends == 2 and self.h2_out is not None:
-                out += self.h2_out.release_all()
+                out += self._counted(self.h2_out.release_all())
+                self._early_anomaly()
             return out
         if d.parser is not None:
             out = self._events(d, d.parser.eof())
             self._release_waiting(d, out)
+            if self.ends == 2:
+                self._early_anomaly()
             return out
         if self.protocol == UNKNOWN and d.held:
             # The stream ended undecided: try what was held one last time.
@@ -431,13 +436,18 @@ class Session:
 
         msgs, anomalies = self.h2_out.events(events, label)
         self.anomalies += anomalies
-        for m in msgs:
-            self.unknown_headers += sum(1 for h in m.headers if h.unknown is not None)
-        self.messages += len(msgs)
+        self._counted(msgs)
         h2 = self.h2
         if h2 is not None:
             for x in (client, server):
                 x.forget_before((x.h2_base or 0) + h2.offset(x is client))
+        return msgs
+
+    def _counted(self, msgs: list[Message]) -> list[Message]:
+        """HTTP/2 messages are counted when they go out (a response once its stream ends)."""
+        for m in msgs:
+            self.unknown_headers += sum(1 for h in m.headers if h.unknown is not None)
+        self.messages += len(msgs)
         return msgs
 
     @property
@@ -449,6 +459,46 @@ class Session:
         if self.h2_out is not None and (h2 := self.h2_out.held_min_frame()) is not None:
             frames.append(h2)
         return min(frames, default=None)
+
+    def release_oldest(self) -> Message | None:
+        """Out with the held message of the lowest frame before its trailers came (the
+        pipeline bounds how much output may wait behind one held message); counted."""
+        low = self.held_min_frame()
+        if low is None:
+            return None
+        for d in self.dirs.values():
+            w = d.waiting
+            if w is not None and w.frame == low:
+                d.waiting = None
+                self.h1_waiting -= 1
+                if not self.early:
+                    self.early_frame = w.frame
+                self.early += 1
+                return w
+        assert self.h2_out is not None
+        m = self.h2_out.release_oldest()
+        if m is not None:
+            self._counted([m])
+        return m
+
+    def _early_anomaly(self) -> None:
+        """One anomaly for every message let out before its trailers could come."""
+        h2 = self.h2_out
+        n = self.early + (h2.early if h2 is not None else 0)
+        if not n:
+            return
+        firsts = [f for f, k in ((self.early_frame, self.early),
+                                 (h2.early_frame if h2 else 0, h2.early if h2 else 0)) if k]
+        client = self.conn.client
+        flow = client.peer if client is not None else self.conn.a  # responses: server to client
+        self.anomalies.append(Anomaly(
+            "held-limit", min(firsts),
+            f"{n} messages were reported before their stream or body ended, without the trailers "
+            "they may have had: more were waiting for their end than tracewire holds",
+            flow_label(flow) if flow is not None else None))
+        self.early = 0
+        if h2 is not None:
+            h2.early = 0
 
     def _message(self, d: Direction, head: MessageHead) -> Message:
         first_frame, _ = d.frame_at(head.start)

@@ -1,0 +1,89 @@
+"""Bounds of the HTTP/2 layer on hostile input: held responses, caches, absurd values."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from analyzer.pipeline import CaptureSummary, read_messages
+from analyzer.protocols import h2_messages
+from analyzer.records import Message
+from tests import h2_adversarial
+
+
+def _read(tmp_path: Path, body: bytes) -> tuple[list[Message], CaptureSummary]:
+    path = tmp_path / "c.pcap"
+    path.write_bytes(body)
+    s = CaptureSummary(str(path))
+    return list(read_messages(path, s)), s
+
+
+def test_responses_that_never_end_are_released_beyond_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(h2_messages, "MAX_HELD", 16)
+    msgs, s = _read(tmp_path, h2_adversarial.never_ending(300, batch=7))
+    assert len(msgs) == 600
+    assert [m.frame for m in msgs] == sorted(m.frame for m in msgs)
+    responses = [m for m in msgs if m.kind == "response"]
+    assert sorted(m.stream or 0 for m in responses) == [2 * k + 1 for k in range(300)]
+    assert {m.status for m in responses} == {200}
+    held = [a for a in s.anomalies if a.kind == "held-limit"]
+    assert len(held) == 1
+    assert held[0].detail.startswith(f"{300 - 16} messages were reported before")
+    # the first one let out early is the first response
+    assert held[0].frame == responses[0].frame
+    assert s.connections[0].messages == 600
+
+
+def test_held_heap_stays_proportional_to_what_is_held() -> None:
+    """A response held for the whole connection, while thousands come and go: the heap of
+    held frames keeps its stale entries bounded."""
+    from analyzer.protocols.h2 import HeaderBlock, StreamEnd
+    from analyzer.records import Endpoints, Header
+
+    ep = Endpoints("a", 1, "b", 2, 1)
+    out = h2_messages.H2Messages("c", lambda c: ep, lambda c, s, e: (s, e, 0))
+    status = (Header.of(b":status", b"200"),)
+
+    def head(sid: int, at: int) -> HeaderBlock:
+        return HeaderBlock(False, sid, at, at, status, False, "response")
+
+    out.events([head(1, 1)], lambda c: "x")
+    for k in range(1, 5000):
+        sid = 2 * k + 1
+        msgs, _ = out.events([head(sid, 10 * k), StreamEnd(False, sid, 10 * k + 5)], lambda c: "x")
+        assert [m.stream for m in msgs] == [sid]
+        assert len(out._heap) <= 2 * (len(out.held) + 1) + 64  # checked when one is added
+    assert out.held_min_frame() == 2  # the frame that completed block [1, 1]
+    assert [m.stream for m in out.release_all()] == [1]
+    assert out.held_min_frame() is None
+
+
+def test_output_does_not_wait_without_bound_behind_a_held_response(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = h2_adversarial.long_held(40)
+    # Within the bound: the held response waits and gets its trailers.
+    msgs, s = _read(tmp_path, body)
+    held = [m for m in msgs if m.endpoints.connection == 1 and m.kind == "response"]
+    assert len(held) == 1 and held[0].status == 200
+    assert [(h.name, h.value) for h in held[0].trailers] == [(b"grpc-status", b"0")]
+    assert not [a for a in s.anomalies if a.kind == "held-limit"]
+    order = [m.frame for m in msgs]
+    assert order == sorted(order)
+
+    # Beyond it: the held response goes out early, its trailers become a record of their own.
+    from analyzer import pipeline
+
+    monkeypatch.setattr(pipeline, "MAX_READY", 10)
+    early, s2 = _read(tmp_path, body)
+    on1 = [m for m in early if m.endpoints.connection == 1 and m.kind == "response"]
+    assert [(m.status, len(m.trailers)) for m in on1] == [(200, 0), (None, 1)]
+    # the same records in the same order, and the trailers, last in the capture, on their own
+    assert [m.frame for m in early] == [*order, on1[1].frame]
+    limit = [a for a in s2.anomalies if a.kind == "held-limit"]
+    assert len(limit) == 1 and limit[0].frame == held[0].frame
+    assert re.match(r"1 messages were reported before", limit[0].detail)
