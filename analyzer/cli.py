@@ -30,9 +30,11 @@ from analyzer.report.messages import (
     rfc3339,
     table_row,
 )
+from analyzer.report.redact import escape, json_safe
 
 if TYPE_CHECKING:
     from analyzer.analysis import Options, Result
+    from analyzer.report.redact import Policy
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -92,12 +94,27 @@ def _analysis(captures: Sequence[str], opts: Options) -> Result:
         raise Trouble(str(err)) from err
 
 
-def show_secrets_option(f: F) -> F:
-    return click.option(
+def redaction_options(f: F) -> F:
+    """--show-secrets and --redact NAME, given to the command as one ``policy``."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, show_secrets: bool, redact: tuple[str, ...], **kwargs: Any) -> Any:
+        from analyzer.report.redact import Policy
+
+        return f(*args, policy=Policy.of(show_secrets, redact), **kwargs)
+
+    wrapper = click.option(
+        "--redact", "redact", multiple=True, metavar="NAME",
+        help="Also redact the values of this header (repeat for several); credentials "
+        "(authorization, cookies, API keys, tokens, baggage...) and credential query "
+        "parameters are redacted already.",
+    )(wrapper)
+    wrapper = click.option(
         "--show-secrets",
         is_flag=True,
         help="Show credentials (authorization, cookie, API keys...) instead of redacting them.",
-    )(f)
+    )(wrapper)
+    return wrapper  # type: ignore[return-value]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -133,19 +150,26 @@ def _table_line(cells: list[str]) -> str:
 @format_option(["table", "jsonl", "csv"],
                "table: one line per message for a terminal; jsonl: one JSON object per message; "
                "csv: one row per message.")
-@show_secrets_option
-def messages(captures: tuple[str, ...], fmt: str, show_secrets: bool) -> None:
+@redaction_options
+def messages(captures: tuple[str, ...], fmt: str, policy: Policy) -> None:
     """List every HTTP message with its tracing headers, in capture order.
 
     CAPTURE is a pcap or pcapng file, optionally gzip-compressed, or - for stdin.
     """
+    from analyzer.tracing.corroborate import Corroboration
+
     out: TextIO = sys.stdout  # CliRunner swaps it in tests
     summaries: list[CaptureSummary] = []
+    # One pass: a guessed tracing value is shown when an earlier message (or this one)
+    # carried it under a known name.
+    seen = Corroboration()
+    confirms = seen.confirms
     if fmt == "jsonl":
         dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
         batch: list[str] = []
         for m in _messages(captures, summaries):
-            batch.append(dumps(message_dict(m, show_secrets)))
+            seen.see(m.headers)
+            batch.append(json_safe(dumps(message_dict(m, policy, confirms))))
             if len(batch) >= 256:  # fewer, larger writes; still streaming
                 batch.append("")
                 out.write("\n".join(batch))
@@ -157,21 +181,23 @@ def messages(captures: tuple[str, ...], fmt: str, show_secrets: bool) -> None:
         w = csv.writer(out)
         w.writerow(CSV_FIELDS)
         for m in _messages(captures, summaries):
-            w.writerow(csv_row(m, show_secrets))
+            seen.see(m.headers)
+            w.writerow(csv_row(m, policy, confirms))
     else:
         # Rows are written as they come (fixed widths), so a large capture streams.
         current = None
         for m in _messages(captures, summaries):
+            seen.see(m.headers)
             if m.capture != current:
                 if current is not None:
                     out.write("\n")
                 current = m.capture
                 if len(captures) > 1:
-                    out.write(f"== {current}\n")
+                    out.write(f"== {escape(current)}\n")
                 out.write(_table_line(TABLE_HEADERS) + "\n")
-            out.write(_table_line(table_row(m)) + "\n")
+            out.write(_table_line(table_row(m, policy, confirms)) + "\n")
         for s in summaries:
-            line = f"{s.capture}: {s.messages} messages in {s.frames} frames"
+            line = f"{escape(s.capture)}: {s.messages} messages in {s.frames} frames"
             if s.anomalies:
                 line += f", {len(s.anomalies)} anomalies (see `tracewire info`)"
             out.write(line + "\n")
@@ -236,12 +262,12 @@ def info(capture: str, fmt: str) -> None:
         raise Trouble(str(err)) from err
     d = info_dict(s)
     if fmt == "json":
-        click.echo(json.dumps(d, indent=2, ensure_ascii=False))
+        click.echo(json_safe(json.dumps(d, indent=2, ensure_ascii=False)))
         return
     lts = ", ".join(f"{x['name']} ({x['id']})" for x in d["linktypes"]) or "-"
     not_tcp = ", ".join(f"{k} {v}" for k, v in d["not_tcp"].items()) or "none"
     protos = ", ".join(f"{k} {v}" for k, v in sorted(d["protocols"].items())) or "none"
-    click.echo(f"capture      {s.capture}")
+    click.echo(f"capture      {escape(s.capture)}")
     click.echo(f"format       {s.format}")
     click.echo(f"link types   {lts}")
     click.echo(f"frames       {s.frames} ({s.tcp_segments} TCP; not TCP: {not_tcp})")
@@ -281,7 +307,7 @@ def info(capture: str, fmt: str) -> None:
     click.echo(f"anomalies    {len(s.anomalies)}")
     for a in s.anomalies:
         where = f" [{a.flow}]" if a.flow else ""
-        click.echo(f"  frame {a.frame if a.frame is not None else '-'}: {a.kind}: {a.detail}{where}")
+        click.echo(escape(f"  frame {a.frame if a.frame is not None else '-'}: {a.kind}: {a.detail}{where}"))
 
 
 @cli.command()
@@ -295,14 +321,14 @@ def info(capture: str, fmt: str) -> None:
     help="Exit with status 1 when any finding is reported (for CI pipelines that replay a capture).",
 )
 @pod_options
-@show_secrets_option
+@redaction_options
 def analyze(
     captures: tuple[str, ...],
     fmt: str,
     show_all: bool,
     fail_on_broken: bool,
     opts: Options,
-    show_secrets: bool,
+    policy: Policy,
 ) -> None:
     """Follow each traced request across hops and name where the trace breaks.
 
@@ -313,11 +339,11 @@ def analyze(
 
     result = _analysis(captures, opts)
     if fmt == "json":
-        click.echo(json.dumps(report.result_dict(result, show_secrets), indent=2, ensure_ascii=False))
+        click.echo(json_safe(json.dumps(report.result_dict(result, policy), indent=2, ensure_ascii=False)))
     elif fmt == "markdown":
-        click.echo(report.markdown(result, show_all, show_secrets), nl=False)
+        click.echo(report.markdown(result, show_all, policy), nl=False)
     else:
-        click.echo(report.table(result, show_all, show_secrets), nl=False)
+        click.echo(report.table(result, show_all, policy), nl=False)
     if fail_on_broken and result.findings:
         sys.exit(Exit.FOUND)
 
@@ -341,20 +367,22 @@ def analyze(
     help="File to write (- for standard output).",
 )
 @pod_options
-def export(captures: tuple[str, ...], target: str, output: str, opts: Options) -> None:
+@redaction_options
+def export(captures: tuple[str, ...], target: str, output: str, opts: Options, policy: Policy) -> None:
     """Write the traces found as spans, to load in Jaeger or Zipkin; broken hops become
-    span logs. Credentials never appear: only tracing ids and request lines are exported."""
+    span logs. Credentials never appear: only tracing ids and request lines (credential
+    query parameters redacted) are exported."""
     from analyzer.report import export as exporters
 
     result = _analysis(captures, opts)
     doc: object
     if target == "jaeger":
-        doc = exporters.to_jaeger(result)
+        doc = exporters.to_jaeger(result, policy)
     elif target == "zipkin":
-        doc = exporters.to_zipkin(result)
+        doc = exporters.to_zipkin(result, policy)
     else:
-        doc = exporters.to_otlp(result)
-    text = json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+        doc = exporters.to_otlp(result, policy)
+    text = json_safe(json.dumps(doc, indent=1, ensure_ascii=False)) + "\n"
     with click.open_file(output, "w") as f:
         f.write(text)
 
@@ -375,6 +403,7 @@ def export(captures: tuple[str, ...], target: str, output: str, opts: Options) -
     "broken), not for every difference: for a CI step against a known-good capture.",
 )
 @pod_options
+@redaction_options
 def diff(
     captures: tuple[str, ...],
     before: tuple[str, ...],
@@ -383,6 +412,7 @@ def diff(
     show_all: bool,
     fail_on_regression: bool,
     opts: Options,
+    policy: Policy,
 ) -> None:
     """Compare two captures (before/after a fix, or two pods): which hops got fixed, which
     broke, which tracing headers appeared or disappeared.
@@ -400,11 +430,11 @@ def diff(
         raise Trouble("give BEFORE AFTER, or --before CAPTURE... --after CAPTURE...")
     result = run_diff(_analysis(before, opts), _analysis(after, opts))
     if fmt == "json":
-        click.echo(json.dumps(report.diff_dict(result), indent=2, ensure_ascii=False))
+        click.echo(json_safe(json.dumps(report.diff_dict(result, policy), indent=2, ensure_ascii=False)))
     elif fmt == "markdown":
-        click.echo(report.markdown(result, show_all), nl=False)
+        click.echo(report.markdown(result, show_all, policy), nl=False)
     else:
-        click.echo(report.table(result, show_all), nl=False)
+        click.echo(report.table(result, show_all, policy), nl=False)
     if result.regressed if fail_on_regression else result.differs:
         sys.exit(Exit.FOUND)
 

@@ -193,24 +193,6 @@ def test_traces_group_calls_and_mark_the_broken_ones() -> None:
     assert json.dumps([t.trace_id for t in r.traces])
 
 
-def test_service_name_from_cluster_authority_then_xfcc() -> None:
-    from analyzer.analysis.legs import _service_name, _xfcc_identity
-
-    xfcc = (b'By=spiffe://cluster.local/ns/default/sa/bookinfo-productpage;Hash=abc;'
-            b'Subject="";URI=spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway')
-    assert _xfcc_identity(xfcc) == "bookinfo-productpage"
-    ext = call(B3)
-    ext.authority, ext.identity = "bookinfo.example.com", "bookinfo-productpage"
-    assert _service_name([ext], "10.244.1.10") == "bookinfo-productpage"
-    local = call(B3)
-    local.authority = "productpage.default.svc.cluster.local:9080"
-    assert _service_name([ext, local], "10.244.1.10") == "productpage"
-    bare = call(B3)
-    bare.authority = "bookinfo.example.com"
-    assert _service_name([bare], "10.244.1.10") == "bookinfo.example.com"
-    assert _service_name([], "10.244.1.10") == "10.244.1.10"
-
-
 def test_generic_capture_of_a_docker_network(tmp_path: object) -> None:
     """No sidecar: a client calls service A, which calls service B and drops the headers."""
     from pathlib import Path

@@ -104,7 +104,7 @@ def test_unknown_authority_matched_by_cluster_ip() -> None:
     b.call.nat_reply_from = "10.96.0.11:9080"
     (h,) = diff(result([a]), result([b])).hops
     assert h.change == "unchanged" and "ClusterIP" in h.matched_by
-    assert h.target == "<unknown authority, ClusterIP 10.96.0.11:9080>"
+    assert h.target == "unknown (10.96.0.11:9080)"  # the one spelling (analysis.naming)
 
 
 @pytest.fixture

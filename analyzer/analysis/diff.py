@@ -3,8 +3,11 @@ tracing headers appeared or disappeared, which formats switched; and whole-captu
 
 A hop is (source service, target service, protocol, method, path template). Ports and
 addresses differ between captures and are not part of it; `/reviews/0` and `/reviews/17`
-are one hop (`/reviews/{n}`). A target whose authority is unknown (an HPACK entry older
-than the capture) is matched by what is known, and the hop says so.
+are one hop (`/reviews/{n}`). Source and target are named as analysis.naming names them,
+so one pod keeps one name across captures (not the external Host one capture happened to
+show). A target whose authority is unknown (an HPACK entry older than the capture) is matched
+by the name other evidence gave it (the same hop as a capture that shows the authority), else
+by its ClusterIP, else by protocol, method and path; the hop says which.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 from analyzer.analysis.model import KINDS, Outcome, Result
+from analyzer.analysis.naming import reply_address, target_of, unknown_target
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _HEX = re.compile(r"(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}")
@@ -105,14 +109,18 @@ Key = tuple[str, str, str, str, str]
 
 def _key(o: Outcome) -> tuple[Key, str]:
     c = o.call
-    if c.authority:
-        target, how = c.authority, "authority"
+    target, source = target_of(c)
+    if source == "authority":
+        how = "authority"
+    elif source != "unknown":
+        how = f"{target} inferred from {source} (authority unknown)"
     else:
-        # No authority: match by the service's ClusterIP when the replies showed it, else by
-        # protocol and method/path alone.
-        target = f"<unknown authority{', ClusterIP ' + c.nat_reply_from if c.nat_reply_from else ''}>"
-        how = "ClusterIP, method and path (authority unknown)" if c.nat_reply_from else \
-            "protocol, method and path (authority unknown)"
+        # Unknown: match by the service's ClusterIP when the replies showed it, else by
+        # protocol and method/path alone (a connection number means nothing in another capture).
+        address = reply_address(c)
+        target = unknown_target(address, None)
+        how = ("ClusterIP, method and path (authority unknown)" if address else
+               "protocol, method and path (authority unknown)")
     return (o.source, target, c.protocol, c.method or "?", path_template(c.path)), how
 
 

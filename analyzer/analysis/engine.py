@@ -9,6 +9,8 @@ from pathlib import Path
 from analyzer.analysis.breaks import InboundIndex, attribute, root_verdict, verdict
 from analyzer.analysis.legs import Options, Roles, classify, inbound_host, outbound_host, pair
 from analyzer.analysis.model import KINDS, Call, Finding, Hop, Note, Outcome, Pod, Result, Span, Trace
+from analyzer.analysis.naming import CaptureCalls, name_targets, target_of
+from analyzer.analysis.naming import describe_target as describe_target
 from analyzer.pipeline import CaptureSummary, read_messages
 
 
@@ -22,27 +24,20 @@ def synthetic_trace_id(key: str) -> str:
     return hashlib.sha1(key.encode()).hexdigest()[:32]
 
 
-def describe_target(o: Call) -> str:
-    """The target service's authority; when the capture does not show it (an HPACK entry
-    older than the capture, or no Host), the ClusterIP the replies came from, or the
-    connection, marked as such."""
-    if o.authority:
-        return o.authority
-    where = o.nat_reply_from or f"connection {o.connection}"
-    return f"{where} (no authority)"
-
-
 class _Capture:
     def __init__(self, path: str, opts: Options) -> None:
         self.path = path
         self.summary = CaptureSummary(path)
         self.calls = pair(read_messages(path, self.summary))
-        self.roles: Roles = classify(self.calls, opts)
+        self.roles: Roles = classify(self.calls, opts, path)
         self.inbound = [c for c in self.calls if inbound_host(c, self.roles)]
         self.outbound = [c for c in self.calls if outbound_host(c, self.roles)]
 
     def service_of(self, host: str) -> str:
         return self.roles.services.get(host, host)
+
+    def inbound_service(self, i: Call) -> str:
+        return self.service_of(inbound_host(i, self.roles) or "")
 
     def pods(self) -> list[Pod]:
         roles = self.roles
@@ -52,6 +47,8 @@ class _Capture:
             pod = Pod(
                 capture=self.path,
                 service=self.service_of(host),
+                name_source=roles.names[host].source if host in roles.names else "address",
+                pod_name=roles.names[host].pod if host in roles.names else None,
                 address=roles.pod_ip if roles.sidecar else host,
                 app_ports=roles.app_ports if roles.sidecar else sorted(
                     {c.dport for c in self.inbound if c.dst == host}),
@@ -105,6 +102,9 @@ def analyze(paths: Sequence[str | Path], opts: Options | None = None) -> Result:
                 if i.capture != o.capture and id(i) not in joined:
                     joined[id(i)] = o
                     break
+    # Targets whose authority the capture does not show are named from other evidence.
+    notes += name_targets([CaptureCalls(cap.path, cap.inbound, cap.outbound, cap.inbound_service)
+                           for cap in caps], joined)
     for cap in caps:
         roles = cap.roles
         grouped: dict[str, list[Call]] = {}
@@ -115,15 +115,17 @@ def analyze(paths: Sequence[str | Path], opts: Options | None = None) -> Result:
         for o in cap.outbound:
             host = outbound_host(o, roles) or ""
             source = cap.service_of(host)
-            target = describe_target(o)
+            target, target_source = target_of(o)
             hop = hops.setdefault((source, target, o.protocol), Hop(source, target, o.protocol))
+            if target_source != "authority":
+                hop.target_source = target_source
             hop.calls += 1
             att = attribute(o, by_host.get(host, no_inbound))
             if att.inbound is None:
                 notes.append(Note("root-call", f"{source} → {target}: {o.line()} was made while no "
                                   "request was being served: it starts a trace, not a break",
                                   o.capture, o.frame))
-                fs = root_verdict(o, source, o.authority)
+                fs = root_verdict(o, source, target)
                 for f in fs:
                     findings.append(f)
                     hop.broken[f.kind] += 1
@@ -131,7 +133,7 @@ def analyze(paths: Sequence[str | Path], opts: Options | None = None) -> Result:
                 outcomes.append(Outcome(o, source, target, fs, False, False))
                 continue
             parent_of[id(o)] = att.inbound
-            fs, ns = verdict(att.inbound, o, att, source, o.authority)
+            fs, ns = verdict(att.inbound, o, att, source, target)
             outcomes.append(Outcome(o, source, target, fs, True, att.inbound.has_context))
             findings += fs
             notes += ns

@@ -15,9 +15,10 @@ import re
 import sys
 from collections import Counter, deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from analyzer.analysis.model import Call
+from analyzer.analysis.naming import PodName, explicit_name, host_name, name_pod
 from analyzer.decode.packet import format_endpoint
 from analyzer.records import Message
 from analyzer.tracing import TRACING_HEADER_NAMES
@@ -34,6 +35,7 @@ class Options:
     app_ports: tuple[int, ...] = ()
     outbound_port: int = 15001
     include_noise: bool = False
+    names: tuple[tuple[str, str], ...] = ()  # (pod, capture) from --name POD=CAPTURE
 
 
 def _text(b: bytes | None) -> str | None:
@@ -133,36 +135,12 @@ class Roles:
     app_ports: list[int]
     # host key -> service name; inbound/outbound calls carry the same host key
     services: dict[str, str]
+    names: dict[str, PodName] = field(default_factory=dict)  # host key -> name and its source
 
 
-def _bare(authority: str) -> str:
-    host = authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
-    return host.split(".", 1)[0] if not host.replace(".", "").isdigit() else host
-
-
-def _cluster_local(authority: str) -> bool:
-    host = authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
-    return "." not in host or ".svc" in host or host.endswith(".local")
-
-
-def _service_name(inbound: list[Call], fallback: str) -> str:
-    """The pod's service: the Kubernetes service name its callers used (Host/:authority);
-    when they used an external host name (through an ingress), the workload's service
-    account from Envoy's XFCC header; else the external name; else the address."""
-    authorities = Counter(c.authority for c in inbound if c.authority)
-    local = [a for a, _ in authorities.most_common() if _cluster_local(a)]
-    if local:
-        return _bare(local[0])
-    identities = Counter(c.identity for c in inbound if c.identity)
-    if identities:
-        return identities.most_common(1)[0][0]
-    if authorities:
-        return authorities.most_common(1)[0][0].rsplit(":", 1)[0]
-    return fallback
-
-
-def classify(calls: list[Call], opts: Options) -> Roles:
-    """Give every call its role and host key; return what was found about the pod."""
+def classify(calls: list[Call], opts: Options, capture: str = "-") -> Roles:
+    """Give every call its role and host key; return what was found about the pod (named by
+    analysis.naming from `capture`'s file name, --name and what the calls show)."""
     live = [c for c in calls if c.role != "noise"]
     sidecar = opts.pod_ip is not None or bool(opts.app_ports) or any(
         c.dport == opts.outbound_port or c.src == "127.0.0.6" for c in live
@@ -188,24 +166,25 @@ def classify(calls: list[Call], opts: Options) -> Roles:
                 or (pod_ip is not None and c.src == pod_ip and c.dport not in ports)
             ):
                 c.role = "outbound"
-        name = _service_name(inbound, pod_ip or "pod")
+        name = name_pod(capture, inbound, explicit_name(capture, opts.names), pod_ip or "pod")
         for c in live:
             if c.role in ("inbound", "outbound"):
                 c.service = "pod"
-        return Roles(True, pod_ip, ports, {"pod": name})
+        return Roles(True, pod_ip, ports, {"pod": name.service}, {"pod": name})
     # Generic: every server endpoint is a service; its host's own requests are its calls.
-    services: dict[str, str] = {}
-    by_host: dict[str, Counter[str]] = {}
+    by_host: dict[str, list[Call]] = {}
     for c in live:
-        by_host.setdefault(c.dst, Counter())
-        if c.authority:
-            by_host[c.dst][c.authority] += 1
-    for host, names in by_host.items():
-        services[host] = _bare(names.most_common(1)[0][0]) if names else host
+        by_host.setdefault(c.dst, []).append(c)
+    names = {host: host_name(served, host) for host, served in by_host.items()}
+    explicit = explicit_name(capture, opts.names)
+    if explicit and len(names) == 1:  # --name can name a capture's only service
+        (host,) = names
+        names[host] = name_pod(capture, [], explicit, host)
+    services = {host: n.service for host, n in names.items()}
     for c in live:
         c.role = "inbound"
         c.service = c.dst
-    return Roles(False, None, sorted({c.dport for c in live}), services)
+    return Roles(False, None, sorted({c.dport for c in live}), services, names)
 
 
 def outbound_host(c: Call, roles: Roles) -> str | None:

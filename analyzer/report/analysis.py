@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tabulate import tabulate
@@ -9,25 +10,68 @@ from tabulate import tabulate
 from analyzer import __version__
 from analyzer.analysis import KINDS, Call, Finding, Hop, Pod, Result, Trace
 from analyzer.analysis.engine import describe_target
+from analyzer.records import Header
 from analyzer.report.messages import anomaly_dict
-from analyzer.report.redact import is_secret
+from analyzer.report.redact import DEFAULT, Confirms, Policy, escape, marker, md_code
+from analyzer.tracing.corroborate import Corroboration
 
 WIDTH = 120
 
 
-def _value(name: str, value: str, show_secrets: bool) -> str:
-    if not show_secrets and is_secret(name.encode()):
-        return f"<redacted, {len(value.encode())} bytes>"
+def _policy(p: Policy | bool) -> Policy:
+    """A Policy, or the old ``show_secrets`` flag of library callers."""
+    return p if isinstance(p, Policy) else Policy(show_secrets=p)
+
+
+def corroboration(calls: list[Call]) -> Corroboration:
+    """The tracing values every call carried under a known name (``Call.values`` holds no
+    guessed header), over all captures of the analysis."""
+    seen = Corroboration()
+    for c in calls:
+        if c.values:
+            seen.see([Header.of(k.encode("latin-1"), v.encode("utf-8", "surrogateescape"))
+                      for k, v in c.values.items()])
+    return seen
+
+
+def request_id(c: Call, policy: Policy = DEFAULT, confirms: Confirms | None = None) -> str | None:
+    """The call's x-request-id when it may be shown (not from an uncorroborated guess)."""
+    for t in policy.visible(c.trace, confirms):
+        if t.format == "x-request-id" and t.request_id:
+            return t.request_id
+    return None
+
+
+def shown_request_id(rid: str | None, calls: tuple[Call | None, ...], policy: Policy,
+                     confirms: Confirms | None) -> str | None:
+    """An x-request-id the analysis reported, unless it only came from a hidden context."""
+    if rid is None:
+        return None
+    for c in calls:
+        if c is not None and request_id(c, policy, confirms) == rid:
+            return rid
+    hidden = any(t.request_id == rid for c in calls if c is not None for t in c.trace)
+    return marker(len(rid.encode())) if hidden else rid
+
+
+def shown_value(name: str, value: str, policy: Policy | bool) -> str:
+    if _policy(policy).secret(name.encode("latin-1", "replace")):
+        return marker(len(value.encode()))
     return value
 
 
-def _call(c: Call, outbound: bool = False) -> dict[str, Any]:
+def line(c: Call, policy: Policy = DEFAULT) -> str:
+    """The request line as shown: credential query parameters redacted."""
+    return f"{c.method or '?'} {policy.url(c.path) or '<unknown path>'}"
+
+
+def _call(c: Call, outbound: bool = False, policy: Policy = DEFAULT) -> dict[str, Any]:
     d: dict[str, Any] = {
         "capture": c.capture,
         "frame": c.frame,
         "method": c.method,
-        "path": c.path,
-        "authority": c.authority,
+        "path": policy.url(c.path),
+        "authority": policy.url(c.authority),
     }
     if outbound:
         d["protocol"] = c.protocol
@@ -35,22 +79,24 @@ def _call(c: Call, outbound: bool = False) -> dict[str, Any]:
     return d
 
 
-def finding_dict(f: Finding, show_secrets: bool = False) -> dict[str, Any]:
+def finding_dict(f: Finding, policy: Policy | bool = DEFAULT,
+                 confirms: Confirms | None = None) -> dict[str, Any]:
+    policy = _policy(policy)
     return {
         "kind": f.kind,
         "trace_id": f.trace_id,
-        "x_request_id": f.x_request_id,
+        "x_request_id": shown_request_id(f.x_request_id, (f.inbound, f.outbound), policy, confirms),
         "source": f.source,
-        "target": f.target,
+        "target": policy.url(f.target),
         "headers": f.headers,
-        "expected": {k: _value(k, v, show_secrets) for k, v in f.expected.items()},
-        "found": {k: _value(k, v, show_secrets) for k, v in f.found.items()},
-        "rule": f.rule,
+        "expected": {k: shown_value(k, v, policy) for k, v in f.expected.items()},
+        "found": {k: shown_value(k, v, policy) for k, v in f.found.items()},
+        "rule": None if f.rule is None else policy.prose(f.rule),
         "attribution": f.attribution,
         "confidence": f.confidence,
         "candidates": f.candidates,
-        "inbound": None if f.inbound is None else _call(f.inbound),
-        "outbound": _call(f.outbound, outbound=True),
+        "inbound": None if f.inbound is None else _call(f.inbound, policy=policy),
+        "outbound": _call(f.outbound, outbound=True, policy=policy),
     }
 
 
@@ -79,7 +125,7 @@ def pod_dict(p: Pod) -> dict[str, Any]:
     }
 
 
-def trace_dict(t: Trace) -> dict[str, Any]:
+def trace_dict(t: Trace, policy: Policy = DEFAULT) -> dict[str, Any]:
     return {
         "trace_id": t.trace_id,
         "broken": t.broken,
@@ -98,8 +144,8 @@ def trace_dict(t: Trace) -> dict[str, Any]:
                 "protocol": s.call.protocol,
                 "stream": s.call.stream,
                 "method": s.call.method,
-                "path": s.call.path,
-                "authority": s.call.authority,
+                "path": policy.url(s.call.path),
+                "authority": policy.url(s.call.authority),
                 "status": s.call.status,
                 "findings": [f.kind for f in s.findings],
             }
@@ -108,25 +154,33 @@ def trace_dict(t: Trace) -> dict[str, Any]:
     }
 
 
-def result_dict(r: Result, show_secrets: bool = False) -> dict[str, Any]:
+def result_dict(r: Result, policy: Policy | bool = DEFAULT) -> dict[str, Any]:
+    policy = _policy(policy)
+    confirms = corroboration(r.calls).confirms
     return {
         "tool": {"name": "tracewire", "version": __version__},
         "captures": r.captures,
         "pods": [pod_dict(p) for p in r.pods],
         "hops": [hop_dict(h) for h in r.hops],
-        "traces": [trace_dict(t) for t in r.traces],
-        "findings": [finding_dict(f, show_secrets) for f in r.findings],
-        "notes": [{"kind": n.kind, "detail": n.detail, "capture": n.capture, "frame": n.frame}
-                  for n in r.notes],
+        "traces": [trace_dict(t, policy) for t in r.traces],
+        "findings": [finding_dict(f, policy, confirms) for f in r.findings],
+        "notes": [{"kind": n.kind, "detail": policy.prose(n.detail), "capture": n.capture,
+                   "frame": n.frame} for n in r.notes],
         "anomalies": [{"capture": cap, **anomaly_dict(a)} for cap, a in r.anomalies],
     }
 
 
 # -- text -----------------------------------------------------------------------------------
+# Every string from the capture is escaped (terminal) or put in a code span (Markdown)
+# where the line is built, after redaction: nothing raw reaches a reader.
 
 
 def _cut(s: str, n: int) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def _e(s: object) -> str:
+    return escape(str(s))
 
 
 def pod_line(p: Pod) -> str:
@@ -135,14 +189,32 @@ def pod_line(p: Pod) -> str:
     ports = ",".join(map(str, p.app_ports)) or "?"
     peers = ", ".join(f"{k} ({v})" for k, v in sorted(p.encrypted_peers.items())) or "none"
     kind = "sidecar pod" if p.sidecar else "service"
-    return (f"{p.capture}: {kind} {p.service} ({where}, app port {ports})\n"
-            + _cut(f"  legs: {legs} | encrypted peers: {peers} | anomalies: {p.anomalies}", WIDTH))
+    return (_e(f"{p.capture}: {kind} {p.service} ({where}, app port {ports})") + "\n"
+            + _cut(_e(f"  legs: {legs} | encrypted peers: {peers} | anomalies: {p.anomalies}"), WIDTH))
 
 
-def hop_rows(hops: list[Hop]) -> list[list[object]]:
+def _pod_markdown(p: Pod) -> str:
+    legs = ", ".join(f"{n} {k}" for k, n in p.legs.items() if n or k in ("inbound", "outbound"))
+    ports = ",".join(map(str, p.app_ports)) or "?"
+    peers = ", ".join(f"{k} ({v})" for k, v in sorted(p.encrypted_peers.items())) or "none"
+    kind = "sidecar pod" if p.sidecar else "service"
+    return (f"- {md_code(p.capture)}: {kind} {md_code(p.service)} ({md_code(p.address or '?')}, "
+            f"app port {ports}); legs: {legs} | encrypted peers: {md_code(peers)} | "
+            f"anomalies: {p.anomalies}")
+
+
+def hop_rows(hops: list[Hop], markdown: bool = False) -> list[list[object]]:
+    if markdown:
+        return [
+            [md_code(h.source, True), md_code(h.target, True),
+             h.protocol, h.calls, h.propagated,
+             *(h.broken[k] or "" for k in KINDS), md_code(", ".join(sorted(h.headers_lost)), True)]
+            for h in hops
+        ]
     return [
-        [_cut(h.source, 20), _cut(h.target, 29), h.protocol, h.calls, h.propagated,
-         *(h.broken[k] or "" for k in KINDS), _cut(", ".join(sorted(h.headers_lost)), 19)]
+        [_cut(_e(h.source), 20), _cut(_e(h.target), 29),
+         h.protocol, h.calls, h.propagated,
+         *(h.broken[k] or "" for k in KINDS), _cut(_e(", ".join(sorted(h.headers_lost))), 19)]
         for h in hops
     ]
 
@@ -151,47 +223,50 @@ HOP_HEADERS = ["source", "target", "proto", "calls", "ok", "miss", "chg", "part"
                "headers affected"]
 
 
-def _pairs(d: dict[str, str], show_secrets: bool) -> str:
+def _pairs(d: dict[str, str], policy: Policy | bool) -> str:
     if not d:
         return "(none)"
-    return ", ".join(f"{k}: {_value(k, v, show_secrets)}" for k, v in d.items())
+    return ", ".join(f"{k}: {shown_value(k, v, policy)}" for k, v in d.items())
 
 
-def finding_lines(f: Finding, show_secrets: bool = False) -> list[str]:
+def finding_lines(f: Finding, policy: Policy | bool = DEFAULT) -> list[str]:
+    policy = _policy(policy)
     how = f"by {f.attribution}, {f.confidence}"
     if f.candidates:
         how += f" among inbound frames {', '.join(map(str, f.candidates))}"
-    target = f.target or describe_target(f.outbound)
+    target = policy.url(f.target or describe_target(f.outbound))
     head = f"{f.kind.upper():9} {f.source} → {target}  trace {f.trace_id or '-'}  ({how})"
     i, o = f.inbound, f.outbound
-    served = (f"  inbound  frame {i.frame:>6}  {i.line()}  [{i.authority or '?'}]" if i is not None
-              else "  inbound  none: no request was being served (a root call)")
+    served = (f"  inbound  frame {i.frame:>6}  {line(i, policy)}  [{policy.url(i.authority) or '?'}]"
+              if i is not None else "  inbound  none: no request was being served (a root call)")
     lines = [
-        _cut(head, WIDTH),
-        _cut(served, WIDTH),
-        _cut(f"  outbound frame {o.frame:>6}  {o.line()}  [{o.authority or '?'}, {o.protocol}"
-             + (f" stream {o.stream}" if o.stream is not None else "") + "]", WIDTH),
-        _cut(f"  headers  {', '.join(f.headers)}" + (f"  rule: {f.rule}" if f.rule else ""), WIDTH),
-        _cut(f"  expected {_pairs(f.expected, show_secrets)}", WIDTH),
-        _cut(f"  found    {_pairs(f.found, show_secrets)}", WIDTH),
+        head,
+        served,
+        f"  outbound frame {o.frame:>6}  {line(o, policy)}  "
+        f"[{policy.url(o.authority) or '?'}, {o.protocol}"
+        + (f" stream {o.stream}" if o.stream is not None else "") + "]",
+        f"  headers  {', '.join(f.headers)}" + (f"  rule: {policy.prose(f.rule)}" if f.rule else ""),
+        f"  expected {_pairs(f.expected, policy)}",
+        f"  found    {_pairs(f.found, policy)}",
     ]
-    return lines
+    return [_cut(_e(x), WIDTH) for x in lines]
 
 
-def trace_lines(t: Trace) -> list[str]:
-    lines = [f"trace {t.trace_id}" + ("  BROKEN" if t.broken else "")]
+def trace_lines(t: Trace, policy: Policy = DEFAULT) -> list[str]:
+    lines = [f"trace {_e(t.trace_id)}" + ("  BROKEN" if t.broken else "")]
     depth: dict[str, int] = {}
     for s in t.spans:
         d = depth.get(s.parent_id or "", -1) + 1 if s.parent_id else 0
         depth[s.span_id] = d
         arrow = f"→ {s.peer}" if s.kind == "client" else "⇐"
         marks = f"  [{', '.join(f.kind for f in s.findings)}]" if s.findings else ""
-        lines.append(_cut(f"  {'  ' * d}{s.service} {arrow} {s.call.line()} "
-                          f"({s.call.capture.rsplit('/', 1)[-1]} frame {s.call.frame}){marks}", WIDTH))
+        lines.append(_cut(_e(f"  {'  ' * d}{s.service} {arrow} {line(s.call, policy)} "
+                             f"({s.call.capture.rsplit('/', 1)[-1]} frame {s.call.frame}){marks}"), WIDTH))
     return lines
 
 
-def table(r: Result, show_all: bool = False, show_secrets: bool = False) -> str:
+def table(r: Result, show_all: bool = False, policy: Policy | bool = DEFAULT) -> str:
+    policy = _policy(policy)
     out: list[str] = [pod_line(p) for p in r.pods]
     out.append("")
     if r.hops:
@@ -204,34 +279,37 @@ def table(r: Result, show_all: bool = False, show_secrets: bool = False) -> str:
         out.append(f"{len(r.findings)} findings in {len(broken)} broken traces:")
         for f in r.findings:
             out.append("")
-            out.extend(finding_lines(f, show_secrets))
+            out.extend(finding_lines(f, policy))
     elif r.hops:
         out.append("no break found: every outbound call carried the tracing headers on")
     notes = [n for n in r.notes if n.kind != "root-call"]
     if notes:
         out.append("")
         out.append("notes:")
-        out.extend(_cut(f"  frame {n.frame}: {n.detail}", WIDTH) for n in notes)
+        out.extend(_cut(_e(f"  frame {n.frame}: {policy.prose(n.detail)}"), WIDTH) for n in notes)
     if show_all:
         out.append("")
         out.append(f"{len(r.traces)} traces:")
         for t in r.traces:
-            out.extend(trace_lines(t))
+            out.extend(trace_lines(t, policy))
     if r.anomalies:
         out.append("")
         out.append(f"{len(r.anomalies)} anomalies (see `tracewire info`)")
     return "\n".join(out) + "\n"
 
 
-def markdown(r: Result, show_all: bool = False, show_secrets: bool = False) -> str:
+def markdown(r: Result, show_all: bool = False, policy: Policy | bool = DEFAULT) -> str:
+    """Markdown for a ticket or a pull request: every string from the capture sits in a
+    code span (``md_code``), so none can become a link, an image or HTML."""
+    policy = _policy(policy)
     out = ["# tracewire analysis", ""]
     for p in r.pods:
-        out.append("- " + pod_line(p).replace("\n  ", "; "))
+        out.append(_pod_markdown(p))
     out.append("")
     out.append("## Hops")
     out.append("")
-    out.append(tabulate(hop_rows(r.hops), headers=HOP_HEADERS, tablefmt="github") if r.hops
-               else "No outbound calls found.")
+    out.append(tabulate(hop_rows(r.hops, markdown=True), headers=HOP_HEADERS, tablefmt="github")
+               if r.hops else "No outbound calls found.")
     out.append("")
     out.append("## Findings")
     out.append("")
@@ -239,23 +317,34 @@ def markdown(r: Result, show_all: bool = False, show_secrets: bool = False) -> s
         out.append("No break found.")
     for f in r.findings:
         i, o = f.inbound, f.outbound
-        served = f"inbound frame {i.frame} `{i.line()}`" if i is not None else "no inbound (root call)"
-        out.append(f"- **{f.kind}** `{f.source}` → `{f.target or '<unknown>'}`, trace `{f.trace_id or '-'}` "
+        served = (f"inbound frame {i.frame} {md_code(line(i, policy))}" if i is not None
+                  else "no inbound (root call)")
+        target = policy.url(f.target) or "<unknown>"
+        out.append(f"- **{f.kind}** {md_code(f.source)} → {md_code(target)}, "
+                   f"trace {md_code(f.trace_id or '-')} "
                    f"(by {f.attribution}, {f.confidence}): {served}, "
-                   f"outbound frame {o.frame} `{o.line()}`; headers: {', '.join(f'`{h}`' for h in f.headers)}"
-                   + (f"; rule: {f.rule}" if f.rule else ""))
+                   f"outbound frame {o.frame} {md_code(line(o, policy))}; "
+                   f"headers: {', '.join(md_code(h) for h in f.headers)}"
+                   + (f"; rule: {md_code(policy.prose(f.rule))}" if f.rule else ""))
     notes = [n for n in r.notes if n.kind != "root-call"]
     if notes:
         out.append("")
         out.append("## Notes")
         out.append("")
-        out.extend(f"- frame {n.frame}: {n.detail}" for n in notes)
+        out.extend(f"- frame {n.frame}: {md_code(policy.prose(n.detail))}" for n in notes)
     if show_all:
         out.append("")
         out.append("## Traces")
         out.append("")
         for t in r.traces:
-            out.append("```")
-            out.extend(trace_lines(t))
-            out.append("```")
+            # A fenced block longer than any backtick run inside cannot be closed early.
+            body = trace_lines(t, policy)
+            fence = "`" * max(3, 1 + _longest_backticks("\n".join(body)))
+            out.append(fence)
+            out.extend(body)
+            out.append(fence)
     return "\n".join(out) + "\n"
+
+
+def _longest_backticks(s: str) -> int:
+    return max((len(run) for run in re.findall("`+", s)), default=0)

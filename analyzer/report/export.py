@@ -3,7 +3,9 @@
 A server span is an inbound request as the pod received it, a client span a call the app
 made; each carries the HTTP method, path and status, the peer's address and the capture
 frames as tags, and every finding on it as a log/annotation/event. Header values are not
-exported beyond the tracing ids, so no credential can leak through an export.
+exported beyond the tracing ids, so no credential can leak through an export: paths and
+hosts pass through the redaction policy (credential query parameters), and an id read from
+a header whose name was only guessed is exported when another call corroborates it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any
 
 from analyzer import __version__
 from analyzer.analysis import Finding, Result, Span, Trace
+from analyzer.report.analysis import corroboration, request_id, shown_value
+from analyzer.report.redact import DEFAULT, Confirms, Policy
 
 
 def _us(ns: int) -> int:
@@ -32,14 +36,15 @@ def _name(s: Span) -> str:
     return f"{c.method or 'request'} {path}"
 
 
-def _tags(s: Span) -> dict[str, str]:
+def _tags(s: Span, policy: Policy = DEFAULT, confirms: Confirms | None = None) -> dict[str, str]:
     c = s.call
+    path = policy.url(c.path) or ""
     tags = {
         "span.kind": s.kind,
         "component": "tracewire",
         "http.method": c.method or "",
-        "http.url": c.path or "",
-        "http.target": c.path or "",
+        "http.url": path,
+        "http.target": path,
         "http.flavor": c.protocol,
         "net.peer.ip": c.src if s.kind == "server" else c.dst,
         "net.peer.port": str(c.sport if s.kind == "server" else c.dport),
@@ -47,7 +52,7 @@ def _tags(s: Span) -> dict[str, str]:
         "tracewire.frame": str(c.frame),
     }
     if c.authority:
-        tags["http.host"] = c.authority
+        tags["http.host"] = policy.url(c.authority) or ""
     if s.kind == "client" and s.peer:
         tags["peer.service"] = s.peer
     if c.status is not None:
@@ -60,27 +65,29 @@ def _tags(s: Span) -> dict[str, str]:
         tags["tracewire.h2_stream"] = str(c.stream)
     if c.nat_reply_from:
         tags["tracewire.cluster_ip"] = c.nat_reply_from
-    if c.request_id:
-        tags["guid:x-request-id"] = c.request_id
-    if c.trace_id:
-        tags["tracewire.seen_trace_id"] = c.trace_id
+    rid = request_id(c, policy, confirms)
+    if rid:
+        tags["guid:x-request-id"] = rid
+    seen = next((t.trace_id for t in policy.visible(c.trace, confirms) if t.trace_id), None)
+    if seen:
+        tags["tracewire.seen_trace_id"] = seen
     if s.findings:
         tags["error"] = "true"
         tags["tracewire.broken"] = ",".join(f.kind for f in s.findings)
     return tags
 
 
-def _finding_fields(f: Finding) -> dict[str, str]:
+def _finding_fields(f: Finding, policy: Policy = DEFAULT) -> dict[str, str]:
     d = {
         "event": "tracewire.finding",
         "kind": f.kind,
         "headers": ", ".join(f.headers),
         "attribution": f"{f.attribution} ({f.confidence})",
-        "expected": "; ".join(f"{k}: {v}" for k, v in f.expected.items()) or "(none)",
-        "found": "; ".join(f"{k}: {v}" for k, v in f.found.items()) or "(none)",
+        "expected": "; ".join(f"{k}: {shown_value(k, v, policy)}" for k, v in f.expected.items()) or "(none)",
+        "found": "; ".join(f"{k}: {shown_value(k, v, policy)}" for k, v in f.found.items()) or "(none)",
     }
     if f.rule:
-        d["rule"] = f.rule
+        d["rule"] = policy.prose(f.rule)
     if f.inbound is not None:
         d["inbound_frame"] = str(f.inbound.frame)
     d["outbound_frame"] = str(f.outbound.frame)
@@ -94,7 +101,8 @@ def _trace_id(t: Trace) -> str:
 # -- Jaeger ---------------------------------------------------------------------------------
 
 
-def to_jaeger(r: Result) -> dict[str, Any]:
+def to_jaeger(r: Result, policy: Policy = DEFAULT) -> dict[str, Any]:
+    confirms = corroboration(r.calls).confirms
     data = []
     for t in r.traces:
         tid = _trace_id(t)
@@ -114,11 +122,12 @@ def to_jaeger(r: Result) -> dict[str, Any]:
                 if s.parent_id else [],
                 "startTime": _us(s.call.ts_ns),
                 "duration": _us(_duration_ns(s)),
-                "tags": [{"key": k, "type": "string", "value": v} for k, v in _tags(s).items()],
+                "tags": [{"key": k, "type": "string", "value": v}
+                         for k, v in _tags(s, policy, confirms).items()],
                 "logs": [
                     {"timestamp": _us(f.outbound.ts_ns),
                      "fields": [{"key": k, "type": "string", "value": v}
-                                for k, v in _finding_fields(f).items()]}
+                                for k, v in _finding_fields(f, policy).items()]}
                     for f in s.findings
                 ],
                 "processID": pid,
@@ -145,7 +154,8 @@ def _endpoint(host: str, port: int, service: str | None = None) -> dict[str, Any
     return e
 
 
-def to_zipkin(r: Result) -> list[dict[str, Any]]:
+def to_zipkin(r: Result, policy: Policy = DEFAULT) -> list[dict[str, Any]]:
+    confirms = corroboration(r.calls).confirms
     out = []
     for t in r.traces:
         tid = _trace_id(t)
@@ -164,7 +174,7 @@ def to_zipkin(r: Result) -> list[dict[str, Any]]:
                 "duration": _us(_duration_ns(s)),
                 "localEndpoint": local,
                 "remoteEndpoint": remote,
-                "tags": _tags(s),
+                "tags": _tags(s, policy, confirms),
                 "annotations": [
                     {"timestamp": _us(f.outbound.ts_ns),
                      "value": f"tracewire.finding {f.kind}: {', '.join(f.headers)}"}
@@ -186,8 +196,9 @@ def _attrs(d: dict[str, str]) -> list[dict[str, Any]]:
     return [{"key": k, "value": {"stringValue": v}} for k, v in d.items()]
 
 
-def to_otlp(r: Result) -> dict[str, Any]:
+def to_otlp(r: Result, policy: Policy = DEFAULT) -> dict[str, Any]:
     """OTLP/JSON (ExportTraceServiceRequest); ids hex-encoded as OTLP/JSON requires."""
+    confirms = corroboration(r.calls).confirms
     by_service: dict[str, list[dict[str, Any]]] = {}
     for t in r.traces:
         tid = _trace_id(t)
@@ -200,10 +211,10 @@ def to_otlp(r: Result) -> dict[str, Any]:
                 "kind": SPAN_KIND[s.kind],
                 "startTimeUnixNano": str(c.ts_ns),
                 "endTimeUnixNano": str(c.ts_ns + _duration_ns(s)),
-                "attributes": _attrs(_tags(s)),
+                "attributes": _attrs(_tags(s, policy, confirms)),
                 "events": [
                     {"timeUnixNano": str(f.outbound.ts_ns), "name": "tracewire.finding",
-                     "attributes": _attrs(_finding_fields(f))}
+                     "attributes": _attrs(_finding_fields(f, policy))}
                     for f in s.findings
                 ],
                 "status": {"code": 2, "message": "tracing headers not propagated"}

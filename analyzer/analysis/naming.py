@@ -1,0 +1,413 @@
+"""Names: what a pod and the target of a call are called, from which evidence, and the one
+spelling of a target that stays unknown.
+
+Strategy: an SRE compares hops across captures by name, so a name must not depend on how a
+request reached the pod. A pod's name comes from the evidence in this order, and the source
+is kept with it:
+
+1. ``--name POD=CAPTURE``: the user said so.
+2. The capture's file name, as ksniff's ``-o POD.pcap`` leaves it: the stem when it is a
+   DNS-1123 label. A stem shaped like a Deployment's pod (``WORKLOAD-HASH-XXXXX``, the random
+   part in Kubernetes' vowel-free alphabet) or a DaemonSet's (``WORKLOAD-XXXXX``) is taken as
+   it is. Any other stem (``productpage.pcap``, but also ``productpage-fixed.pcap``) is taken
+   unless the pod's callers name it differently by a cluster-local Host: then the file name
+   describes the capture, not the pod.
+3. The pod's SPIFFE identity (its service account) in Envoy's XFCC ``By=`` element.
+4. A cluster-local Host/``:authority`` its callers used (``reviews:9080``,
+   ``reviews.default.svc.cluster.local``): the Kubernetes service name.
+
+An external Host (``bookinfo.example.com``, reached through an ingress) never names a pod: the
+same pod captured behind another gateway would get another name. Without any of these, the
+pod is named by its address.
+
+The name hops and traces use is the *service*: a pod name loses its ReplicaSet hash and random
+suffix (``productpage-v1-7f9c8d-x7k2p`` → ``productpage-v1``) and then Istio's version suffix
+(``productpage-v1`` → ``productpage``, the ``app`` label of Istio's conventions), so pods of
+one service, or one pod before and after a restart, keep one name; the full pod name is kept
+beside it.
+
+A target is named by its ``:authority``/Host. When the capture does not show it (an HPACK entry
+older than the capture, an HTTP/1.0 request without Host), the evidence is, in order: another
+request on the same connection that shows it (one connection goes to one service); the address
+the replies came from (Istio's NAT shows the service's ClusterIP), when any call in any capture
+shows that ClusterIP with a known authority (a ClusterIP belongs to one Kubernetes Service, so
+the port may differ); and, when the callee's capture is given too, the request the callee
+received with the same ids while the call was open. Such a name is labelled inferred, with
+its evidence. A target that stays unknown is spelled ``unknown (ADDRESS)`` when the replies
+showed an address, else ``unknown (connection N)``, in every output.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from analyzer.analysis.model import Call, Note
+from analyzer.errors import AnalyzerError
+
+# Where a pod's name came from, strongest first.
+POD_SOURCES = ("--name", "file name", "xfcc", "host", "address")
+# Where a target's name came from; all but "authority" and "unknown" are inferences.
+TARGET_SOURCES = ("authority", "connection", "ClusterIP", "address", "callee capture", "unknown")
+
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+# Kubernetes names generated pods with rand.String: consonants and digits without 0, 1, 3.
+_SAFE = "[bcdfghjklmnpqrstvwxz2456789]"
+_DEPLOYMENT_POD = re.compile(rf"(?P<workload>.+)-[a-z0-9]{{6,10}}-{_SAFE}{{5}}")
+_DAEMONSET_POD = re.compile(rf"(?P<workload>.+)-{_SAFE}{{5}}")
+_VERSION = re.compile(r"(?P<app>.+)-v\d+")
+_CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap")
+# How far apart two pods' clocks may be when a callee's request is matched to a call by time.
+CLOCK_SKEW_NS = 5_000_000
+
+
+class NamingError(AnalyzerError):
+    """A --name that names no capture given: fatal, one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class PodName:
+    service: str  # the name hops and traces use
+    source: str  # one of POD_SOURCES
+    pod: str | None = None  # the full pod name, when the evidence gives one
+
+
+def is_label(name: str) -> bool:
+    """A DNS-1123 label: what Kubernetes allows as a pod or service name's part."""
+    return _LABEL.fullmatch(name) is not None
+
+
+def service_of_pod(pod: str) -> str:
+    """`productpage-v1-7f9c8d-x7k2p` -> `productpage`: the service a pod name belongs to."""
+    m = _DEPLOYMENT_POD.fullmatch(pod) or _DAEMONSET_POD.fullmatch(pod)
+    workload = m.group("workload") if m else pod
+    v = _VERSION.fullmatch(workload)
+    return v.group("app") if v else workload
+
+
+def pod_shaped(name: str) -> bool:
+    """A name Kubernetes generated for a pod (it carries the random suffix)."""
+    return bool(_DEPLOYMENT_POD.fullmatch(name) or _DAEMONSET_POD.fullmatch(name))
+
+
+def file_stem(capture: str) -> str | None:
+    """`captures/reviews-v1-7f9c8d-x7k2p.pcap.gz` -> `reviews-v1-7f9c8d-x7k2p`, when the file
+    name is a capture's (`.pcap`, `.pcapng`, `.cap`, optionally `.gz`) and its stem a DNS-1123
+    label; else None (stdin, other names)."""
+    if capture == "-":
+        return None
+    name = Path(capture).name
+    if name.endswith(".gz"):
+        name = name[:-3]
+    for suffix in _CAPTURE_SUFFIXES:
+        if name.endswith(suffix):
+            stem = name[: -len(suffix)]
+            return stem if is_label(stem) else None
+    return None
+
+
+def _host(authority: str) -> str:
+    """The host part of an authority (`[::1]:80` -> `::1`, `reviews:9080` -> `reviews`)."""
+    if authority.startswith("["):
+        return authority[1:].split("]", 1)[0]
+    return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
+
+
+def cluster_local(authority: str) -> bool:
+    """A name only the cluster resolves: a bare service name, `*.svc*`, `*.local`. (`NAME.NS`
+    cannot be told from `example.com`, so it is not taken as one.)"""
+    host = _host(authority).rstrip(".").lower()
+    if not host or host.replace(".", "").isdigit() or ":" in host:
+        return False  # an address names no service
+    return "." not in host or ".svc" in host or host.endswith(".local")
+
+
+def bare(authority: str) -> str:
+    """`reviews.default.svc.cluster.local:9080` -> `reviews`; an address stays as it is."""
+    host = _host(authority)
+    return host if host.replace(".", "").isdigit() or ":" in host else host.split(".", 1)[0]
+
+
+def name_pod(capture: str, inbound: Sequence[Call], explicit: str | None, fallback: str) -> PodName:
+    """The name of the pod a sidecar capture shows, from the evidence in the module's order."""
+    if explicit:
+        return PodName(service_of_pod(explicit), "--name", explicit)
+    authorities = Counter(c.authority for c in inbound if c.authority)
+    local = [bare(a) for a, _ in authorities.most_common() if cluster_local(a)]
+    stem = file_stem(capture)
+    if stem is not None and (pod_shaped(stem) or not local or service_of_pod(stem) == local[0]):
+        return PodName(service_of_pod(stem), "file name", stem)
+    identities = Counter(c.identity for c in inbound if c.identity)
+    if identities:
+        return PodName(identities.most_common(1)[0][0], "xfcc")
+    if local:
+        return PodName(local[0], "host")
+    return PodName(fallback, "address")
+
+
+def host_name(calls: Sequence[Call], fallback: str) -> PodName:
+    """The name of one server host of a capture that is not a pod's (a node, a docker
+    network): its identity, else the Host its clients used (external or not: nothing better
+    names it), else its address."""
+    identities = Counter(c.identity for c in calls if c.identity)
+    if identities:
+        return PodName(identities.most_common(1)[0][0], "xfcc")
+    authorities = Counter(c.authority for c in calls if c.authority)
+    if authorities:
+        return PodName(bare(authorities.most_common(1)[0][0]), "host")
+    return PodName(fallback, "address")
+
+
+# -- --name POD=CAPTURE ---------------------------------------------------------------------
+
+
+def _same_file(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    if "-" in (a, b):
+        return False
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
+def explicit_name(capture: str, names: Iterable[tuple[str, str]]) -> str | None:
+    """The pod name the user gave for this capture (`--name POD=CAPTURE`), if any."""
+    for pod, path in names:
+        if _same_file(path, capture):
+            return pod
+    return None
+
+
+def check_names(captures: Sequence[str], names: Iterable[tuple[str, str]]) -> None:
+    """Every --name must name one of the captures given: a typo must not go unnoticed."""
+    for pod, path in names:
+        if not any(_same_file(path, c) for c in captures):
+            raise NamingError(f"--name {pod}={path}: {path} is not one of the captures given")
+
+
+# -- targets --------------------------------------------------------------------------------
+
+
+def unknown_target(address: str | None, connection: int | None) -> str:
+    """The one spelling of a target nothing names."""
+    if address:
+        return f"unknown ({address})"
+    if connection is not None:
+        return f"unknown (connection {connection})"
+    return "unknown"
+
+
+def reply_address(c: Call) -> str | None:
+    """The target's address as the capture shows it: the ClusterIP the replies came from
+    (Istio's NAT), else the destination when it is not the sidecar's loopback redirect."""
+    if c.nat_reply_from:
+        return c.nat_reply_from
+    if c.dst.startswith(("127.", "::1")) or c.dst == "::1":
+        return None
+    return f"[{c.dst}]:{c.dport}" if ":" in c.dst else f"{c.dst}:{c.dport}"
+
+
+def target_of(c: Call) -> tuple[str, str]:
+    """(name, source) of a call's target: as named by name_targets, else its authority, else
+    the unknown spelling."""
+    if c.target is not None:
+        return c.target, c.target_source
+    if c.authority:
+        return c.authority, "authority"
+    return unknown_target(reply_address(c), c.connection), "unknown"
+
+
+def describe_target(c: Call) -> str:
+    return target_of(c)[0]
+
+
+def target_label(name: str, source: str, short: bool = False) -> str:
+    """A target for people: an inferred name says so, and from what."""
+    if source in ("authority", "unknown"):
+        return name
+    return f"{name} (inferred)" if short else f"{name} (inferred from {source})"
+
+
+def _with_port(authority: str, address: str | None) -> str:
+    """The service's host with the port the replies came from (a ClusterIP's service port)."""
+    if address is None:
+        return _host(authority) if authority.count(":") == 1 else authority
+    port = address.rsplit(":", 1)[1]
+    host = _host(authority)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _agreed(names: Counter[str]) -> str | None:
+    """The most common spelling, when every spelling names one service (else None: two
+    services behind one address is a contradiction, and a guess would misname one)."""
+    if not names or len({bare(n) for n in names}) != 1:
+        return None
+    return names.most_common(1)[0][0]
+
+
+@dataclass(slots=True)
+class CaptureCalls:
+    """What target naming needs of one capture."""
+
+    path: str
+    inbound: list[Call]
+    outbound: list[Call]
+    service_of: Callable[[Call], str]  # the name of the pod that received an inbound call
+
+
+def _idents(c: Call) -> set[str]:
+    """The ids a request is found by: its trace id and its x-request-id (a hop may keep one
+    and drop or restart the other)."""
+    return {k for k in (c.trace_id, c.request_key) if k}
+
+
+def _same_request(o: Call, i: Call) -> bool:
+    """Nothing the two show contradicts that they are one request: ids, method, path and
+    protocol agree where both are known, and the callee got it while the call was open."""
+    if o.trace_id and i.trace_id and o.trace_id != i.trace_id:
+        return False
+    if o.request_key and i.request_key and o.request_key != i.request_key:
+        return False
+    if o.protocol != i.protocol:
+        return False
+    if o.method and i.method and o.method != i.method:
+        return False
+    if o.path and i.path and o.path != i.path:
+        return False
+    if i.ts_ns < o.ts_ns - CLOCK_SKEW_NS:
+        return False
+    if o.response_ts is not None:
+        if i.ts_ns > o.response_ts + CLOCK_SKEW_NS:
+            return False
+        if i.response_ts is not None and i.response_ts > o.response_ts + CLOCK_SKEW_NS:
+            return False
+    return True
+
+
+def name_targets(caps: Sequence[CaptureCalls], joined: dict[int, Call]) -> list[Note]:
+    """Name the target of every outbound call (sets `target`, `target_source` and
+    `target_evidence` on each); return a note for each inferred name, per connection.
+
+    `joined` maps id(inbound call) to the outbound call of another capture it was joined with.
+    Linear in the calls: one pass to index, one per connection to name.
+    """
+    # A ClusterIP (or address) -> the authorities calls to it showed, and where.
+    by_address: dict[str, Counter[str]] = {}
+    by_ip: dict[str, Counter[str]] = {}
+    where: dict[str, tuple[str, int]] = {}
+    groups: dict[tuple[str, int], list[Call]] = {}
+    for cap in caps:
+        for o in cap.outbound:
+            groups.setdefault((o.capture, o.connection), []).append(o)
+            addr = reply_address(o)
+            if o.authority and addr:
+                by_address.setdefault(addr, Counter())[o.authority] += 1
+                by_ip.setdefault(addr.rsplit(":", 1)[0], Counter())[o.authority] += 1
+                where.setdefault(addr.rsplit(":", 1)[0], (o.capture, o.frame))
+    # Inbound requests by id, for the callee's side; and which pods are upstream of which
+    # (a pod that called this one with the same ids is its caller, not its callee).
+    inbound_by_id: dict[str, list[tuple[Call, str]]] = {}
+    upstream: dict[str, set[str]] = {}  # capture -> captures of pods that called it
+    if len(caps) > 1:
+        for cap in caps:
+            for i in cap.inbound:
+                for ident in _idents(i):
+                    inbound_by_id.setdefault(ident, []).append((i, cap.service_of(i)))
+                caller = joined.get(id(i))
+                if caller is not None:
+                    upstream.setdefault(i.capture, set()).add(caller.capture)
+
+    def ancestors(capture: str) -> set[str]:
+        seen: set[str] = set()
+        todo = [capture]
+        while todo:
+            for up in upstream.get(todo.pop(), ()):
+                if up not in seen:
+                    seen.add(up)
+                    todo.append(up)
+        return seen
+
+    notes: list[Note] = []
+    for (capture, connection), calls in groups.items():
+        known = Counter(c.authority for c in calls if c.authority)
+        for c in calls:
+            if c.authority:
+                c.target, c.target_source = c.authority, "authority"
+        unknown = [c for c in calls if not c.authority]
+        if not unknown:
+            continue
+        addr = next((a for a in map(reply_address, calls) if a), None)
+        name: str | None = None
+        source = "unknown"
+        evidence = ""
+        same = _agreed(known)
+        if same is not None:
+            name, source = same, "connection"
+            evidence = f"other requests on connection {connection} show :authority {same}"
+        elif addr is not None:
+            exact = _agreed(by_address.get(addr, Counter()))
+            by_host = _agreed(by_ip.get(addr.rsplit(":", 1)[0], Counter()))
+            kind = "ClusterIP" if any(c.nat_reply_from for c in calls) else "address"
+            if exact is not None:
+                name, source = exact, kind
+            elif by_host is not None:
+                name, source = _with_port(by_host, addr), kind
+            if name is not None:
+                cap_, frame = where[addr.rsplit(":", 1)[0]]
+                evidence = (f"the replies came from {kind} {addr}, which "
+                            f"{Path(cap_).name} frame {frame} shows as {bare(name)}")
+        if name is None and inbound_by_id:
+            votes: Counter[str] = Counter()
+            ambiguous = False
+            seen_at: dict[str, Call] = {}
+            ups = ancestors(capture)
+            for o in unknown:
+                pods = set()
+                for ident in _idents(o):
+                    for i, pod in inbound_by_id.get(ident, ()):
+                        if i.capture == o.capture or i.capture in ups:
+                            continue  # the caller's own pod, or a pod upstream of it
+                        if joined.get(id(i)) not in (None, o) or not _same_request(o, i):
+                            continue
+                        pods.add(pod)
+                        seen_at.setdefault(pod, i)
+                if len(pods) == 1:
+                    votes[pods.pop()] += 1
+                elif pods:
+                    ambiguous = True  # several pods got these ids then: none is named
+            if len(votes) == 1 and not ambiguous:
+                pod = next(iter(votes))
+                i = seen_at[pod]
+                name = i.authority if i.authority else (
+                    f"{pod}:{addr.rsplit(':', 1)[1]}" if addr else pod)
+                source = "callee capture"
+                evidence = (f"{Path(i.capture).name} (pod {pod}) received the same request ids "
+                            f"while the calls were open (frame {i.frame})")
+        if name is None:
+            name = unknown_target(addr, connection)
+        for c in unknown:
+            c.target, c.target_source = name, source
+            c.target_evidence = evidence or None
+        if source != "unknown":
+            first = unknown[0]
+            notes.append(Note(
+                "target-inferred",
+                f"{len(unknown)} calls on connection {connection} show no :authority (an HPACK "
+                f"entry older than the capture, or no Host): their target is named {name} "
+                f"because {evidence}",
+                capture, first.frame))
+    return notes
+
+
+_SAID = {"--name": "--name", "file name": "file name", "xfcc": "XFCC identity",
+         "host": "Host", "address": "address"}
+
+
+def name_said(source: str) -> str:
+    """How a report says where a pod's name came from."""
+    return _SAID.get(source, source)
