@@ -340,6 +340,10 @@ def _causes(i: Call, o: Call, hidden: Hidden) -> tuple[list[_Cause], bool]:
     o_tids = {t.trace_id for t in o_ctx}
     if i_tid and not o_ctx:
         dropped += [n for t in i_ctx for n in t.headers]
+        # tracestate travels with traceparent (W3C Trace Context §3.5): lost with it
+        has_state = [any(t.format == "tracestate" for t in c.trace) for c in (i, o)]
+        if has_state == [True, False]:
+            dropped.append("tracestate")
     elif i_tid and i_tid in o_tids:
         o_formats = {t.format: t for t in o_ctx}
         for t in i_ctx:

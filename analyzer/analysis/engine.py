@@ -6,7 +6,8 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from analyzer.analysis.breaks import InboundIndex, attribute, root_verdict, verdict
+from analyzer.analysis.breaks import Attribution, InboundIndex, attribute, judge_candidates, root_verdict
+from analyzer.analysis.evidence import HiddenHeaders, Observer, corroborate, distinct, serving_until
 from analyzer.analysis.legs import Options, Roles, classify, inbound_host, outbound_host, pair
 from analyzer.analysis.model import KINDS, Call, Finding, Hop, Note, Outcome, Pod, Result, Span, Trace
 from analyzer.analysis.naming import CaptureCalls, name_targets, target_of
@@ -28,7 +29,9 @@ class _Capture:
     def __init__(self, path: str, opts: Options) -> None:
         self.path = path
         self.summary = CaptureSummary(path)
-        self.calls = pair(read_messages(path, self.summary))
+        self.observer = Observer()
+        self.calls = pair(self.observer.wrap(read_messages(path, self.summary)))
+        self.observer.apply(self.calls)
         self.roles: Roles = classify(self.calls, opts, path)
         self.inbound = [c for c in self.calls if inbound_host(c, self.roles)]
         self.outbound = [c for c in self.calls if outbound_host(c, self.roles)]
@@ -78,7 +81,11 @@ class _Capture:
 
 def analyze(paths: Sequence[str | Path], opts: Options | None = None) -> Result:
     opts = opts or Options()
-    caps = [_Capture(str(p), opts) for p in paths]
+    kept, warnings = distinct([str(p) for p in paths])
+    caps = [_Capture(p, opts) for p in kept]
+    # A guessed header name is evidence only when a known header, anywhere, corroborates it.
+    corroborate([c for cap in caps for c in cap.calls], [cap.observer for cap in caps])
+    not_in_capture = limited = unknown_headers = 0
     findings: list[Finding] = []
     notes: list[Note] = []
     hops: dict[tuple[str, str, str], Hop] = {}
@@ -112,6 +119,12 @@ def analyze(paths: Sequence[str | Path], opts: Options | None = None) -> Result:
             grouped.setdefault(inbound_host(i, roles) or "", []).append(i)
         by_host = {h: InboundIndex(calls) for h, calls in grouped.items()}
         no_inbound = InboundIndex([])
+        hidden_in = HiddenHeaders(cap.calls, cap.observer.named)
+        serving = {h: serving_until(cap.observer, cap.summary, roles, h)
+                   for h in {outbound_host(o, roles) or "" for o in cap.outbound}}
+        first_seen = {h: min(i.ts_ns for i in calls) for h, calls in grouped.items()}
+        edge_calls: list[Call] = []
+        limited_calls: list[Call] = []
         for o in cap.outbound:
             host = outbound_host(o, roles) or ""
             source = cap.service_of(host)
@@ -121,27 +134,39 @@ def analyze(paths: Sequence[str | Path], opts: Options | None = None) -> Result:
                 hop.target_source = target_source
             hop.calls += 1
             att = attribute(o, by_host.get(host, no_inbound))
+            if _before_capture(o, att, serving.get(host), first_seen.get(host)):
+                # The request being served may be one the capture does not show: not evidence.
+                edge_calls.append(o)
+                outcomes.append(Outcome(o, source, target, [], False, False, "not-in-capture"))
+                continue
             if att.inbound is None:
                 notes.append(Note("root-call", f"{source} → {target}: {o.line()} was made while no "
                                   "request was being served: it starts a trace, not a break",
                                   o.capture, o.frame))
-                fs = root_verdict(o, source, target)
+                fs = root_verdict(o, source, target, hidden_in.of(o))
                 for f in fs:
                     findings.append(f)
                     hop.broken[f.kind] += 1
-                    hop.headers_lost.update(f.headers)
-                outcomes.append(Outcome(o, source, target, fs, False, False))
+                outcomes.append(Outcome(o, source, target, fs, False, False, "root"))
                 continue
             parent_of[id(o)] = att.inbound
-            fs, ns = verdict(att.inbound, o, att, source, target)
-            outcomes.append(Outcome(o, source, target, fs, True, att.inbound.has_context))
+            fs, ns, short = judge_candidates(o, att, source, target, hidden_in.of(o))
+            if short and not fs:
+                limited_calls.append(o)
+            outcomes.append(Outcome(o, source, target, fs, True, att.inbound.has_context,
+                                    "limited" if short and not fs else "judged"))
             findings += fs
             notes += ns
-            if not fs and att.inbound.has_context:
+            if not fs and att.inbound.has_context and not short:
                 hop.propagated += 1
             for f in fs:
                 hop.broken[f.kind] += 1
-                hop.headers_lost.update(f.headers)
+                if f.kind in ("missing", "partial"):  # only headers actually lost
+                    hop.headers_lost.update(f.headers)
+        not_in_capture += len(edge_calls)
+        limited += len(limited_calls)
+        unknown_headers += sum(len(c.unknown) for c in limited_calls)
+        notes += _edge_notes(cap.path, edge_calls, limited_calls)
         for i in cap.inbound:
             for t in i.trace:
                 if t.violations and i.src in ("127.0.0.6", "127.0.0.1"):
@@ -164,7 +189,44 @@ def analyze(paths: Sequence[str | Path], opts: Options | None = None) -> Result:
         anomalies=anomalies,
         calls=[c for cap in caps for c in cap.calls],
         outcomes=outcomes,
+        warnings=warnings,
+        not_in_capture=not_in_capture,
+        limited=limited,
+        unknown_headers=unknown_headers,
     )
+
+
+def _before_capture(o: Call, att: Attribution, serving: int | None, first_inbound: int | None) -> bool:
+    """Whether the request ``o`` was made for may be one the capture does not show.
+
+    Ids in common with an inbound request settle it. Otherwise, the pod was evidently
+    serving a request begun before the capture until ``serving`` (a response to a request
+    not in the capture); and a call carrying an x-request-id or a parent span before the
+    first inbound request appears continues a request the capture did not see begin.
+    """
+    if att.method in ("x-request-id", "trace-id"):
+        return False
+    if serving is not None and o.ts_ns <= serving:
+        return True
+    if att.inbound is None and first_inbound is not None and o.ts_ns < first_inbound:
+        return o.request_id is not None or any(t.parent_span_id is not None for t in o.trace)
+    return False
+
+
+def _edge_notes(capture: str, edge: list[Call], limited: list[Call]) -> list[Note]:
+    """One note per capture for each kind of call not judged (never one per call: a large
+    capture would print thousands)."""
+    notes: list[Note] = []
+    if edge:
+        notes.append(Note("not-in-capture", f"{len(edge)} outbound call(s) not judged: the request "
+                          "being served when they were made is not in the capture (it began "
+                          "before the capture started)", capture, edge[0].frame))
+    if limited:
+        n = sum(len(c.unknown) for c in limited)
+        notes.append(Note("unknown-headers", f"verdict of {len(limited)} outbound call(s) limited by "
+                          f"{n} unknown headers (HPACK entries older than the capture): no finding "
+                          "rests on a header the capture cannot show", capture, limited[0].frame))
+    return notes
 
 
 def _traces(caps: list[_Capture], parent_of: dict[int, Call], joined: dict[int, Call],

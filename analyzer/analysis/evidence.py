@@ -54,6 +54,9 @@ class Observer:
     guessed: dict[_Key, tuple[tuple[str, str, bytes], ...]] = field(default_factory=dict)
     # server endpoint (address, port) and client address -> latest orphan response time
     orphans: dict[tuple[str, int, str], int] = field(default_factory=dict)
+    # (connection, entry identity) -> the tracing name corroborated for that HPACK entry
+    named: dict[tuple[int, str], str] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)  # the calls ``apply`` was given
     _pending: dict[tuple[int, int | None], int] = field(default_factory=dict)
 
     def wrap(self, messages: Iterable[Message]) -> Iterator[Message]:
@@ -93,6 +96,7 @@ class Observer:
                 self.guessed[key] = tuple(guessed)
 
     def apply(self, calls: list[Call]) -> None:
+        self.calls = calls
         if not self.unknown:
             return
         for c in calls:
@@ -101,24 +105,40 @@ class Observer:
                 c.unknown = u
 
 
-def corroborate(calls: Sequence[Call], observers: Sequence[tuple[Observer, Sequence[Call]]]) -> None:
-    """Keep a guessed tracing context only when a known header elsewhere carried the same
-    value; otherwise drop it and count its header as unknown."""
-    if not any(ob.guessed for ob, _ in observers):
+def corroborate(calls: Sequence[Call], observers: Sequence[Observer]) -> None:
+    """Keep a guessed tracing context only when it is corroborated; otherwise drop it and
+    count its header as unknown.
+
+    A guess is corroborated when a known header anywhere carried the same value, or when
+    the HPACK entry whose name it uses was corroborated as that same name on the same
+    connection (an entry's name never changes: once one value under it is confirmed as a
+    traceparent, the entry names traceparent, whatever trace a later value carries). The
+    names so established are kept on the observer (``named``) for ``HiddenHeaders``.
+    """
+    if not any(ob.guessed for ob in observers):
         return
     seen = Corroboration()
     for c in calls:
         if c.values:
             seen.see([Header.of(n.encode("latin-1", "replace"), v.encode("utf-8", "surrogateescape"))
                       for n, v in c.values.items()])
-    for ob, cap_calls in observers:
+    for ob in observers:
+        named = ob.named
+        for (_, connection, _), made in ob.guessed.items():
+            for ident, name, value in made:
+                if seen.confirms(value):
+                    slot = (connection, ident)
+                    # two names for one entry: the guesses contradict each other, trust neither
+                    named[slot] = name if named.get(slot, name) == name else ""
+    for ob in observers:
         if not ob.guessed:
             continue
-        for c in cap_calls:
+        for c in ob.calls:
             guesses = ob.guessed.get((c.frame, c.connection, c.stream))
             if not guesses:
                 continue
-            weak = [(ident, name) for ident, name, value in guesses if not seen.confirms(value)]
+            weak = [(ident, name) for ident, name, value in guesses
+                    if not seen.confirms(value) and ob.named.get((c.connection, ident)) != name]
             if not weak:
                 continue
             names = {name for _, name in weak}
@@ -129,7 +149,9 @@ def corroborate(calls: Sequence[Call], observers: Sequence[tuple[Observer, Seque
 class HiddenHeaders:
     """For one capture: which headers an unknown header may be (see the module's strategy)."""
 
-    def __init__(self, calls: Iterable[Call]) -> None:
+    def __init__(self, calls: Iterable[Call], named: dict[tuple[int, str], str] | None = None) -> None:
+        # (connection, identity) -> the entry's name, when corroborated (see ``corroborate``)
+        self._named = named or {}
         # (connection, identity) -> known tracing names seen beside that entry
         self._beside: dict[tuple[int, str], set[str]] = {}
         for c in calls:
@@ -144,8 +166,12 @@ class HiddenHeaders:
     def of(self, c: Call) -> Hidden:
         if not c.unknown:
             return _nothing
-        beside = [self._beside.get((c.connection, u), set()) for u in c.unknown if not u.startswith("=")]
-        valued = {u[1:] for u in c.unknown if u.startswith("=")}
+        entries = [u for u in c.unknown if not u.startswith("=")]
+        # An entry whose name is established hides that name only.
+        valued = {u[1:] for u in c.unknown if u.startswith("=")} | {
+            n for u in entries if (n := self._named.get((c.connection, u)))}
+        beside = [self._beside.get((c.connection, u), set()) for u in entries
+                  if not self._named.get((c.connection, u))]
 
         def hidden(name: str) -> bool:
             return name in valued or any(name not in b for b in beside)
