@@ -62,15 +62,33 @@ def format_option(choices: list[str], help: str) -> Callable[[F], F]:
                         show_default=True, help=help)
 
 
+def _pod_names(ctx: click.Context, param: click.Parameter,
+               values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """`--name POD=CAPTURE` -> (POD, CAPTURE); a pod name has no `=`, a path may."""
+    out = []
+    for v in values:
+        pod, sep, capture = v.partition("=")
+        if not sep or not pod or not capture or not pod.isprintable():
+            raise click.BadParameter(f"{v!r} is not POD=CAPTURE", ctx, param)
+        out.append((pod, capture))
+    return tuple(out)
+
+
 def pod_options(f: F) -> F:
-    """--pod-ip, --app-port and --outbound-port, given to the command as ``opts``."""
+    """--pod-ip, --app-port, --outbound-port and --name, given to the command as ``opts``."""
 
     @functools.wraps(f)
     def wrapper(*args: Any, pod_ip: str | None, app_ports: tuple[int, ...],
-                outbound_port: int, **kwargs: Any) -> Any:
+                outbound_port: int, names: tuple[tuple[str, str], ...], **kwargs: Any) -> Any:
         from analyzer.analysis import Options
+        from analyzer.analysis.naming import check_names
 
-        return f(*args, opts=Options(pod_ip, app_ports, outbound_port), **kwargs)
+        given = [c for k in ("captures", "before", "after") for c in kwargs.get(k, ())]
+        try:
+            check_names(given, names)
+        except AnalyzerError as err:
+            raise Trouble(str(err)) from err
+        return f(*args, opts=Options(pod_ip, app_ports, outbound_port, names=names), **kwargs)
 
     for option in reversed((
         click.option("--pod-ip", help="The pod's IP address, when it cannot be read off the traffic."),
@@ -80,6 +98,10 @@ def pod_options(f: F) -> F:
         click.option("--outbound-port", type=int, default=15001, show_default=True,
                      help="The sidecar's outbound capture port that iptables redirects the app's "
                      "calls to."),
+        click.option("--name", "names", multiple=True, metavar="POD=CAPTURE", callback=_pod_names,
+                     help="Name the pod CAPTURE shows (repeat for several captures); otherwise "
+                     "named from the file name (kubectl sniff -o POD.pcap), its XFCC identity or "
+                     "the cluster-local Host its callers used."),
     )):
         wrapper = option(wrapper)
     return wrapper  # type: ignore[return-value]

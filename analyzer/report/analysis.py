@@ -9,7 +9,7 @@ from tabulate import tabulate
 
 from analyzer import __version__
 from analyzer.analysis import KINDS, Call, Finding, Hop, Pod, Result, Trace
-from analyzer.analysis.engine import describe_target
+from analyzer.analysis.naming import name_said, reply_address, target_label, target_of, unknown_target
 from analyzer.records import Header
 from analyzer.report.messages import anomaly_dict
 from analyzer.report.redact import DEFAULT, Confirms, Policy, escape, marker, md_code
@@ -88,6 +88,10 @@ def finding_dict(f: Finding, policy: Policy | bool = DEFAULT,
         "x_request_id": shown_request_id(f.x_request_id, (f.inbound, f.outbound), policy, confirms),
         "source": f.source,
         "target": policy.url(f.target),
+        "target_source": target_of(f.outbound)[1],
+        # what identifies a target nothing names: the ClusterIP its replies came from, its connection
+        "target_address": reply_address(f.outbound),
+        "target_connection": f.outbound.connection,
         "headers": f.headers,
         "expected": {k: shown_value(k, v, policy) for k, v in f.expected.items()},
         "found": {k: shown_value(k, v, policy) for k, v in f.found.items()},
@@ -105,6 +109,7 @@ def hop_dict(h: Hop) -> dict[str, Any]:
         "source": h.source,
         "target": h.target,
         "protocol": h.protocol,
+        "target_source": h.target_source,
         "calls": h.calls,
         "propagated": h.propagated,
         "broken": dict(h.broken),
@@ -116,6 +121,8 @@ def pod_dict(p: Pod) -> dict[str, Any]:
     return {
         "capture": p.capture,
         "service": p.service,
+        "name_source": p.name_source,
+        "pod_name": p.pod_name,
         "address": p.address,
         "app_ports": p.app_ports,
         "sidecar": p.sidecar,
@@ -136,6 +143,7 @@ def trace_dict(t: Trace, policy: Policy = DEFAULT) -> dict[str, Any]:
                 "kind": s.kind,
                 "service": s.service,
                 "peer": s.peer,
+                "peer_source": target_of(s.call)[1] if s.kind == "client" else None,
                 "capture": s.call.capture,
                 "frame": s.call.frame,
                 "response_frame": s.call.response_frame,
@@ -189,7 +197,10 @@ def pod_line(p: Pod) -> str:
     ports = ",".join(map(str, p.app_ports)) or "?"
     peers = ", ".join(f"{k} ({v})" for k, v in sorted(p.encrypted_peers.items())) or "none"
     kind = "sidecar pod" if p.sidecar else "service"
-    return (_e(f"{p.capture}: {kind} {p.service} ({where}, app port {ports})") + "\n"
+    if p.pod_name and p.pod_name != p.service:
+        where = f"pod {p.pod_name}, {where}"
+    return (_e(f"{p.capture}: {kind} {p.service} (named from {name_said(p.name_source)}; {where}, "
+               f"app port {ports})") + "\n"
             + _cut(_e(f"  legs: {legs} | encrypted peers: {peers} | anomalies: {p.anomalies}"), WIDTH))
 
 
@@ -198,7 +209,9 @@ def _pod_markdown(p: Pod) -> str:
     ports = ",".join(map(str, p.app_ports)) or "?"
     peers = ", ".join(f"{k} ({v})" for k, v in sorted(p.encrypted_peers.items())) or "none"
     kind = "sidecar pod" if p.sidecar else "service"
-    return (f"- {md_code(p.capture)}: {kind} {md_code(p.service)} ({md_code(p.address or '?')}, "
+    pod = f"pod {md_code(p.pod_name)}, " if p.pod_name and p.pod_name != p.service else ""
+    return (f"- {md_code(p.capture)}: {kind} {md_code(p.service)} (named from "
+            f"{name_said(p.name_source)}; {pod}{md_code(p.address or '?')}, "
             f"app port {ports}); legs: {legs} | encrypted peers: {md_code(peers)} | "
             f"anomalies: {p.anomalies}")
 
@@ -206,13 +219,13 @@ def _pod_markdown(p: Pod) -> str:
 def hop_rows(hops: list[Hop], markdown: bool = False) -> list[list[object]]:
     if markdown:
         return [
-            [md_code(h.source, True), md_code(h.target, True),
+            [md_code(h.source, True), md_code(target_label(h.target, h.target_source), True),
              h.protocol, h.calls, h.propagated,
              *(h.broken[k] or "" for k in KINDS), md_code(", ".join(sorted(h.headers_lost)), True)]
             for h in hops
         ]
     return [
-        [_cut(_e(h.source), 20), _cut(_e(h.target), 29),
+        [_cut(_e(h.source), 20), _cut(_e(target_label(h.target, h.target_source, short=True)), 29),
          h.protocol, h.calls, h.propagated,
          *(h.broken[k] or "" for k in KINDS), _cut(_e(", ".join(sorted(h.headers_lost))), 19)]
         for h in hops
@@ -234,7 +247,8 @@ def finding_lines(f: Finding, policy: Policy | bool = DEFAULT) -> list[str]:
     how = f"by {f.attribution}, {f.confidence}"
     if f.candidates:
         how += f" among inbound frames {', '.join(map(str, f.candidates))}"
-    target = policy.url(f.target or describe_target(f.outbound))
+    name, source = target_of(f.outbound)
+    target = policy.url(target_label(f.target or name, source))
     head = f"{f.kind.upper():9} {f.source} → {target}  trace {f.trace_id or '-'}  ({how})"
     i, o = f.inbound, f.outbound
     served = (f"  inbound  frame {i.frame:>6}  {line(i, policy)}  [{policy.url(i.authority) or '?'}]"
@@ -243,7 +257,7 @@ def finding_lines(f: Finding, policy: Policy | bool = DEFAULT) -> list[str]:
         head,
         served,
         f"  outbound frame {o.frame:>6}  {line(o, policy)}  "
-        f"[{policy.url(o.authority) or '?'}, {o.protocol}"
+        f"[{policy.url(o.authority) or unknown_target(reply_address(o), o.connection)}, {o.protocol}"
         + (f" stream {o.stream}" if o.stream is not None else "") + "]",
         f"  headers  {', '.join(f.headers)}" + (f"  rule: {policy.prose(f.rule)}" if f.rule else ""),
         f"  expected {_pairs(f.expected, policy)}",
@@ -258,7 +272,7 @@ def trace_lines(t: Trace, policy: Policy = DEFAULT) -> list[str]:
     for s in t.spans:
         d = depth.get(s.parent_id or "", -1) + 1 if s.parent_id else 0
         depth[s.span_id] = d
-        arrow = f"→ {s.peer}" if s.kind == "client" else "⇐"
+        arrow = f"→ {target_label(s.peer or '', target_of(s.call)[1])}" if s.kind == "client" else "⇐"
         marks = f"  [{', '.join(f.kind for f in s.findings)}]" if s.findings else ""
         lines.append(_cut(_e(f"  {'  ' * d}{s.service} {arrow} {line(s.call, policy)} "
                              f"({s.call.capture.rsplit('/', 1)[-1]} frame {s.call.frame}){marks}"), WIDTH))
@@ -319,7 +333,8 @@ def markdown(r: Result, show_all: bool = False, policy: Policy | bool = DEFAULT)
         i, o = f.inbound, f.outbound
         served = (f"inbound frame {i.frame} {md_code(line(i, policy))}" if i is not None
                   else "no inbound (root call)")
-        target = policy.url(f.target) or "<unknown>"
+        target = target_label(policy.url(f.target) or unknown_target(reply_address(o), o.connection),
+                              target_of(o)[1])
         out.append(f"- **{f.kind}** {md_code(f.source)} → {md_code(target)}, "
                    f"trace {md_code(f.trace_id or '-')} "
                    f"(by {f.attribution}, {f.confidence}): {served}, "

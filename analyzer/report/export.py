@@ -15,6 +15,7 @@ from typing import Any
 
 from analyzer import __version__
 from analyzer.analysis import Finding, Result, Span, Trace
+from analyzer.analysis.naming import target_of
 from analyzer.report.analysis import corroboration, request_id, shown_value
 from analyzer.report.redact import DEFAULT, Confirms, Policy
 
@@ -53,8 +54,14 @@ def _tags(s: Span, policy: Policy = DEFAULT, confirms: Confirms | None = None) -
     }
     if c.authority:
         tags["http.host"] = policy.url(c.authority) or ""
-    if s.kind == "client" and s.peer:
-        tags["peer.service"] = s.peer
+    if s.kind == "client":
+        # The target in the one spelling every output uses; peer.service only when a name
+        # is known (from the authority, or inferred: tracewire.target_source says from what).
+        target, source = target_of(c)
+        tags["tracewire.target"] = target
+        tags["tracewire.target_source"] = source
+        if source != "unknown":
+            tags["peer.service"] = target
     if c.status is not None:
         tags["http.status_code"] = str(c.status)
     if c.response_frame is not None:
@@ -154,6 +161,12 @@ def _endpoint(host: str, port: int, service: str | None = None) -> dict[str, Any
     return e
 
 
+def _known_peer(s: Span) -> str | None:
+    """The callee's name for a remote endpoint, when something names it."""
+    target, source = target_of(s.call)
+    return None if source == "unknown" else target
+
+
 def to_zipkin(r: Result, policy: Policy = DEFAULT) -> list[dict[str, Any]]:
     confirms = corroboration(r.calls).confirms
     out = []
@@ -164,7 +177,7 @@ def to_zipkin(r: Result, policy: Policy = DEFAULT) -> list[dict[str, Any]]:
             local = (_endpoint(c.dst, c.dport, s.service) if s.kind == "server"
                      else _endpoint(c.src, c.sport, s.service))
             remote = (_endpoint(c.src, c.sport) if s.kind == "server"
-                      else _endpoint(c.dst, c.dport, s.peer if s.peer and "<" not in s.peer else None))
+                      else _endpoint(c.dst, c.dport, _known_peer(s)))
             span: dict[str, Any] = {
                 "traceId": tid,
                 "id": s.span_id,
