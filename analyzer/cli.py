@@ -5,11 +5,15 @@ Library errors become one line on stderr and exit status 2 here, and nowhere els
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import enum
+import errno
 import functools
 import json
+import os
 import sys
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
@@ -18,7 +22,7 @@ import click
 from analyzer import __version__
 from analyzer.decode import LINKTYPE_NAMES
 from analyzer.errors import AnalyzerError
-from analyzer.pipeline import CaptureSummary, read_messages
+from analyzer.pipeline import POSITION, CaptureSummary, read_messages
 from analyzer.records import Message
 from analyzer.report.messages import (
     CSV_FIELDS,
@@ -139,15 +143,102 @@ def redaction_options(f: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Output errors: the disk is full, the file too big, the quota spent, the device failing, or
+# standard output closed. A closed pipe (EPIPE) is not among them: the reader left, that is fine.
+OUTPUT_ERRNOS = frozenset((errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EBADF,
+                           errno.EROFS))
+
+
+def _printable(s: str) -> str:
+    """A capture's path as given, with control characters escaped (it can be hostile too)."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in s)
+
+
+def _stdout_to_devnull() -> None:
+    """Python's advice for a closed pipe: point stdout at /dev/null, so that the flush at
+    exit finds nowhere to fail and prints no "Exception ignored" noise."""
+    with contextlib.suppress(OSError, ValueError):  # no descriptor (CliRunner): nothing to do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _flush_stdout() -> OSError | None:
+    """Write out whatever was decoded so far; on failure say why (and silence stdout)."""
+    try:
+        sys.stdout.flush()
+    except OSError as err:
+        _stdout_to_devnull()
+        return err
+    return None
+
+
+def _where(err: BaseException) -> str:
+    """The capture and frame being processed, when the pipeline was reading one, and the
+    innermost line of tracewire's code the error came from."""
+    pkg = os.path.dirname(os.path.abspath(__file__))
+    line = "?"
+    for fs in traceback.extract_tb(err.__traceback__):
+        if fs.filename.startswith(pkg):
+            line = f"{os.path.relpath(fs.filename, os.path.dirname(pkg))}:{fs.lineno}"
+    at = ""
+    if POSITION.capture is not None:
+        frame = POSITION.frame()
+        if POSITION.reader is None:
+            at = f"after reading {_printable(POSITION.capture)}: "
+        else:
+            at = f"{_printable(POSITION.capture)}: frame {frame if frame is not None else '-'}: "
+    return f"{at}internal error ({type(err).__name__} at {line})"
+
+
+class Guarded(click.Group):
+    """The group that keeps every promise about how tracewire ends: output decoded before a
+    failure is written out first, then one line on stderr; exit 2 for trouble, 130 for
+    Ctrl-C, 0 when the reader of a pipe left early. --debug (or TRACEWIRE_DEBUG=1) shows
+    the traceback of an unexpected error instead of its one line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        POSITION.capture, POSITION.reader = None, None
+        try:
+            rv = super().invoke(ctx)
+            failed = _flush_stdout()  # a full disk shows here, not in the interpreter's exit
+            if failed is not None:
+                raise failed
+            return rv
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
+            _flush_stdout()
+            raise
+        except KeyboardInterrupt:
+            _flush_stdout()
+            click.echo("tracewire: interrupted", err=True)
+            raise click.exceptions.Exit(130) from None
+        except BrokenPipeError:
+            _stdout_to_devnull()
+            raise click.exceptions.Exit(Exit.OK) from None
+        except Exception as err:
+            failed = _flush_stdout()
+            if isinstance(err, OSError) and err.errno in OUTPUT_ERRNOS:
+                raise Trouble(f"cannot write the output: {err.strerror or err}") from err
+            if failed is not None and failed.errno in OUTPUT_ERRNOS:
+                raise Trouble(f"cannot write the output: {failed.strerror or failed}") from err
+            if ctx.meta.get("tracewire.debug") or os.environ.get("TRACEWIRE_DEBUG", "") not in ("", "0"):
+                traceback.print_exception(err, file=sys.stderr)
+                raise click.exceptions.Exit(Exit.TROUBLE) from None
+            raise Trouble(f"{_where(err)}; a bug: --debug shows the traceback") from err
+
+
+@click.group(cls=Guarded, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tracewire")
-def cli() -> None:
+@click.option("--debug", is_flag=True, envvar="TRACEWIRE_DEBUG",
+              help="Show the traceback of an unexpected error instead of one line "
+              "(also TRACEWIRE_DEBUG=1).")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
     """Find where tracing headers stop propagating, from packet captures of a service mesh.
 
     Reads pcap and pcapng files (also gzip-compressed, or - for stdin) such as those
     `kubectl sniff` writes, reassembles TCP, parses HTTP and reports x-request-id, B3,
     W3C and other tracing headers per message.
     """
+    ctx.meta["tracewire.debug"] = debug
 
 
 def _messages(captures: tuple[str, ...], summaries: list[CaptureSummary]) -> Iterator[Message]:
@@ -189,16 +280,19 @@ def messages(captures: tuple[str, ...], fmt: str, policy: Policy) -> None:
     if fmt == "jsonl":
         dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
         batch: list[str] = []
-        for m in _messages(captures, summaries):
-            seen.see(m.headers)
-            batch.append(json_safe(dumps(message_dict(m, policy, confirms))))
-            if len(batch) >= 256:  # fewer, larger writes; still streaming
+        try:
+            for m in _messages(captures, summaries):
+                seen.see(m.headers)
+                batch.append(json_safe(dumps(message_dict(m, policy, confirms))))
+                if len(batch) >= 256:  # fewer, larger writes; still streaming
+                    batch.append("")
+                    out.write("\n".join(batch))
+                    batch.clear()
+        finally:
+            # Everything decoded before a failure reaches the output, then the error line.
+            if batch:
                 batch.append("")
                 out.write("\n".join(batch))
-                batch.clear()
-        if batch:
-            batch.append("")
-            out.write("\n".join(batch))
     elif fmt == "csv":
         w = csv.writer(out)
         w.writerow(CSV_FIELDS)
@@ -405,8 +499,14 @@ def export(captures: tuple[str, ...], target: str, output: str, opts: Options, p
     else:
         doc = exporters.to_otlp(result, policy)
     text = json_safe(json.dumps(doc, indent=1, ensure_ascii=False)) + "\n"
-    with click.open_file(output, "w") as f:
-        f.write(text)
+    if output == "-":
+        sys.stdout.write(text)  # its errors (closed pipe, full disk) are the group's to report
+        return
+    try:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as err:  # a missing folder, a full disk, no permission
+        raise Trouble(f"{_printable(output)}: cannot write: {err.strerror or err}") from err
 
 
 @cli.command()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +15,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from analyzer.capture.reader import Frame
 from analyzer.cli import cli
 from tests.fixtures import ROOT, recorded_captures
 
@@ -193,3 +196,160 @@ def test_python_dash_m_and_broken_pipe() -> None:
         f"{sys.executable} -m analyzer messages --format jsonl {MAIN} {MAIN} {MAIN} | head -c 10",
         shell=True, capture_output=True, text=True, cwd=ROOT, check=False)
     assert "Traceback" not in p.stderr
+
+
+# --- how a command ends: output kept, one line, the right status ---------------------------
+
+def _fail_at_frame(monkeypatch: pytest.MonkeyPatch, number: int, exc: BaseException) -> None:
+    """Fault injection: decoding frame ``number`` raises ``exc`` (the code after it is real)."""
+    import analyzer.pipeline as pipeline
+
+    real = pipeline.decode_frame
+
+    def decode(frame: Frame) -> object:
+        if frame.number == number:
+            raise exc
+        return real(frame)
+
+    monkeypatch.setattr(pipeline, "decode_frame", decode)
+
+
+def _messages_before(frame: int) -> int:
+    _, out, _ = run("messages", "--format", "jsonl", MAIN)
+    return sum(1 for line in out.splitlines() if json.loads(line)["frame"] < frame)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "table"])
+def test_output_decoded_before_trouble_reaches_the_output(fmt: str) -> None:
+    # 52 good messages, then a file that is no capture: all 52 are written, then one line
+    code, out, err = run("messages", "--format", fmt, MAIN, "captures/edge/not-a-capture.pcap")
+    assert code == 2
+    assert err.startswith("tracewire: captures/edge/not-a-capture.pcap: not a capture")
+    assert err.count("\n") == 1
+    if fmt == "jsonl":
+        assert len(out.splitlines()) == 52
+    elif fmt == "csv":
+        assert len(list(csv.DictReader(io.StringIO(out)))) == 52
+    else:
+        assert len(out.splitlines()) == 2 + 52  # "== capture" and the column heads first
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "table"])
+def test_unexpected_error_is_one_line_naming_capture_and_frame(
+    fmt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = _messages_before(100)
+    assert 20 < before < 52
+    _fail_at_frame(monkeypatch, 100, ValueError("boom"))
+    code, out, err = run("messages", "--format", fmt, MAIN)
+    assert code == 2
+    assert re.fullmatch(
+        rf"tracewire: {MAIN}: frame 100: internal error \(ValueError at analyzer/pipeline\.py:\d+\); "
+        r"a bug: --debug shows the traceback\n", err), err
+    rows = list(csv.reader(io.StringIO(out))) if fmt == "csv" else out.splitlines()
+    assert len(rows) == before + (fmt != "jsonl")  # csv and table: a line of column heads
+
+
+def test_unexpected_error_in_analyze_names_the_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fail_at_frame(monkeypatch, 7, KeyError("x"))
+    code, out, err = run("analyze", "--format", "json", MAIN)
+    assert code == 2 and out == ""
+    assert err.startswith(f"tracewire: {MAIN}: frame 7: internal error (KeyError at analyzer/")
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("how", [("--debug",), ()])
+def test_debug_shows_the_traceback(how: tuple[str, ...], monkeypatch: pytest.MonkeyPatch) -> None:
+    if not how:
+        monkeypatch.setenv("TRACEWIRE_DEBUG", "1")
+    _fail_at_frame(monkeypatch, 100, ValueError("boom"))
+    code, _, err = run(*how, "messages", "--format", "jsonl", MAIN)
+    assert code == 2
+    assert err.startswith("Traceback (most recent call last):")
+    assert err.rstrip().endswith("ValueError: boom")
+
+
+def test_ctrl_c_is_one_line_and_status_130(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = _messages_before(100)
+    _fail_at_frame(monkeypatch, 100, KeyboardInterrupt())
+    code, out, err = run("messages", "--format", "jsonl", MAIN)
+    assert (code, err) == (130, "tracewire: interrupted\n")
+    assert len(out.splitlines()) == before  # what was decoded is not lost either
+
+
+def test_export_into_a_missing_folder_is_one_line(tmp_path: Path) -> None:
+    target = tmp_path / "no" / "such" / "folder" / "spans.json"
+    code, out, err = run("export", "--to", "jaeger", "-o", str(target), MAIN)
+    assert (code, out) == (2, "")
+    assert err == f"tracewire: {target}: cannot write: No such file or directory\n"
+    code, _, _ = run("export", "--to", "jaeger", "-o", str(tmp_path / "spans.json"), MAIN)
+    assert code == 0 and json.loads((tmp_path / "spans.json").read_text())["data"]
+
+
+def _sh(script: str, stdin: int | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "TRACEWIRE_DEBUG"}
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=ROOT,
+                          env=env, check=False, stdin=stdin, timeout=300)
+
+
+TW = f"{sys.executable} -m analyzer"
+
+
+@pytest.mark.parametrize("command", [
+    f"messages --format jsonl {MAIN} > /dev/full",
+    f"messages {MAIN} > /dev/full",
+    f"info --format json {MAIN} > /dev/full",
+    f"analyze --format json {MAIN} > /dev/full",
+    f"export --to otlp {MAIN} > /dev/full",
+])
+def test_full_disk_is_one_line_and_status_2(command: str) -> None:
+    p = _sh(f"{TW} {command}")
+    assert (p.returncode, p.stderr) == (2, "tracewire: cannot write the output: No space left on device\n")
+
+
+def test_full_disk_for_an_output_file() -> None:
+    p = _sh(f"{TW} export --to zipkin -o /dev/full {MAIN}")
+    assert (p.returncode, p.stderr) == (2, "tracewire: /dev/full: cannot write: No space left on device\n")
+
+
+@pytest.mark.parametrize("command", [
+    f"messages --format jsonl {MAIN} {MAIN} captures/pods/productpage.pcap",
+    "messages --format csv captures/pods/productpage.pcap captures/pods/reviews.pcap",
+    "messages captures/pods/productpage.pcap captures/pods/reviews.pcap",
+    "info captures/pods/productpage.pcap",
+    "analyze --format json --all captures/pods/productpage.pcap captures/pods/reviews.pcap",
+])
+def test_closed_pipe_ends_quietly_with_status_0(command: str) -> None:
+    p = _sh(f'{TW} {command} | head -1 > /dev/null; echo "status ${{PIPESTATUS[0]}}" >&2')
+    assert p.stderr == "status 0\n"
+
+
+def test_real_ctrl_c_while_reading_stdin() -> None:
+    """SIGINT while the command waits for more capture bytes: one line, status 130."""
+    import fcntl
+    import signal
+    import struct
+    import termios
+    import time
+
+    r, w = os.pipe()
+    data = (ROOT / MAIN).read_bytes()
+    os.write(w, data[:2000])
+    env = {k: v for k, v in os.environ.items() if k != "TRACEWIRE_DEBUG"}
+    p = subprocess.Popen([sys.executable, "-m", "analyzer", "messages", "--format", "jsonl", "-"],
+                         stdin=r, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env)
+    try:
+        # our copy of the read end tells when the command has read everything sent: it is
+        # then past its imports and blocked reading the capture
+        deadline = time.monotonic() + 120
+        while struct.unpack("i", fcntl.ioctl(r, termios.FIONREAD, b"\0" * 4))[0]:
+            assert time.monotonic() < deadline and p.poll() is None
+            time.sleep(0.05)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+    finally:
+        os.close(r)
+        os.close(w)
+        if p.poll() is None:
+            p.kill()
+    assert (p.returncode, err) == (130, b"tracewire: interrupted\n")

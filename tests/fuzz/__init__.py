@@ -1,0 +1,1 @@
+"""Mutation fuzzing of the capture readers and every stage behind them (see campaign.py)."""

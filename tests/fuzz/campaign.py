@@ -1,0 +1,150 @@
+"""A fuzz campaign: mutate every fixture, run each input, keep every new crash.
+
+A campaign is deterministic for a seed and an iteration count (the sources are taken in
+turn, each input from ``random.Random(f"{seed}:{i}")``), so input ``i`` can be
+regenerated alone. Crashes are saved to the corpus once per signature, shrunk first when
+that is cheap, with a text file beside each that says what broke.
+"""
+
+from __future__ import annotations
+
+import random
+import resource
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.fixtures import CAPTURES, manifest
+from tests.fuzz.mutate import mutate, parse, serialise
+from tests.fuzz.run import Failure, check_cli, check_library
+
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "fuzz-corpus"
+
+
+def sources() -> list[tuple[str, bytes]]:
+    """Every fixture the manifest lists, the deliberately broken ones included."""
+    return [(e["file"], (CAPTURES / e["file"]).read_bytes()) for e in manifest()]
+
+
+def make_input(srcs: list[tuple[str, bytes]], seed: int, i: int) -> tuple[str, bytes]:
+    name, data = srcs[i % len(srcs)]
+    return name, mutate(random.Random(f"{seed}:{i}"), data)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@dataclass(slots=True)
+class Stats:
+    inputs: int = 0
+    cli_inputs: int = 0
+    not_captures: int = 0
+    messages: int = 0
+    frames: int = 0
+    slowest: float = 0.0
+    slowest_input: str = ""
+    failures: Counter[str] = field(default_factory=Counter)
+    saved: list[Path] = field(default_factory=list)
+
+
+def shrink(data: bytes, still_fails: Callable[[bytes], bool], budget: int = 120) -> bytes:
+    """Cheap minimisation: drop whole records, then cut the tail, while the failure stays."""
+    tries = 0
+    p = parse(data)
+    if p is not None and p.records:
+        i = len(p.records) - 1
+        while i >= 0 and tries < budget:
+            kept = p.records.pop(i)
+            tries += 1
+            candidate = serialise(p)
+            if still_fails(candidate):
+                data = candidate
+            else:
+                p.records.insert(i, kept)
+            i -= 1
+    lo, hi = 0, len(data)
+    while lo < hi and tries < budget:
+        mid = (lo + hi) // 2
+        tries += 1
+        if still_fails(data[:mid]):
+            hi = mid
+        else:
+            lo = mid + 1
+    return data[:hi] if hi < len(data) and still_fails(data[:hi]) else data
+
+
+def run(seed: int, iterations: int | None = None, seconds: float | None = None,
+        cli_every: int = 25, per_input_seconds: float = 30.0, rss_limit_mb: float = 1024.0,
+        corpus: Path | None = CORPUS, log: Callable[[str], None] | None = None) -> Stats:
+    """Run until ``iterations`` inputs or ``seconds`` of wall time, whichever comes first."""
+    srcs = sources()
+    stats = Stats()
+    seen: set[str] = set()
+    if corpus is not None:
+        seen = {p.stem for p in corpus.glob("*.txt")}
+    start = last_log = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="tracewire-fuzz-") as tmp:
+        path = Path(tmp) / "input.pcap"
+        i = 0
+        while (iterations is None or i < iterations) and (
+            seconds is None or time.monotonic() - start < seconds
+        ):
+            name, data = make_input(srcs, seed, i)
+            path.write_bytes(data)
+            t0 = time.monotonic()
+            rss0 = peak_rss_mb()
+            lib, failure = check_library(path, per_input_seconds)
+            if failure is None and cli_every and i % cli_every == 0:
+                stats.cli_inputs += 1
+                failure = check_cli(path, lib)
+            took = time.monotonic() - t0
+            if failure is None and peak_rss_mb() > max(rss_limit_mb, rss0 + 1):
+                failure = Failure("Memory", f"peak RSS {peak_rss_mb():.0f} MB after this input")
+            stats.inputs += 1
+            if took > stats.slowest:
+                stats.slowest, stats.slowest_input = took, f"{name} seed {seed} input {i}"
+            if lib is not None:
+                if lib.messages < 0:
+                    stats.not_captures += 1
+                else:
+                    stats.messages += lib.messages
+                    stats.frames += lib.frames
+            if failure is not None:
+                stats.failures[failure.signature] += 1
+                if failure.key not in seen:
+                    seen.add(failure.key)
+                    if log:
+                        log(f"NEW {failure.signature} ({name}, seed {seed}, input {i})")
+                    if corpus is not None:
+                        stats.saved.append(_save(corpus, data, failure, name, seed, i, path))
+            i += 1
+            if log and time.monotonic() - last_log > 60:
+                last_log = time.monotonic()
+                log(f"{stats.inputs} inputs, {stats.cli_inputs} through the CLI, "
+                    f"{sum(stats.failures.values())} failures ({len(stats.failures)} kinds), "
+                    f"slowest {stats.slowest:.2f} s, peak RSS {peak_rss_mb():.0f} MB")
+    return stats
+
+
+def _save(corpus: Path, data: bytes, failure: Failure, name: str, seed: int, i: int,
+          scratch: Path) -> Path:
+    def still_fails(candidate: bytes) -> bool:
+        scratch.write_bytes(candidate)
+        lib, f = check_library(scratch, 30)
+        if f is None and failure.signature.startswith("cli "):
+            f = check_cli(scratch, lib)
+        return f is not None and f.signature == failure.signature
+
+    if failure.signature not in ("Hang", "Memory"):  # those are too slow to shrink
+        data = shrink(data, still_fails)
+    corpus.mkdir(parents=True, exist_ok=True)
+    out = corpus / f"{failure.key}.pcap"
+    out.write_bytes(data)
+    (corpus / f"{failure.key}.txt").write_text(
+        f"{failure.signature}\nfrom {name}, seed {seed}, input {i}\n\n{failure.detail}\n"
+    )
+    return out

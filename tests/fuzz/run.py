@@ -1,0 +1,173 @@
+"""Run one input through the library and the CLI, and say how it failed, if it did.
+
+The contract checked here is the project's promise for untrusted input: the only exception
+that may leave the library is ``CaptureError`` (the file is no capture at all); every report
+builds; the CLI ends with status 0, 1 or 2, and with 2 prints exactly one line on stderr.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from click.testing import CliRunner
+
+from analyzer.analysis import analyze
+from analyzer.analysis.diff import diff
+from analyzer.cli import cli, info_dict
+from analyzer.errors import CaptureError
+from analyzer.pipeline import CaptureSummary, read_messages
+from analyzer.report import analysis as analysis_report
+from analyzer.report import diff as diff_report
+from analyzer.report import export
+from analyzer.report.messages import csv_row, message_dict, table_row
+
+ANALYZER = str(Path(__file__).resolve().parents[2] / "analyzer")
+
+
+class Hang(BaseException):
+    """Raised by the alarm: a BaseException, so no ``except Exception`` inside swallows it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A broken promise: where (``signature``, stable across runs) and the whole story."""
+
+    signature: str
+    detail: str
+
+    @property
+    def key(self) -> str:
+        return hashlib.sha1(self.signature.encode()).hexdigest()[:12]
+
+
+def signature(err: BaseException) -> str:
+    """Exception type plus the innermost analyzer frame: one bug, one signature."""
+    where = "?"
+    for fs in traceback.extract_tb(err.__traceback__):
+        if fs.filename.startswith(ANALYZER):
+            where = f"{Path(fs.filename).relative_to(Path(ANALYZER).parent)}:{fs.name}:{fs.lineno}"
+    return f"{type(err).__name__} at {where}"
+
+
+@contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise ``Hang`` after ``seconds`` of wall time (main thread only; 0 disables)."""
+    if seconds <= 0:
+        yield
+        return
+
+    def fire(_sig: int, _frame: FrameType | None) -> None:
+        raise Hang(f"no answer after {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, fire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@dataclass(slots=True)
+class LibraryRun:
+    messages: int = 0  # -1: the input is no capture (CaptureError)
+    frames: int = 0
+
+
+def exercise_library(path: Path) -> LibraryRun:
+    """read_messages, every message report, info, analyze, every analysis report, every
+    export and a diff of the result with itself. Raises whatever escapes."""
+    out = LibraryRun()
+    summary = CaptureSummary(str(path))
+    try:
+        for m in read_messages(path, summary):
+            out.messages += 1
+            json.dumps(message_dict(m))
+            csv_row(m)
+            table_row(m)
+    except CaptureError:
+        out.messages = -1
+        return out
+    out.frames = summary.frames
+    json.dumps(info_dict(summary))
+    result = analyze([path])
+    json.dumps(analysis_report.result_dict(result))
+    analysis_report.table(result, True)
+    analysis_report.markdown(result, True)
+    for to in (export.to_jaeger, export.to_zipkin, export.to_otlp):
+        json.dumps(to(result))
+    d = diff(result, result)
+    json.dumps(diff_report.diff_dict(d))
+    diff_report.table(d, True)
+    diff_report.markdown(d, True)
+    return out
+
+
+def check_library(path: Path, seconds: float = 0) -> tuple[LibraryRun | None, Failure | None]:
+    try:
+        with time_limit(seconds):
+            return exercise_library(path), None
+    except Hang as err:
+        return None, Failure("Hang", str(err))
+    except Exception as err:
+        return None, Failure(signature(err), "".join(traceback.format_exception(err)))
+
+
+COMMANDS = (
+    ("messages", "--format", "jsonl"),
+    ("messages", "--format", "csv"),
+    ("messages",),
+    ("info", "--format", "json"),
+    ("info",),
+    ("analyze", "--format", "json"),
+    ("analyze", "--format", "markdown"),
+    ("analyze",),
+    ("export", "--to", "otlp"),
+    ("diff", "--format", "json"),
+)
+
+
+def check_cli(path: Path, expected: LibraryRun | None) -> Failure | None:
+    """Every command on ``path`` through click: status 0/1/2, one error line with 2, and
+    with 0 the output the library promised (as many jsonl lines as messages)."""
+    runner = CliRunner()
+    env = {k: v for k, v in os.environ.items() if k != "TRACEWIRE_DEBUG"}
+    for cmd in COMMANDS:
+        args = [*cmd, str(path)] + ([str(path)] if cmd[0] == "diff" else [])
+        r = runner.invoke(cli, args, env=env)
+        name = " ".join(cmd)
+        if r.exception is not None and not isinstance(r.exception, SystemExit):
+            return Failure(f"cli {cmd[0]}: " + signature(r.exception),
+                           "".join(traceback.format_exception(r.exception)))
+        if r.exit_code not in (0, 1, 2):
+            return Failure(f"cli {cmd[0]}: status {r.exit_code}", r.stderr)
+        if r.exit_code == 2:
+            lines = r.stderr.splitlines()
+            if len(lines) != 1 or not lines[0].startswith("tracewire: "):
+                return Failure(f"cli {cmd[0]}: error output is not one line", r.stderr[:2000])
+            if expected is not None and expected.messages >= 0:
+                return Failure(f"cli {cmd[0]}: trouble on a readable capture", r.stderr[:2000])
+            continue
+        if expected is None or expected.messages < 0:
+            return Failure(f"cli {cmd[0]}: status {r.exit_code} on no capture", r.stdout[:2000])
+        if cmd == ("messages", "--format", "jsonl"):
+            rows = r.stdout.splitlines()
+            if len(rows) != expected.messages:
+                return Failure("cli messages: lost output",
+                               f"{len(rows)} lines for {expected.messages} messages")
+            for row in rows:
+                json.loads(row)
+        elif "json" in cmd or cmd[0] == "export":
+            json.loads(r.stdout)
+        elif not r.stdout:
+            return Failure(f"cli {name}: no output", r.stderr[:2000])
+    return None
