@@ -431,7 +431,7 @@ scenario("unsynced-methods", [b"junk\r\nPURGE /c HTTP/1.1\r\n\r\nxxLOCK / HTTP/1
     anomaly(6, "http1-resync", "skipped 6 bytes from 0 to a request head"),
     req(6, 27, b"PURGE", b"/c"),
     done(REQ, 27),
-    anomaly(27, "http1-bad-head", "not a request line: b'x'"),
+    anomaly(27, "http1-bad-head", "not a request line: 1 byte, unexpected b'x' at byte 1"),
     anomaly(48, "http1-resync", "skipped 21 bytes from 27: no head before the end"),
 ], synced=False)
 
@@ -501,23 +501,23 @@ scenario("eof-mid-chunk-line", [CH_HEAD + b"1f"], [
 
 # garbage: TLS at the start of a stream said to be HTTP, then text followed by a request
 scenario("garbage-tls", [TLS], [
-    anomaly(0, "http1-bad-head", "not a request line: b'\\x16'"),
+    anomaly(0, "http1-bad-head", "not a request line: 1 byte, unexpected b'\\x16' at byte 1"),
     anomaly(len(TLS), "http1-resync", f"skipped {len(TLS)} bytes from 0: no head before the end"),
 ])
 scenario("garbage-then-request", [b"hello world\r\n" + NEXT], [
-    anomaly(0, "http1-bad-head", "not a request line: b'h'"),
+    anomaly(0, "http1-bad-head", "not a request line: 1 byte, unexpected b'h' at byte 1"),
     anomaly(13, "http1-resync", "skipped 13 bytes from 0 to a request head"),
     req(13, 13 + len(NEXT), b"GET", b"/n"),
     done(REQ, 13 + len(NEXT)),
 ])
 scenario("garbage-status", [b"HTTP/1.1 2x0 OK\r\n\r\n" + R200_0], [
-    anomaly(0, "http1-bad-head", "not a status line: b'HTTP/1.1 2x'"),
+    anomaly(0, "http1-bad-head", "not a status line: 11 bytes starting 'HTTP/1.1', unexpected b'x' at byte 11"),
     anomaly(19, "http1-resync", "skipped 19 bytes from 0 to a response head"),
     resp(19, 19 + len(R200_0), 200, b"", hdrs((b"Content-Length", b"0"))),
     done(RESP, 19 + len(R200_0)),
 ], side=RESP)
 scenario("bad-field-line", [b"GET / HTTP/1.1\r\nno colon here\r\n\r\n" + NEXT], [
-    anomaly(0, "http1-bad-head", "bad field section: not a field line: b'no colon here'"),
+    anomaly(0, "http1-bad-head", "bad field section: not a field line: 13 bytes without a colon"),
     anomaly(33, "http1-resync", "skipped 33 bytes from 0 to a request head"),
     req(33, 33 + len(NEXT), b"GET", b"/n"),
     done(REQ, 33 + len(NEXT)),
@@ -536,7 +536,7 @@ scenario("head-too-large", [BIG + NEXT], [
 scenario("bad-chunk-size", [CH_HEAD + b"zz\r\n" + R200_0], [
     resp(0, len(CH_HEAD), 200, b"OK",
          hdrs((b"Transfer-Encoding", b"chunked"), (b"Content-Type", b"text/plain"))),
-    anomaly(len(CH_HEAD), "http1-bad-chunk", "bad chunk-size line: b'z'"),
+    anomaly(len(CH_HEAD), "http1-bad-chunk", "bad chunk-size line: 1 byte, unexpected b'z' at byte 1"),
     anomaly(len(CH_HEAD) + 4, "http1-resync",
             f"skipped 4 bytes from {len(CH_HEAD)} to a response head"),
     resp(len(CH_HEAD) + 4, len(CH_HEAD) + 4 + len(R200_0), 200, b"",
@@ -600,7 +600,7 @@ NO_OFFER = b"GET / HTTP/1.1\r\nUpgrade: h2c\r\n\r\n"
 scenario("upgrade-not-offered", [NO_OFFER + b"garbage"], [
     req(0, len(NO_OFFER), b"GET", b"/", hdrs((b"Upgrade", b"h2c"))),
     done(REQ, len(NO_OFFER)),
-    anomaly(len(NO_OFFER), "http1-bad-head", "not a request line: b'g'"),
+    anomaly(len(NO_OFFER), "http1-bad-head", "not a request line: 1 byte, unexpected b'g' at byte 1"),
     anomaly(len(NO_OFFER) + 7, "http1-resync",
             f"skipped 7 bytes from {len(NO_OFFER)}: no head before the end"),
 ])
@@ -629,7 +629,7 @@ scenario("bad-trailers", [CH_HEAD + b"0\r\nno colon\r\n\r\n" + R200_0], [
     resp(0, len(CH_HEAD), 200, b"OK",
          hdrs((b"Transfer-Encoding", b"chunked"), (b"Content-Type", b"text/plain"))),
     anomaly(len(CH_HEAD) + 3, "http1-bad-chunk",
-            "bad trailer section: not a field line: b'no colon'"),
+            "bad trailer section: not a field line: 8 bytes without a colon"),
     anomaly(len(CH_HEAD) + 15, "http1-resync",
             f"skipped 12 bytes from {len(CH_HEAD) + 3} to a response head"),
     resp(len(CH_HEAD) + 15, len(CH_HEAD) + 15 + len(R200_0), 200, b"",

@@ -82,10 +82,33 @@ def check_line(rx: re.Pattern[bytes], src: Buf, start: int, end: int, limit: int
     return LONG, e
 
 
-def show(src: Buf, start: int, stop: int) -> str:
-    """``src[start:stop]`` for an anomaly detail: escaped, at most its last 32 bytes."""
-    cut = max(start, stop - 32)
-    return ("..." if cut > start else "") + repr(bytes(src[cut:stop]))
+# What a line may show of itself: a method or an HTTP version, never more.
+_SAFE_LEAD: Final = re.compile(rb"[A-Z]{1,20}(?= )|HTTP/[0-9]\.[0-9](?= [0-9]{3})?")
+
+
+def describe(src: Buf, start: int, stop: int) -> str:
+    """The line ``src[start:stop]`` (its last byte the one that broke the syntax) for an
+    anomaly detail, without its content: the bytes may be anyone's credential (a query
+    string, an Authorization field, a body read as a head), and anomaly texts reach every
+    output. Its length, a leading method or version, and the offending byte are enough to
+    find it in the capture."""
+    n = stop - start
+    if n <= 0:
+        return "an empty line"
+    m = _SAFE_LEAD.match(bytes(src[start : min(stop - 1, start + 24)]))
+    lead = f" starting {m.group().decode('ascii')!r}" if m is not None else ""
+    return f"{n} byte{'s' if n > 1 else ''}{lead}, unexpected {bytes(src[stop - 1 : stop])!r} at byte {n}"
+
+
+def describe_field(line: bytes) -> str:
+    """A field line that is not one, by its name and lengths: never its value."""
+    name, colon, value = line.partition(b":")
+    if not colon:
+        return f"{len(line)} bytes without a colon"
+    if not name:
+        return f"no name before the colon, value of {len(value)} bytes not shown"
+    shown = repr(name[:40]) + ("..." if len(name) > 40 else "")
+    return f"name {shown} is not a token, value of {len(value)} bytes not shown"
 
 
 # -- field lines ----------------------------------------------------------------------------
@@ -154,7 +177,7 @@ def parse_fields(lines: Sequence[bytes]) -> tuple[list[Header], list[bytes], str
             continue
         name, colon, value = line.partition(b":")
         if not colon or not name or name.translate(None, _TCHAR):
-            return headers, folded, f"not a field line: {show(line, 0, min(len(line), 32))}"
+            return headers, folded, f"not a field line: {describe_field(line)}"
         headers.append(Header(name, value.strip(_OWS), name.lower()))
     return headers, folded, None
 
@@ -251,7 +274,8 @@ def content_length(values: Sequence[bytes]) -> tuple[int, int, str | None]:
         for item in value.split(b","):
             item = item.strip(_OWS)
             if not item.isdigit() or len(item) > 18:
-                return -1, count, f"invalid Content-Length {show(value, 0, len(value))}"
+                shown = repr(value[:32]) + ("..." if len(value) > 32 else "")  # not a credential's
+                return -1, count, f"invalid Content-Length {shown}"
             lengths.add(int(item))
             count += 1
     if len(lengths) != 1:

@@ -476,7 +476,7 @@ class HTTP1Parser:
 
     def _bad_head(self, src: syn.Buf, p: int, e: int, base: int, out: list[Event]) -> int:
         what = "request" if self._is_req else "status"
-        detail = f"not a {what} line: {syn.show(src, p, e + 1)}"
+        detail = f"not a {what} line: {syn.describe(src, p, e + 1)}"
         out.append(ParseAnomaly(base + p, "http1-bad-head", detail))
         return self._resync(p + 1, base, base + p, False)
 
@@ -560,7 +560,7 @@ class HTTP1Parser:
             return -1
         if verdict != syn.DONE:
             stop = e + 1 if verdict == syn.BAD else e
-            detail = f"bad chunk-size line: {syn.show(src, p, stop)}"
+            detail = f"bad chunk-size line: {syn.describe(src, p, stop)}"
             out.append(ParseAnomaly(base + p, "http1-bad-chunk", detail))
             return self._resync(p, base, base + p, True)
         size = int(bytes(src[p : e - 2]).split(b";", 1)[0].strip(b" \t"), 16)
