@@ -347,9 +347,10 @@ def read_message(rfile: BinaryIO, request: bool, method: str = "GET") -> Message
 # --------------------------------------------------------------------------- certificates
 
 
-def make_certs(directory: Path) -> None:
+def make_certs(directory: Path, identities: dict[str, str] | None = None) -> None:
     """A throwaway mesh CA and one workload certificate per identity (SPIFFE URI SAN, empty
-    subject, like istiod's), P-256, valid for a day."""
+    subject, like istiod's), P-256, valid for a day. ``identities``: name -> SPIFFE URI
+    (default: this mesh's pods and ingress; record_mesh.py passes its own)."""
     import datetime
 
     from cryptography import x509
@@ -378,8 +379,9 @@ def make_certs(directory: Path) -> None:
         .sign(ca_key, hashes.SHA256())
     )
     (directory / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    identities = {name: pod.spiffe for name, pod in PODS.items()}
-    identities["ingress"] = INGRESS_SPIFFE
+    if identities is None:
+        identities = {name: pod.spiffe for name, pod in PODS.items()}
+        identities["ingress"] = INGRESS_SPIFFE
     for name, uri in identities.items():
         key = ec.generate_private_key(ec.SECP256R1())
         cert = (
@@ -1006,17 +1008,20 @@ def run_ingress(certs: Path) -> None:
     os._exit(0)
 
 
-def run_noise() -> None:
+def run_noise(pods: list[Pod] | None = None) -> None:
     """kubelet readiness probes on 15021 (a connection each) and Prometheus scrapes on 15090
-    (one keep-alive connection per pod), from the node's bridge address."""
+    (one keep-alive connection per pod), from the node's bridge address. ``pods``: whose
+    sidecars (default: this mesh's)."""
     import http.client
+
+    targets = list(PODS.values()) if pods is None else pods
 
     stop = threading.Event()
     sent = {"probes": 0, "scrapes": 0}
 
     def kubelet() -> None:
         while not stop.is_set():
-            for pod in PODS.values():
+            for pod in targets:
                 conn = http.client.HTTPConnection(pod.ip, HEALTH_PORT, timeout=5)
                 try:
                     conn.request("GET", "/healthz/ready", headers={
@@ -1031,10 +1036,10 @@ def run_noise() -> None:
             stop.wait(1.0)
 
     def prometheus() -> None:
-        conns = {p.name: http.client.HTTPConnection(p.ip, METRICS_PORT, timeout=5) for p in PODS.values()}
+        conns = {p.name: http.client.HTTPConnection(p.ip, METRICS_PORT, timeout=5) for p in targets}
         stop.wait(0.4)
         while not stop.is_set():
-            for pod in PODS.values():
+            for pod in targets:
                 try:
                     conns[pod.name].request("GET", "/stats/prometheus", headers={
                         "Host": f"{pod.ip}:{METRICS_PORT}", "User-Agent": "Prometheus/2.51.1",
@@ -1079,9 +1084,11 @@ def wait_for_eof() -> None:
 class Actor:
     """A process inside one of the namespaces, talking JSON lines on stdin/stdout."""
 
-    def __init__(self, name: str, netns: str, args: list[str]) -> None:
+    def __init__(self, name: str, netns: str, args: list[str], script: Path | None = None) -> None:
         self.name = name
-        cmd = ["ip", "netns", "exec", netns, sys.executable, "-u", str(Path(__file__).resolve()),
+        # ``script``: the recorder whose ``--actor`` mode runs this actor (record_mesh.py reuses
+        # this class for its own actors)
+        cmd = ["ip", "netns", "exec", netns, sys.executable, "-u", str(script or Path(__file__).resolve()),
                "--actor", *args]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.replies: queue.Queue[dict[str, Any]] = queue.Queue()
@@ -1136,12 +1143,35 @@ class Actor:
                     self.proc.wait()
 
 
-def all_netns() -> list[str]:
-    return [NODE_NS, INGRESS.netns, *(p.netns for p in PODS.values())]
+@dataclass(frozen=True)
+class Network:
+    """The namespaces of one emulated node: its pods (with Istio's iptables rules), an ingress
+    gateway (without), and the node namespace whose bridge joins them and routes between /24s."""
+
+    pods: tuple[Pod, ...]
+    ingress: Pod
+    node_ns: str = NODE_NS
+    bridge: str = BRIDGE
+    node_addrs: tuple[str, ...] = NODE_ADDRS
+
+    def all_netns(self) -> list[str]:
+        return [self.node_ns, self.ingress.netns, *(p.netns for p in self.pods)]
+
+    def gateway(self, ip: str) -> str:
+        """The node's bridge address in ``ip``'s /24."""
+        prefix = ip.rsplit(".", 1)[0] + "."
+        return next(a.split("/")[0] for a in self.node_addrs if a.startswith(prefix))
 
 
-def delete_namespaces() -> None:
-    for ns in all_netns():
+BOOKINFO = Network(tuple(PODS.values()), INGRESS)
+
+
+def all_netns(net: Network = BOOKINFO) -> list[str]:
+    return net.all_netns()
+
+
+def delete_namespaces(net: Network = BOOKINFO) -> None:
+    for ns in all_netns(net):
         run("ip", "netns", "del", ns, check=False)
 
 
@@ -1180,27 +1210,27 @@ def in_ns(ns: str, *cmd: str) -> None:
     run("ip", "netns", "exec", ns, *cmd)
 
 
-def build_network() -> None:
-    for ns in all_netns():
+def build_network(net: Network = BOOKINFO) -> None:
+    for ns in all_netns(net):
         run("ip", "netns", "add", ns)
         # no IPv6 (router solicitations, DAD) and no redirects: only the traffic made here
         in_ns(ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
         in_ns(ns, "ip", "link", "set", "lo", "up")
-    in_ns(NODE_NS, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.send_redirects=0",
+    node = net.node_ns
+    in_ns(node, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.send_redirects=0",
           "net.ipv4.conf.default.send_redirects=0")
-    run("ip", "-n", NODE_NS, "link", "add", BRIDGE, "type", "bridge")
-    for addr in NODE_ADDRS:
-        run("ip", "-n", NODE_NS, "addr", "add", addr, "dev", BRIDGE)
-    run("ip", "-n", NODE_NS, "link", "set", BRIDGE, "up")
-    for pod in (*PODS.values(), INGRESS):
-        run("ip", "-n", NODE_NS, "link", "add", pod.veth, "type", "veth", "peer", "name", "eth0",
+    run("ip", "-n", node, "link", "add", net.bridge, "type", "bridge")
+    for addr in net.node_addrs:
+        run("ip", "-n", node, "addr", "add", addr, "dev", net.bridge)
+    run("ip", "-n", node, "link", "set", net.bridge, "up")
+    for pod in (*net.pods, net.ingress):
+        run("ip", "-n", node, "link", "add", pod.veth, "type", "veth", "peer", "name", "eth0",
             "netns", pod.netns)
-        run("ip", "-n", NODE_NS, "link", "set", pod.veth, "master", BRIDGE, "up")
+        run("ip", "-n", node, "link", "set", pod.veth, "master", net.bridge, "up")
         run("ip", "-n", pod.netns, "addr", "add", f"{pod.ip}/24", "dev", "eth0")
         run("ip", "-n", pod.netns, "link", "set", "eth0", "up")
-        gateway = NODE_ADDRS[0 if pod.ip.startswith("10.244.1.") else 1].split("/")[0]
-        run("ip", "-n", pod.netns, "route", "add", "default", "via", gateway)
-        if pod is not INGRESS:
+        run("ip", "-n", pod.netns, "route", "add", "default", "via", net.gateway(pod.ip))
+        if pod is not net.ingress:
             subprocess.run(["ip", "netns", "exec", pod.netns, "iptables-restore"], input=ISTIO_IPTABLES,
                            text=True, check=True, capture_output=True)
 

@@ -29,7 +29,8 @@ ANOMALY_KINDS = {
     "tcp-overlap-conflict",
 }
 TSHARK = shutil.which("tshark") or "tshark"  # installed by the README's test command
-MADE_BY = ("record_http1.py", "record_h2.py", "record_pods.py", "craft_edge_cases.py", "public:")
+MADE_BY = ("record_http1.py", "record_h2.py", "record_pods.py", "record_mesh.py", "craft_edge_cases.py",
+           "public:")
 
 
 def _ids(entries: list[dict[str, Any]]) -> list[str]:

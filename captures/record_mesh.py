@@ -1,0 +1,1541 @@
+#!/usr/bin/env python3
+"""Record four pods of an emulated Istio mesh traced with OpenTelemetry (W3C Trace Context).
+
+Run as root:  sudo .venv/bin/python captures/record_mesh.py                (~40 s)
+              sudo .venv/bin/python captures/record_mesh.py --no-manifest  (leave MANIFEST.json)
+              .venv/bin/python captures/record_mesh.py --manifest-only     (no recording, no root:
+                                                                            rewrite the MANIFEST.json
+                                                                            entries from the files
+                                                                            and EXPECTED.json)
+
+Needs grpcio, h2, requests and cryptography (any Python that has them; the project's .venv
+does), iproute2, iptables, tcpdump and tshark. It reuses record_pods.py's pieces (namespaces,
+istio-iptables rules, mTLS certificates, HTTP/1.1 framing, tcpdump, actors) and adds what an
+OpenTelemetry mesh needs.
+
+The mesh
+--------
+Namespaces made here and deleted at the end (also after a failure): ``twm-frontend``
+(10.244.2.10), ``twm-orders`` (10.244.2.11), ``twm-payments`` (10.244.2.12), ``twm-ledger``
+(10.244.2.13), ``twm-ingress`` (10.244.0.5) and the node ``twm-node`` (bridge ``twmbr0``,
+10.244.2.1 and 10.244.0.1). Services: frontend 10.96.2.10:8080, orders 10.96.2.11:8080,
+payments 10.96.2.12:50051 (gRPC), ledger 10.96.2.13:8080. Each pod has Istio's iptables rules
+and a sidecar running as uid 1337 (record_pods.py's, with an OpenTelemetry tracer instead of
+Zipkin's):
+
+* frontend (``ThreadingHTTPServer``): ``GET /shop/checkout`` calls ``orders`` with
+  python-requests (one keep-alive pool).
+* orders: an HTTP/1.1 server whose requests are served by a **thread pool** (8 workers); each
+  request makes **two gRPC calls to payments in parallel** (``Authorize`` and ``CheckFraud``,
+  two streams at once on one grpcio channel).
+* payments: a grpcio server (thread pool); each call makes one HTTP/1.1 call to ledger.
+* ledger: ``GET /ledger/entries`` answers JSON.
+
+The tracer. The ingress gateway starts every trace: ``x-request-id`` (Envoy's UUID, character
+14 = ``9``), ``traceparent: 00-<trace>-<span>-01`` (``-00`` for the unsampled requests) and
+``tracestate: istio=<span>,congo=t61rcWkgMzE,rojo=00f067aa0ba902b7``. No B3 anywhere. Every
+sidecar, outbound and inbound, starts a new span per hop as Envoy's OpenTelemetry tracer does:
+a new span id, parent = the span it received, the same trace id and flags; it keeps
+x-request-id, writes its own ``istio=<span id>`` tracestate entry at the front and keeps every
+other entry. A missing or invalid ``traceparent`` (all-zero trace id) makes it start a new
+trace (new trace id, tracestate ``istio=<span>`` only), keeping x-request-id. gRPC is proxied
+as HTTP/2 (the ``h2`` package) so its headers get the same treatment; towards the app the
+inbound sidecar's HPACK encoder uses no dynamic table, so the capture shows its header names.
+
+What a correct app sends (the apps here; README "Propagation"): the ``x-request-id``,
+``traceparent`` and ``tracestate`` of the request it is serving, **byte for byte** (the app
+makes no span of its own). So an outbound request's traceparent parent-id is the span id of the
+inbound request it serves: span lineage can tell apart two requests of one trace that reach a
+pod at once (orders' two parallel calls at payments). Apps also copy ``x-scenario``, a test
+marker: the ingress sets ``NAME#K``, each app appends ``/CALL`` (``orders``, ``authorize``,
+``checkfraud``, ``ledger``); tshark finds every message by it.
+
+Injected, one request each (``x-scenario`` NAME; where):
+  drop-traceparent     orders -> payments CheckFraud: x-request-id only        partial
+  zero-traceid         frontend -> orders: traceparent with an all-zero trace  malformed (only)
+  new-trace            orders -> payments Authorize: a new trace, no
+                       tracestate, x-request-id kept                           changed (only)
+  drop-tracestate      frontend -> orders: no tracestate                       partial
+  drop-vendor          payments -> ledger (CheckFraud's): tracestate without
+                       the congo entry                                         partial
+  shared-rid-new-trace frontend -> orders: a new trace, sent while another
+                       request with the same x-request-id is served            changed, ambiguous
+and, not to be flagged: ``unsampled`` (flags 00), ``retry`` (orders' app answers the first
+attempt 503; frontend's sidecar retries with ``x-envoy-attempt-count: 2``), ``retry-sidecar``
+(ledger's sidecar answers the first attempt 503 itself; the app sees attempt 2 only),
+``shared-rid`` (two concurrent requests, one x-request-id, two traces, through every pod).
+
+Capture edges: before the capture, warm-up requests open every keep-alive connection, the mTLS
+connections and the gRPC channel (no SYN, no h2 preface in the capture). ``slow-start`` is
+sent before tcpdump starts and frontend waits 2 s before calling orders: frontend's capture has
+the call but not the request it serves. ``slow-end`` is sent just before the capture stops and
+ledger takes 6 s: every pod's capture has its requests but not their responses. kubelet probes
+(15021) and Prometheus scrapes (15090) run from the node during the capture.
+
+Outputs (``captures/mesh/``): ``frontend.pcap``, ``orders.pcap``, ``payments.pcap``,
+``ledger.pcap`` (as ``kubectl sniff POD -o POD.pcap`` names them) and ``EXPECTED.json``: every
+finding a propagation analysis must report (frames from tshark's reading of the files, found by
+``x-scenario``), the calls that must give nothing, and the calls whose serving request is not
+in the capture. Every verdict is judged from the headers tshark shows and checked against what
+the script meant to inject and what the apps say they sent. Then MANIFEST.json is updated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from http.server import HTTPServer, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import parse_qs, urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import record_pods as rp
+from fixturelib import CAPTURES, describe_format, tshark_h2_summary, tshark_summary, update_manifest
+from record_pods import (
+    HOP_BY_HOP,
+    INBOUND_SRC,
+    OUTBOUND_PORT,
+    SIDECAR_UID,
+    Actor,
+    AppHandler,
+    Message,
+    Network,
+    Pod,
+    SafeIds,
+    emit,
+    endpoints,
+    frame_table,
+    log,
+    original_dst,
+    read_message,
+    send_all,
+    sniff,
+    wait_for_eof,
+)
+
+MESH_DIR = CAPTURES / "mesh"
+EXPECTED = MESH_DIR / "EXPECTED.json"
+HTTP_PORT, GRPC_PORT = 8080, 50051
+SCRIPT = Path(__file__).resolve()
+
+
+@dataclass(frozen=True)
+class MeshPod(Pod):
+    """A pod of this mesh: its own namespace prefix and service accounts."""
+
+    @property
+    def netns(self) -> str:
+        return "twm-" + self.name
+
+    @property
+    def spiffe(self) -> str:
+        return f"spiffe://cluster.local/ns/shop/sa/{self.name}"
+
+
+PODS = {
+    p.name: p
+    for p in (
+        MeshPod("frontend", "10.244.2.10", "vm-fe", (HTTP_PORT,)),
+        MeshPod("orders", "10.244.2.11", "vm-or", (HTTP_PORT,)),
+        MeshPod("payments", "10.244.2.12", "vm-pa", (GRPC_PORT,)),
+        MeshPod("ledger", "10.244.2.13", "vm-le", (HTTP_PORT,)),
+    )
+}
+INGRESS = MeshPod("ingress", "10.244.0.5", "vm-ig", ())
+INGRESS_SPIFFE = "spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"
+NET = Network(
+    tuple(PODS.values()),
+    INGRESS,
+    node_ns="twm-node",
+    bridge="twmbr0",
+    node_addrs=("10.244.2.1/24", "10.244.0.1/24"),
+)
+CAPTURED = ("frontend", "orders", "payments", "ledger")
+SERVICES = {
+    ("10.96.2.10", HTTP_PORT): "frontend",
+    ("10.96.2.11", HTTP_PORT): "orders",
+    ("10.96.2.12", GRPC_PORT): "payments",
+    ("10.96.2.13", HTTP_PORT): "ledger",
+}
+CLUSTER_IP = {name: ip for (ip, _), name in SERVICES.items()}
+TARGET = {name: f"{name}:{port}" for (_, port), name in SERVICES.items()}
+
+TRACE_HEADERS = ("x-request-id", "traceparent", "tracestate")
+MARKER = "x-scenario"
+SHOWN_HEADERS = (*TRACE_HEADERS, MARKER, "x-envoy-attempt-count", "baggage", "host")
+ENVOY_OWNED = (
+    "x-request-id",
+    "traceparent",
+    "tracestate",
+    "x-forwarded-proto",
+    "x-envoy-attempt-count",
+    "x-forwarded-client-cert",
+    "x-envoy-peer-metadata",
+    "x-envoy-peer-metadata-id",
+    "x-b3-traceid",
+    "x-b3-spanid",
+    "x-b3-parentspanid",
+    "x-b3-sampled",
+    "b3",
+)
+VENDORS = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
+OWN_KEY = "istio"  # the sidecars' (and the gateway's) tracestate entry
+AUTHORIZE, CHECKFRAUD = "/payments.v1.Payments/Authorize", "/payments.v1.Payments/CheckFraud"
+TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+ZERO_TRACE, ZERO_SPAN = "0" * 32, "0" * 16
+
+# --------------------------------------------------------------------------- scenario
+
+# A step: requests the ingress sends at once, (connection, scenario name); "same-rid" steps
+# give both requests one x-request-id.
+WARMUP: list[tuple[list[tuple[str, str]], bool]] = [
+    ([("A", "ok")], False),
+    ([("B", "ok")], False),
+    ([("E", "ok")], False),
+    ([("A", "ok"), ("B", "ok")], False),
+    ([("A", "ok"), ("B", "ok")], False),
+]
+SCENARIO: list[tuple[list[tuple[str, str]], bool]] = [
+    ([("A", "ok")], False),
+    ([("A", "drop-traceparent")], False),
+    ([("A", "ok"), ("B", "unsampled")], False),
+    ([("A", "zero-traceid")], False),
+    ([("B", "new-trace")], False),
+    ([("A", "drop-tracestate"), ("B", "ok")], False),
+    ([("A", "drop-vendor")], False),
+    ([("A", "retry")], False),
+    ([("B", "retry-sidecar")], False),
+    ([("A", "shared-rid"), ("B", "shared-rid")], True),
+    ([("A", "unsampled")], False),
+    ([("A", "shared-rid"), ("B", "shared-rid-new-trace")], True),
+    ([("B", "ok")], False),
+]
+STEP_GAP = 0.2
+SLOW_START_DELAY = 2.0  # frontend waits this long before calling orders (capture starts meanwhile)
+SLOW_END_DELAY = 6.0  # ledger takes this long (the capture stops meanwhile)
+
+# (scenario, app, call) -> the verdict the script means to produce on that outbound call
+INTENDED = {
+    ("drop-traceparent", "orders", "checkfraud"): "partial",
+    ("zero-traceid", "frontend", "orders"): "malformed",
+    ("new-trace", "orders", "authorize"): "changed",
+    ("drop-tracestate", "frontend", "orders"): "partial",
+    ("drop-vendor", "payments", "ledger@checkfraud"): "partial",
+    ("shared-rid-new-trace", "frontend", "orders"): "changed",
+}
+
+
+def scenario_lines() -> list[str]:
+    out = ["before the capture (conn E): slow-start (frontend waits 2 s before calling orders)"]
+    for step, same in SCENARIO:
+        names = [f"conn {c}: {s}" for c, s in step]
+        out.append(
+            ("at once, one x-request-id: " if same else "at once: " if len(step) > 1 else "")
+            + " | ".join(names)
+        )
+    out.append("just before the capture stops (conn E): slow-end (ledger answers after 6 s)")
+    return out
+
+
+# --------------------------------------------------------------------------- W3C helpers
+
+
+def tp_parts(value: str | None) -> tuple[str, str, str, str] | None:
+    m = TRACEPARENT.fullmatch(value or "")
+    if m is None or m.group(1) == "ff":
+        return None
+    return m.group(1), m.group(2), m.group(3), m.group(4)
+
+
+def tp_valid(value: str | None) -> bool:
+    p = tp_parts(value)
+    return p is not None and p[1] != ZERO_TRACE and p[2] != ZERO_SPAN
+
+
+def ts_keys(value: str) -> list[str]:
+    return [m.split("=", 1)[0].strip() for m in value.split(",") if m.strip()]
+
+
+def ts_with_own(value: str | None, span: str) -> str:
+    """tracestate with this vendor's entry updated and moved to the front (W3C §3.5)."""
+    others = [
+        m.strip() for m in (value or "").split(",") if m.strip() and not m.strip().startswith(OWN_KEY + "=")
+    ]
+    return ",".join([f"{OWN_KEY}={span}", *others][:32])
+
+
+def rid_key(rid: str) -> str:
+    """Envoy writes its sampling decision into character 14: compare with it masked."""
+    return rid[:14] + "_" + rid[15:] if len(rid) == 36 else rid
+
+
+# --------------------------------------------------------------------------- the OTel sidecar
+
+
+def keep(hdrs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Lower-cased names without hop-by-hop headers; gRPC's ``te: trailers`` is end to end."""
+    return [
+        (n.lower(), v)
+        for n, v in hdrs
+        if n.lower() not in HOP_BY_HOP or (n.lower() == "te" and v.strip() == "trailers")
+    ]
+
+
+class OtelSidecar(rp.Sidecar):
+    """record_pods' sidecar with Envoy's OpenTelemetry tracer, Envoy's retry on 503 (one
+    retry, ``x-envoy-attempt-count``), and gRPC proxied as HTTP/2 rather than relayed."""
+
+    def span(self, d: dict[str, str]) -> list[tuple[str, str]]:
+        """traceparent and tracestate of a new span, child of the one received (or a new trace)."""
+        tp = d.get("traceparent")
+        span = self.ids.span_id()
+        parts = tp_parts(tp)
+        if tp_valid(tp) and parts is not None:
+            out = [("traceparent", f"00-{parts[1]}-{span}-{parts[3]}")]
+            return [*out, ("tracestate", ts_with_own(d.get("tracestate"), span))]
+        # no usable context: Envoy starts a new trace; a tracestate without its traceparent
+        # means nothing (W3C §3.3.1), so only this vendor's entry goes on
+        return [("traceparent", f"00-{self.ids.trace_id()}-{span}-01"), ("tracestate", f"{OWN_KEY}={span}")]
+
+    def envoy_headers(
+        self, hdrs: list[tuple[str, str]], attempt: str, extra: list[tuple[str, str]]
+    ) -> list[tuple[str, str]]:
+        d = dict(hdrs)
+        rid = d.get("x-request-id") or self.ids.request_id()
+        out = [(n, v) for n, v in hdrs if n not in ENVOY_OWNED]
+        return [
+            *out,
+            ("x-forwarded-proto", "http"),
+            ("x-request-id", rid),
+            ("x-envoy-attempt-count", attempt),
+            *extra,
+            *self.span(d),
+        ]
+
+    # ---- outbound: app -> 15001 -> mTLS -> peer pod
+
+    def outbound(self, conn: socket.socket) -> None:
+        conn.settimeout(600)
+        ip, port = original_dst(conn)
+        svc = SERVICES.get((ip, port))
+        if svc is None:
+            log(f"outbound: no route for {ip}:{port}")
+            return
+        up_raw = socket.create_connection((PODS[svc].ip, port), timeout=10)
+        up_raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sni = f"outbound_.{port}_._.{svc}.shop.svc.cluster.local"
+        with self.client_ctx.wrap_socket(up_raw, server_hostname=sni) as up:
+            up.settimeout(600)
+            if port == GRPC_PORT:
+                proxy_h2(conn, up, lambda h: self.outbound_headers(h, "1"), plain_encoder=False)
+            else:
+                self.outbound_http(conn, up)
+
+    def outbound_headers(self, headers: list[tuple[str, str]], attempt: str) -> list[tuple[str, str]]:
+        hdrs = keep(headers)
+        self.count("outbound")
+        return self.envoy_headers(
+            hdrs,
+            attempt,
+            [("x-envoy-peer-metadata-id", self.node_id), ("x-envoy-peer-metadata", self.peer_metadata)],
+        )
+
+    def outbound_http(self, down: socket.socket, up: socket.socket) -> None:
+        down_r, up_r = down.makefile("rb"), up.makefile("rb")
+        while True:
+            req = read_message(down_r, request=True)
+            if req is None:
+                return
+            method = req.start.split(" ", 1)[0]
+            t0 = time.monotonic()
+            for attempt in (1, 2):  # Istio's default retry policy retries a 503 once
+                out = Message(req.start, self.outbound_headers(req.headers, str(attempt)), req.body)
+                up.sendall(out.wire())  # head and body in one write, like Envoy
+                resp = read_message(up_r, request=False, method=method)
+                if resp is None:
+                    return
+                if attempt == 2 or resp.start.split(" ", 2)[1] != "503":
+                    break
+                time.sleep(0.025)  # Envoy's retry back-off base interval
+            down.sendall(self.outbound_response(resp, int((time.monotonic() - t0) * 1000)).wire())
+
+    # ---- inbound: peer -> podIP:port (redirected to 15006) -> 127.0.0.6 -> app
+
+    def inbound(self, conn: socket.socket) -> None:
+        conn.settimeout(600)
+        _, port = original_dst(conn)
+        with self.server_ctx.wrap_socket(conn, server_side=True) as down:
+            app = socket.create_connection((self.pod.ip, port), timeout=10, source_address=(INBOUND_SRC, 0))
+            app.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with app:
+                app.settimeout(600)
+                if port == GRPC_PORT:
+                    proxy_h2(down, app, lambda h: self.inbound_headers(h, down), plain_encoder=True)
+                else:
+                    self.inbound_http(down, app)
+
+    def inbound_headers(self, headers: list[tuple[str, str]], peer: socket.socket) -> list[tuple[str, str]]:
+        hdrs = keep(headers)
+        attempt = dict(hdrs).get("x-envoy-attempt-count", "1")
+        der = peer.getpeercert(binary_form=True) if isinstance(peer, ssl.SSLSocket) else b""
+        uri = rp.peer_uri(peer) if isinstance(peer, ssl.SSLSocket) else ""
+        import hashlib
+
+        xfcc = f'By={self.pod.spiffe};Hash={hashlib.sha256(der or b"").hexdigest()};Subject="";URI={uri}'
+        self.count("inbound")
+        return self.envoy_headers(hdrs, attempt, [("x-forwarded-client-cert", xfcc)])
+
+    def inbound_http(self, down: socket.socket, app: socket.socket) -> None:
+        down_r, app_r = down.makefile("rb"), app.makefile("rb")
+        while True:
+            req = read_message(down_r, request=True)
+            if req is None:
+                return
+            if (
+                self.pod.name == "ledger"
+                and (req.get(MARKER) or "").startswith("retry-sidecar#")
+                and req.get("x-envoy-attempt-count") == "1"
+            ):
+                # the sidecar itself answers the first attempt (as Envoy does on an upstream
+                # reset); the app never sees it
+                body = b"upstream connect error or disconnect/reset before headers. reset reason: overflow"
+                down.sendall(
+                    Message(
+                        "HTTP/1.1 503 Service Unavailable",
+                        [
+                            ("content-length", str(len(body))),
+                            ("content-type", "text/plain"),
+                            ("server", "istio-envoy"),
+                        ],
+                        body,
+                    ).wire()
+                )
+                continue
+            method = req.start.split(" ", 1)[0]
+            t0 = time.monotonic()
+            app.sendall(Message(req.start, self.inbound_headers(req.headers, down), req.body).wire())
+            resp = read_message(app_r, request=False, method=method)
+            if resp is None:
+                return
+            down.sendall(self.inbound_response(resp, int((time.monotonic() - t0) * 1000)).wire())
+
+
+def proxy_h2(
+    down: socket.socket,
+    up: socket.socket,
+    rewrite: Callable[[list[tuple[str, str]]], list[tuple[str, str]]],
+    plain_encoder: bool,
+) -> None:
+    """An HTTP/2 proxy between two sockets in one thread (an SSL object must not be used from
+    two threads): requests from ``down`` go to ``up`` with ``rewrite``-n headers, responses,
+    data and trailers come back unchanged. ``plain_encoder``: no HPACK dynamic table towards
+    ``up``, so the header names on that leg stay readable in a capture that starts later."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    def config(client: bool) -> h2.config.H2Configuration:
+        return h2.config.H2Configuration(
+            client_side=client,
+            header_encoding="utf-8",
+            validate_inbound_headers=False,
+            validate_outbound_headers=False,
+        )
+
+    dconn, uconn = h2.connection.H2Connection(config(False)), h2.connection.H2Connection(config(True))
+    dconn.initiate_connection()
+    uconn.initiate_connection()
+    if plain_encoder:
+        uconn.encoder.header_table_size = 0
+    to_up: dict[int, int] = {}
+    to_down: dict[int, int] = {}
+    ended: set[tuple[str, int]] = set()
+    for s in (down, up):
+        s.setblocking(False)
+
+    def flush() -> None:
+        send_all(down, dconn.data_to_send())
+        send_all(up, uconn.data_to_send())
+
+    flush()
+    while True:
+        ready = [s for s in (down, up) if isinstance(s, ssl.SSLSocket) and s.pending()]
+        if not ready:
+            import select
+
+            ready, _, _ = select.select([down, up], [], [], 600)
+            if not ready:
+                return
+        for s in ready:
+            try:
+                data = s.recv(65536)
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            from_down = s is down
+            events = (dconn if from_down else uconn).receive_data(data)
+            for ev in events:
+                if isinstance(ev, h2.events.RequestReceived):
+                    sid = uconn.get_next_available_stream_id()
+                    to_up[ev.stream_id], to_down[sid] = sid, ev.stream_id
+                    headers = [(str(n), str(v)) for n, v in ev.headers]
+                    uconn.send_headers(sid, rewrite(headers), end_stream=ev.stream_ended is not None)
+                    if ev.stream_ended is not None:
+                        ended.add(("up", sid))
+                elif isinstance(ev, h2.events.ResponseReceived | h2.events.TrailersReceived):
+                    sid = to_down[ev.stream_id]
+                    last = isinstance(ev, h2.events.TrailersReceived) or ev.stream_ended is not None
+                    dconn.send_headers(sid, ev.headers, end_stream=last)
+                    if last:
+                        ended.add(("down", sid))
+                elif isinstance(ev, h2.events.DataReceived):
+                    if from_down:
+                        uconn.send_data(to_up[ev.stream_id], ev.data)
+                        dconn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    else:
+                        dconn.send_data(to_down[ev.stream_id], ev.data)
+                        uconn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                elif isinstance(ev, h2.events.StreamEnded):
+                    side, sid = ("up", to_up[ev.stream_id]) if from_down else ("down", to_down[ev.stream_id])
+                    if (side, sid) not in ended:
+                        ended.add((side, sid))
+                        (uconn if from_down else dconn).end_stream(sid)
+                elif isinstance(ev, h2.events.StreamReset):
+                    other = to_up.get(ev.stream_id) if from_down else to_down.get(ev.stream_id)
+                    if other is not None:
+                        # the stream may be closed already
+                        with contextlib.suppress(Exception):
+                            (uconn if from_down else dconn).reset_stream(other, ev.error_code or 0)
+                elif isinstance(ev, h2.events.ConnectionTerminated):
+                    flush()
+                    return
+            flush()
+
+
+def run_sidecar(pod: Pod, certs: Path) -> None:
+    import encodings.idna  # noqa: F401  (SNI encoding: import before dropping root)
+
+    import h2.connection  # noqa: F401  (import before dropping root, like the above)
+
+    sidecar = OtelSidecar(pod, certs)
+    os.setgroups([])
+    os.setgid(SIDECAR_UID)
+    os.setuid(SIDECAR_UID)  # from here on every socket is istio-proxy's (iptables owner match)
+    sidecar.start()
+    emit({"ready": "sidecar", "uid": os.getuid()})
+    wait_for_eof()
+
+
+# --------------------------------------------------------------------------- the apps
+
+
+class PoolHTTPServer(HTTPServer):
+    """An HTTP/1.1 server whose connections are served by a fixed thread pool (gunicorn's
+    gthread worker, a Java servlet container): what a thread-local tracing context gets
+    wrong, and what concurrent requests look like from one process."""
+
+    def __init__(self, addr: tuple[str, int], handler: Any, workers: int) -> None:
+        super().__init__(addr, handler)
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="orders-worker")
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.pool.submit(self._serve, request, client_address)
+
+    def _serve(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+
+
+def forwarded(inbound: dict[str, str], call: str) -> dict[str, str]:
+    """What a correct app sends on: the tracing headers it received, byte for byte, and the
+    test marker with this call's name appended."""
+    out = {h: inbound[h] for h in TRACE_HEADERS if h in inbound}
+    out[MARKER] = f"{inbound.get(MARKER, '?')}/{call}"
+    return out
+
+
+def scenario_of(marker: str) -> str:
+    return marker.split("#", 1)[0]
+
+
+class MeshApp:
+    name = "app"
+    server_header = "app/1.0"
+
+    def __init__(self, pod: Pod) -> None:
+        self.pod = pod
+        self.ids = SafeIds(int.from_bytes(pod.name.encode()[:4], "big") + 7)
+
+    def session(self) -> Any:
+        import requests
+
+        s = requests.Session()
+        s.trust_env = False
+        s.headers.clear()
+        s.headers.update(
+            {
+                "User-Agent": f"{self.pod.name}/2.3 python-requests",
+                "Accept": "application/json",
+                "Connection": "keep-alive",
+            }
+        )
+        return s
+
+    def get(self, session: Any, service: str, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+        url = f"http://{CLUSTER_IP[service]}:{HTTP_PORT}{path}"
+        r = session.get(url, headers={"Host": TARGET[service], **headers}, timeout=20)
+        return r.status_code, r.content
+
+    def new_trace(self, out: dict[str, str]) -> dict[str, str]:
+        """The bug of an app that starts its own trace: a new traceparent, no tracestate."""
+        out = {k: v for k, v in out.items() if k != "tracestate"}
+        out["traceparent"] = f"00-{self.ids.trace_id()}-{self.ids.span_id()}-01"
+        return out
+
+    def handle(self, path: str, inbound: dict[str, str]) -> tuple[int, str, bytes]:
+        raise NotImplementedError
+
+
+class Frontend(MeshApp):
+    server_header = "frontend/2.3"
+
+    def __init__(self, pod: Pod) -> None:
+        super().__init__(pod)
+        self.orders = self.session()
+
+    def handle(self, path: str, inbound: dict[str, str]) -> tuple[int, str, bytes]:
+        url = urlsplit(path)
+        if url.path != "/shop/checkout":
+            return 404, "text/plain", b"not found\n"
+        q = parse_qs(url.query)
+        name, n = q.get("s", ["ok"])[0], q.get("n", ["0"])[0]
+        out = forwarded(inbound, "orders")
+        if name == "slow-start":
+            time.sleep(SLOW_START_DELAY)
+        elif name == "zero-traceid":
+            parts = tp_parts(out["traceparent"])
+            assert parts is not None
+            out["traceparent"] = f"00-{ZERO_TRACE}-{parts[2]}-{parts[3]}"
+        elif name == "drop-tracestate":
+            out.pop("tracestate", None)
+        elif name == "shared-rid-new-trace":
+            out = self.new_trace(out)
+        status, body = self.get(self.orders, "orders", f"/orders/checkout?s={name}&n={n}", out)
+        emit(
+            {
+                "event": "served",
+                "app": "frontend",
+                "marker": inbound.get(MARKER),
+                "inbound": inbound,
+                "calls": [{"call": "orders", "target": TARGET["orders"], "headers": out, "status": status}],
+            }
+        )
+        page = f"<html><body><h1>Checkout {n}</h1><p>{'confirmed' if status == 200 else 'failed'}</p>"
+        return 200, "text/html; charset=utf-8", (page + f"<!-- {len(body)} -->\n</body></html>\n").encode()
+
+
+class Orders(MeshApp):
+    server_header = "orders/1.8"
+
+    def __init__(self, pod: Pod) -> None:
+        import grpc
+
+        super().__init__(pod)
+        self.grpc = grpc
+        self.channel = grpc.insecure_channel(
+            f"{CLUSTER_IP['payments']}:{GRPC_PORT}",
+            options=[
+                ("grpc.enable_http_proxy", 0),
+                ("grpc.enable_retries", 0),
+                ("grpc.primary_user_agent", "orders/1.8"),
+                ("grpc.http2.true_binary", 0),
+            ],
+        )
+        self.stubs = {
+            "authorize": self.channel.unary_unary(AUTHORIZE),
+            "checkfraud": self.channel.unary_unary(CHECKFRAUD),
+        }
+        self.calls = ThreadPoolExecutor(max_workers=8, thread_name_prefix="orders-client")
+        self.first_attempts: set[str] = set()
+        self.lock = threading.Lock()
+
+    def call(self, which: str, md: dict[str, str], n: str) -> int:
+        try:
+            self.stubs[which](f"order={n}".encode(), metadata=list(md.items()), timeout=20)
+            return 200
+        except self.grpc.RpcError as exc:
+            log(f"{which}: {exc.code().name}")
+            return 503
+
+    def handle(self, path: str, inbound: dict[str, str]) -> tuple[int, str, bytes]:
+        url = urlsplit(path)
+        if url.path != "/orders/checkout":
+            return 404, "application/json", b'{"error":"not found"}'
+        q = parse_qs(url.query)
+        name, n = q.get("s", ["ok"])[0], q.get("n", ["0"])[0]
+        marker = inbound.get(MARKER, "")
+        if name == "retry":
+            with self.lock:
+                first = marker not in self.first_attempts
+                self.first_attempts.add(marker)
+            if first:  # the first attempt fails before any downstream call; Envoy retries it
+                emit(
+                    {
+                        "event": "served",
+                        "app": "orders",
+                        "marker": marker,
+                        "inbound": inbound,
+                        "calls": [],
+                        "status": 503,
+                    }
+                )
+                return 503, "application/json", b'{"error":"inventory lock timeout"}'
+        mds = {"authorize": forwarded(inbound, "authorize"), "checkfraud": forwarded(inbound, "checkfraud")}
+        if name == "drop-traceparent":
+            mds["checkfraud"] = {k: v for k, v in mds["checkfraud"].items() if k in ("x-request-id", MARKER)}
+        elif name == "new-trace":
+            mds["authorize"] = self.new_trace(mds["authorize"])
+        # both calls at once, from the client pool: two streams on one warm channel
+        futures = {k: self.calls.submit(self.call, k, md, n) for k, md in mds.items()}
+        statuses = {k: f.result() for k, f in futures.items()}
+        emit(
+            {
+                "event": "served",
+                "app": "orders",
+                "marker": marker,
+                "inbound": inbound,
+                "calls": [
+                    {"call": k, "target": TARGET["payments"], "headers": mds[k], "status": statuses[k]}
+                    for k in mds
+                ],
+            }
+        )
+        ok = all(s == 200 for s in statuses.values())
+        return (200 if ok else 502), "application/json", json.dumps({"order": n, "paid": ok}).encode()
+
+
+class Payments(MeshApp):
+    def __init__(self, pod: Pod) -> None:
+        import grpc
+
+        super().__init__(pod)
+        self.ledger = self.session()
+        handler = grpc.method_handlers_generic_handler(
+            "payments.v1.Payments",
+            {
+                "Authorize": grpc.unary_unary_rpc_method_handler(lambda r, c: self.serve("authorize", r, c)),
+                "CheckFraud": grpc.unary_unary_rpc_method_handler(
+                    lambda r, c: self.serve("checkfraud", r, c)
+                ),
+            },
+        )
+        self.server = grpc.server(ThreadPoolExecutor(max_workers=8), options=[("grpc.http2.true_binary", 0)])
+        self.server.add_generic_rpc_handlers((handler,))
+        self.server.add_insecure_port(f"0.0.0.0:{GRPC_PORT}")
+
+    def serve(self, which: str, request: bytes, context: Any) -> bytes:
+        inbound = {k: str(v) for k, v in context.invocation_metadata()}
+        marker = inbound.get(MARKER, "")
+        name = scenario_of(marker)
+        out = forwarded(inbound, "ledger")
+        if name == "drop-vendor" and which == "checkfraud":
+            out["tracestate"] = ",".join(
+                m for m in out["tracestate"].split(",") if not m.startswith("congo=")
+            )
+        n = request.decode().partition("=")[2]
+        status, _ = self.get(self.ledger, "ledger", f"/ledger/entries?op={which}&n={n}", out)
+        emit(
+            {
+                "event": "served",
+                "app": "payments",
+                "marker": marker,
+                "inbound": inbound,
+                "calls": [
+                    {"call": f"ledger@{which}", "target": TARGET["ledger"], "headers": out, "status": status}
+                ],
+            }
+        )
+        return json.dumps({"order": n, which: status == 200}).encode()
+
+    def handle(self, path: str, inbound: dict[str, str]) -> tuple[int, str, bytes]:
+        return 404, "text/plain", b"not found\n"
+
+
+class Ledger(MeshApp):
+    server_header = "ledger/0.9"
+
+    def handle(self, path: str, inbound: dict[str, str]) -> tuple[int, str, bytes]:
+        url = urlsplit(path)
+        if url.path != "/ledger/entries":
+            return 404, "application/json", b'{"error":"not found"}'
+        if scenario_of(inbound.get(MARKER, "")) == "slow-end":
+            time.sleep(SLOW_END_DELAY)
+        q = parse_qs(url.query)
+        emit(
+            {
+                "event": "served",
+                "app": "ledger",
+                "marker": inbound.get(MARKER),
+                "inbound": inbound,
+                "calls": [],
+            }
+        )
+        doc = {"entry": q.get("n", ["0"])[0], "op": q.get("op", ["?"])[0], "balance": "1024.00"}
+        return 200, "application/json", json.dumps(doc).encode()
+
+
+APPS: dict[str, type[MeshApp]] = {
+    "frontend": Frontend,
+    "orders": Orders,
+    "payments": Payments,
+    "ledger": Ledger,
+}
+
+
+def run_app(pod: Pod) -> None:
+    app = APPS[pod.name](pod)
+    if isinstance(app, Payments):
+        app.server.start()
+    else:
+        handler = type("Handler", (AppHandler,), {"app": app})
+        server: HTTPServer
+        if isinstance(app, Orders):
+            server = PoolHTTPServer(("0.0.0.0", HTTP_PORT), handler, workers=8)
+        else:
+            server = ThreadingHTTPServer(("0.0.0.0", HTTP_PORT), handler)
+            server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    emit({"ready": "app"})
+    wait_for_eof()
+
+
+# --------------------------------------------------------------------------- ingress
+
+
+class IngressConn:
+    """One of the gateway's keep-alive mTLS connections to frontend."""
+
+    def __init__(self, ctx: ssl.SSLContext) -> None:
+        self.ctx = ctx
+        self.sock: ssl.SSLSocket | None = None
+        self.rfile: BinaryIO | None = None
+        self.lock = threading.Lock()
+
+    def request(self, msg: Message) -> Message:
+        with self.lock:
+            if self.sock is None:
+                raw = socket.create_connection((PODS["frontend"].ip, HTTP_PORT), timeout=30)
+                raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sni = f"outbound_.{HTTP_PORT}_._.frontend.shop.svc.cluster.local"
+                self.sock = self.ctx.wrap_socket(raw, server_hostname=sni)
+                self.rfile = self.sock.makefile("rb")
+            self.sock.sendall(msg.wire())
+            assert self.rfile is not None
+            resp = read_message(self.rfile, request=False)
+            if resp is None:
+                raise RuntimeError("ingress: frontend closed the connection")
+            return resp
+
+
+class Ingress:
+    def __init__(self, certs: Path) -> None:
+        _, ctx = rp.tls_contexts(certs, "ingress")
+        self.conns = {c: IngressConn(ctx) for c in "ABE"}
+        self.ids = SafeIds(443)
+        self.counter = 0
+        self.lock = threading.Lock()
+
+    def one(
+        self,
+        conn: str,
+        name: str,
+        out: list[dict[str, Any]],
+        rid: str | None = None,
+        barrier: threading.Barrier | None = None,
+    ) -> None:
+        with self.lock:
+            self.counter += 1
+            n = self.counter
+        trace, span = self.ids.trace_id(), self.ids.span_id()
+        flags = "00" if name == "unsampled" else "01"
+        ctx = {
+            "x-request-id": rid or self.ids.request_id(),
+            "traceparent": f"00-{trace}-{span}-{flags}",
+            "tracestate": f"{OWN_KEY}={span},{VENDORS}",
+            MARKER: f"{name}#{n}",
+        }
+        msg = Message(
+            f"GET /shop/checkout?s={name}&n={n} HTTP/1.1",
+            [
+                ("host", "shop.example.com"),
+                ("user-agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"),
+                ("accept", "text/html"),
+                ("x-forwarded-for", "198.51.100.23"),
+                ("x-forwarded-proto", "https"),
+                ("x-envoy-external-address", "198.51.100.23"),
+                *ctx.items(),
+                ("x-envoy-attempt-count", "1"),
+                ("x-envoy-decorator-operation", "frontend.shop.svc.cluster.local:8080/shop/*"),
+            ],
+        )
+        if barrier is not None:
+            barrier.wait(timeout=10)
+        t0 = time.time()
+        resp = self.conns[conn].request(msg)
+        out.append(
+            {
+                "conn": conn,
+                "scenario": name,
+                **ctx,
+                "status": int(resp.start.split()[1]),
+                "t0": t0,
+                "t1": time.time(),
+            }
+        )
+
+    def steps(self, plan: list[tuple[list[tuple[str, str]], bool]]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for step, same_rid in plan:
+            rid = self.ids.request_id() if same_rid else None
+            if len(step) == 1:
+                self.one(step[0][0], step[0][1], out, rid)
+            else:
+                barrier = threading.Barrier(len(step))
+                threads = [threading.Thread(target=self.one, args=(c, s, out, rid, barrier)) for c, s in step]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join(60)
+            time.sleep(STEP_GAP)
+        return out
+
+
+def run_ingress(certs: Path) -> None:
+    ingress = Ingress(certs)
+    edge: list[dict[str, Any]] = []
+    edge_threads: list[threading.Thread] = []
+    emit({"ready": "ingress"})
+    for line in sys.stdin:
+        cmd = line.strip()
+        if cmd in ("warm", "run"):
+            done = ingress.steps(WARMUP if cmd == "warm" else SCENARIO)
+            emit({"done": cmd, "requests": done, "failed": sum(r["status"] != 200 for r in done)})
+        elif cmd in ("slow-start", "slow-end"):
+            t = threading.Thread(target=ingress.one, args=("E", cmd, edge))
+            t.start()
+            edge_threads.append(t)
+            emit({"sent": cmd})
+        elif cmd == "finish":
+            for t in edge_threads:
+                t.join(60)
+            emit({"done": cmd, "requests": edge, "failed": sum(r["status"] != 200 for r in edge)})
+    os._exit(0)
+
+
+# --------------------------------------------------------------------------- orchestration
+
+
+def record(workdir: Path) -> dict[str, Any]:
+    certs = workdir / "certs"
+    certs.mkdir()
+    identities = {name: pod.spiffe for name, pod in PODS.items()}
+    identities["ingress"] = INGRESS_SPIFFE
+    rp.make_certs(certs, identities)
+    actors: list[Actor] = []
+    try:
+        rp.build_network(NET)
+        for pod in PODS.values():
+            actors.append(Actor(f"{pod.name}-app", pod.netns, ["app", "--pod", pod.name], SCRIPT))
+            actors.append(
+                Actor(
+                    f"{pod.name}-sidecar",
+                    pod.netns,
+                    ["sidecar", "--pod", pod.name, "--certs", str(certs)],
+                    SCRIPT,
+                )
+            )
+        ingress = Actor("ingress", INGRESS.netns, ["ingress", "--certs", str(certs)], SCRIPT)
+        noise = Actor("node", NET.node_ns, ["noise"], SCRIPT)
+        actors += [ingress, noise]
+        for a in actors:
+            reply = a.wait("ready", 30)
+            if reply.get("ready") == "sidecar" and reply.get("uid") != SIDECAR_UID:
+                raise RuntimeError(f"{a.name} runs as uid {reply.get('uid')}")
+        log("mesh up; warming up")
+        ingress.send("warm")
+        warm = ingress.wait("done", 120)
+        if warm["failed"]:
+            raise RuntimeError(f"warm-up: {warm['failed']} requests failed")
+        time.sleep(0.5)
+        ingress.send("slow-start")
+        ingress.wait("sent", 10)
+        time.sleep(0.3)  # frontend has the request and waits: tcpdump starts now
+        with sniff({PODS[n].netns: workdir / f"{n}.pcap" for n in CAPTURED}):
+            noise.send("start")
+            noise.wait("started", 10)
+            time.sleep(SLOW_START_DELAY)  # slow-start goes through the mesh
+            ingress.send("run")
+            scenario = ingress.wait("done", 240)
+            noise.send("stop")
+            noise_done = noise.wait("done", 30)
+            ingress.send("slow-end")
+            ingress.wait("sent", 10)
+            time.sleep(0.5)  # sniff waits 2.5 s more, then stops tcpdump, before ledger answers
+        ingress.send("finish")
+        edge = ingress.wait("done", 60)
+        if scenario["failed"] or edge["failed"]:
+            bad = [
+                (r["scenario"], r["status"])
+                for r in scenario["requests"] + edge["requests"]
+                if r["status"] != 200
+            ]
+            raise RuntimeError(f"requests failed: {bad}")
+        log(f"scenario: {len(scenario['requests'])} requests; node: {noise_done}")
+        by_name = {a.name: a for a in actors}
+        return {
+            "scenario": scenario["requests"] + edge["requests"],
+            "served": {n: list(by_name[f"{n}-app"].events) for n in CAPTURED},
+        }
+    finally:
+        for a in reversed(actors):
+            a.stop()
+        rp.delete_namespaces(NET)
+
+
+# --------------------------------------------------------------------------- reading the captures
+
+
+def tshark_args_for(name: str, table: dict[int, dict[str, Any]]) -> list[str]:
+    """The h2c legs, which tshark cannot recognise without their preface: orders' gRPC channel
+    (both NAT halves, by its app-side port) and payments' inbound leg from 127.0.0.6."""
+    ports: set[int] = set()
+    for r in table.values():
+        if not r.get("tcp.stream") or r.get("sll.ifindex") != "1":
+            continue
+        src, sport, _, dport = endpoints(r)
+        if name == "orders" and src == CLUSTER_IP["payments"] and sport == GRPC_PORT:
+            ports.add(dport)
+        if name == "payments" and src == INBOUND_SRC and dport == GRPC_PORT:
+            ports.add(sport)
+    return [x for p in sorted(ports) for x in ("-d", f"tcp.port=={p},http2")]
+
+
+def messages_of(path: Path, args: list[str], table: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every HTTP/1.1 and h2 message tshark decodes, with its endpoints and TCP stream."""
+    out: list[dict[str, Any]] = []
+    for m in tshark_summary(path, args, SHOWN_HEADERS)["http_messages"]:
+        out.append({**m, "protocol": "http/1.1", "stream": None})
+    if args:
+        for m in tshark_h2_summary(path, args, SHOWN_HEADERS)["http_messages"]:
+            out.append({**m, "protocol": "grpc"})
+    for m in out:
+        src, sport, dst, dport = endpoints(table[m["frame"]])
+        m.update(
+            {
+                "src": f"{src}:{sport}",
+                "dst": f"{dst}:{dport}",
+                "sport": sport,
+                "dport": dport,
+                "tcp_stream": int(table[m["frame"]]["tcp.stream"]),
+            }
+        )
+    return sorted(out, key=lambda m: int(m["frame"]))
+
+
+def shown(m: dict[str, Any]) -> dict[str, str]:
+    return {k: v for k, v in m.get("headers", {}).items() if k in TRACE_HEADERS}
+
+
+def judge(inb: dict[str, str], out: dict[str, str]) -> dict[str, Any] | None:
+    """The expected verdict on one outbound request from the tracing headers on it and on the
+    inbound request it serves. One finding per call: changed > malformed > missing > partial."""
+    carried = [h for h in TRACE_HEADERS if h in inb]
+    if not carried:
+        return None
+    if not any(h in out for h in TRACE_HEADERS):
+        return {"kind": "missing", "headers": carried}
+    changed = []
+    if (
+        "x-request-id" in out
+        and "x-request-id" in inb
+        and rid_key(out["x-request-id"]) != rid_key(inb["x-request-id"])
+    ):
+        changed.append("x-request-id")
+    pin, pout = tp_parts(inb.get("traceparent")), tp_parts(out.get("traceparent"))
+    if tp_valid(out.get("traceparent")) and pin and pout and pin[1] != pout[1]:
+        # a restarted trace: its tracestate belongs to the old trace, so dropping it is part
+        # of this one finding, not a second one
+        changed.append("traceparent")
+    if changed:
+        return {
+            "kind": "changed",
+            "headers": changed,
+            "rule": "another trace (or request) id than the request being served",
+        }
+    if "traceparent" in out and not tp_valid(out["traceparent"]):
+        return {
+            "kind": "malformed",
+            "headers": ["traceparent"],
+            "rule": "W3C Trace Context §3.2.2.3: an all-zero trace-id is invalid",
+        }
+    dropped = [h for h in carried if h not in out]
+    if "tracestate" in inb and "tracestate" in out:
+        lost = [k for k in ts_keys(inb["tracestate"]) if k not in ts_keys(out["tracestate"])]
+        if lost:
+            return {
+                "kind": "partial",
+                "headers": ["tracestate"],
+                "lost_entries": lost,
+                "rule": "W3C Trace Context §3.5: a vendor must not drop other vendors' tracestate entries",
+            }
+    if dropped:
+        return {
+            "kind": "partial",
+            "headers": dropped,
+            "rule": "Istio: apps forward x-request-id, traceparent and tracestate; W3C §3.5"
+            if "tracestate" in dropped
+            else "Istio: apps forward x-request-id and traceparent",
+        }
+    return None
+
+
+def attribute(out: dict[str, Any], inbound: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    """The inbound requests an analysis may attribute an outbound call to, narrowed the way
+    DESIGN.md says (window, then x-request-id, trace id, span lineage), and the id that
+    narrowed them last. One left: certain; several: ambiguous."""
+    cands = [i for i in inbound if i["frame"] < out["frame"] < i["end"]]
+    o = shown(out)
+    op = tp_parts(o.get("traceparent"))
+    tests: list[tuple[str, Callable[[dict[str, Any]], bool]]] = [
+        (
+            "x-request-id",
+            lambda i: (
+                "x-request-id" in o
+                and rid_key(shown(i).get("x-request-id", "")) == rid_key(o["x-request-id"])
+            ),
+        ),
+        (
+            "trace-id",
+            lambda i: (
+                op is not None
+                and tp_valid(o.get("traceparent"))
+                and (tp_parts(shown(i).get("traceparent")) or ("", "", "", ""))[1] == op[1]
+            ),
+        ),
+        (
+            "span-lineage",
+            lambda i: (
+                op is not None and (tp_parts(shown(i).get("traceparent")) or ("", "", "", ""))[2] == op[2]
+            ),
+        ),
+    ]
+    by = "time-window"
+    for name, test in tests:
+        if len(cands) <= 1 and by != "time-window":
+            break
+        hits = [c for c in cands if test(c)]
+        if hits:
+            cands, by = hits, name
+    return cands, by
+
+
+def expected_for(
+    name: str,
+    path: Path,
+    args: list[str],
+    table: dict[int, dict[str, Any]],
+    served: list[dict[str, Any]],
+    scenario_markers: set[str],
+) -> dict[str, Any]:
+    pod = PODS[name]
+    msgs = messages_of(path, args, table)
+    last = max(table)
+    reqs = [m for m in msgs if m["kind"] == "request"]
+    resps = [m for m in msgs if m["kind"] == "response"]
+
+    def response_of(req: dict[str, Any], reply_streams: set[int] | None = None) -> dict[str, Any] | None:
+        for r in resps:
+            if r["frame"] <= req["frame"] or r.get("used"):
+                continue
+            if req["protocol"] == "grpc":
+                if (
+                    r["protocol"] == "grpc"
+                    and r["stream"] == req["stream"]
+                    and (r["tcp_stream"] == req["tcp_stream"] or r["dport"] == req["sport"])
+                ):
+                    r["used"] = True
+                    return r
+            elif r["protocol"] == "http/1.1" and (
+                r["tcp_stream"] == req["tcp_stream"]
+                or (r["dport"] == req["sport"] and r["dst"].startswith(pod.ip))
+            ):
+                r["used"] = True
+                return r
+        return None
+
+    inbound = [m for m in reqs if m["src"].startswith(INBOUND_SRC + ":")]
+    for i in inbound:
+        resp = response_of(i)
+        end = resp.get("trailers", {}).get("frame", resp["frame"]) if resp else None
+        i.update({"end": end if end else last + 1, "response_frame": end})
+    outbound = [m for m in reqs if m["dst"] == f"127.0.0.1:{OUTBOUND_PORT}"]
+    for o in outbound:
+        resp = response_of(o)
+        o["response_frame"] = resp.get("trailers", {}).get("frame", resp["frame"]) if resp else None
+    by_marker: dict[str, list[dict[str, Any]]] = {}
+    for i in inbound:
+        by_marker.setdefault(i.get("headers", {}).get(MARKER, ""), []).append(i)
+    calls_sent = {c["headers"][MARKER]: (ev, c) for ev in served for c in ev["calls"]}
+    findings: list[dict[str, Any]] = []
+    correct: list[dict[str, Any]] = []
+    outside: list[dict[str, Any]] = []
+    for o in outbound:
+        marker = o.get("headers", {}).get(MARKER, "")
+        if marker.split("/")[0] not in scenario_markers:
+            raise RuntimeError(f"{name}: outbound frame {o['frame']} with unknown marker {marker!r}")
+        _, call = calls_sent[marker]
+        if {k: v for k, v in call["headers"].items() if k in TRACE_HEADERS} != shown(o):
+            raise RuntimeError(f"{name}: frame {o['frame']}: tshark shows {shown(o)}, the app sent {call}")
+        parent = marker.rsplit("/", 1)[0]
+        serving = [i for i in by_marker.get(parent, []) if i["frame"] < o["frame"] < i["end"]]
+        base = {
+            "source": name,
+            "target": call["target"],
+            "protocol": o["protocol"],
+            "marker": marker,
+            "outbound_frame": o["frame"],
+            "response_frame": o["response_frame"],
+            "path": o.get("path"),
+            "headers_sent": shown(o),
+        }
+        cands, by = attribute(o, inbound)
+        if not serving:
+            if cands:
+                raise RuntimeError(
+                    f"{name}: frame {o['frame']} serves nothing captured, yet falls in {cands}"
+                )
+            outside.append({**base, "reason": "the request it serves began before the capture"})
+            continue
+        (inb,) = serving
+        if inb not in cands:
+            raise RuntimeError(
+                f"{name}: frame {o['frame']}: attribution {by} misses its inbound {inb['frame']}"
+            )
+        attribution = {
+            "inbound_frame": inb["frame"],
+            "by": by,
+            "confidence": "certain" if len(cands) == 1 else "ambiguous",
+            "candidates": sorted(c["frame"] for c in cands),
+        }
+        verdict = judge(shown(inb), shown(o))
+        key = (scenario_of(marker), name, call["call"])
+        got = verdict["kind"] if verdict else None
+        if got != INTENDED.get(key):
+            raise RuntimeError(
+                f"{name}: {key} judged {got}, meant {INTENDED.get(key)}: {shown(inb)} -> {shown(o)}"
+            )
+        if verdict is None:
+            correct.append({**base, **attribution})
+            continue
+        hdrs = verdict["headers"]
+        findings.append(
+            {
+                "kind": verdict["kind"],
+                "headers": hdrs,
+                **base,
+                **attribution,
+                "expected": {
+                    h: v for h, v in shown(inb).items() if h in hdrs or verdict["kind"] == "changed"
+                },
+                "found": {h: v for h, v in shown(o).items() if h in hdrs},
+                "rule": verdict["rule"],
+                **({"lost_entries": verdict["lost_entries"]} if "lost_entries" in verdict else {}),
+            }
+        )
+    inbound_list = [
+        {
+            "frame": i["frame"],
+            "response_frame": i["response_frame"],
+            "protocol": i["protocol"],
+            "path": i.get("path"),
+            "marker": i.get("headers", {}).get(MARKER),
+            "attempt": i.get("headers", {}).get("x-envoy-attempt-count"),
+            **shown(i),
+        }
+        for i in inbound
+    ]
+    # pairs of inbound requests in flight together (two h2 requests can share a frame)
+    concurrent = sorted(
+        {
+            (a["frame"], b["frame"])
+            for k, a in enumerate(inbound)
+            for b in inbound[k + 1 :]
+            if a["frame"] <= b["frame"] < a["end"]
+        }
+    )
+    pairs = rp.nat_pairs(pod, table)
+    leg_list, leg_counts = rp.legs(pod, table)
+    return {
+        "file": f"mesh/{name}.pcap",
+        "pod": {
+            "name": name,
+            "namespace": "shop",
+            "ip": pod.ip,
+            "app_ports": list(pod.ports),
+            "sidecar": True,
+            "inbound_source": INBOUND_SRC,
+            "spiffe": pod.spiffe,
+        },
+        "services": {f"{ip}:{port}": f"{svc}:{port}" for (ip, port), svc in SERVICES.items()},
+        "tshark_args": args,
+        "findings": findings,
+        "correct_calls": correct,
+        "outside_capture": outside,
+        "inbound_requests": inbound_list,
+        "concurrent_inbound": concurrent,
+        "nat_split": pairs,
+        "leg_counts": leg_counts,
+        "legs": leg_list,
+    }
+
+
+TESTS = {
+    "frontend": (
+        "frontend (HTTP/1.1) of an emulated Istio mesh traced with OpenTelemetry (W3C traceparent + "
+        "tracestate + x-request-id, no B3), ksniff-style: inbound from 127.0.0.6, outbound NAT split, "
+        "mTLS on eth0, probes and scrapes, warm keep-alive connections; a call whose serving request "
+        "began before the capture; zero trace id (malformed), dropped tracestate (partial), a new "
+        "trace while another request shares its x-request-id (changed, ambiguous); mesh/EXPECTED.json"
+    ),
+    "orders": (
+        "orders in the same mesh, at the same time: HTTP/1.1 served by a thread pool, two parallel "
+        "gRPC calls per request to payments on a warm channel (h2 without preface, NAT split); a 503 "
+        "answered by the app then a retry (x-envoy-attempt-count: 2); dropped traceparent (partial), "
+        "a new trace keeping x-request-id (changed); mesh/EXPECTED.json"
+    ),
+    "payments": (
+        "payments in the same mesh: gRPC inbound from 127.0.0.6 on a warm h2 connection (two requests "
+        "of one trace at once, told apart by span lineage), HTTP/1.1 calls to ledger retried by its "
+        "sidecar; another vendor's tracestate entry dropped (partial); mesh/EXPECTED.json"
+    ),
+    "ledger": (
+        "ledger in the same mesh: HTTP/1.1 inbound only (concurrent requests sharing x-request-id and "
+        "trace id), a request whose first attempt its sidecar answered; requests still unanswered "
+        "when the capture stops; mesh/EXPECTED.json"
+    ),
+}
+
+
+def manifest_entry(
+    name: str, args: list[str], table: dict[int, dict[str, Any]], expected: dict[str, Any]
+) -> dict[str, Any]:
+    path = MESH_DIR / f"{name}.pcap"
+    summary = tshark_summary(path, args, SHOWN_HEADERS)
+    http1 = [
+        {"kind": m["kind"], "protocol": "http/1.1", **m, "stream": None} for m in summary["http_messages"]
+    ]
+    messages = list(http1)
+    tshark: dict[str, Any] = {"args": args}
+    if args:
+        h2 = tshark_h2_summary(path, args, SHOWN_HEADERS)
+        messages += h2["http_messages"]
+        tshark.update(
+            {
+                "unknown_headers": h2["unknown_headers"],
+                "requests": sum(m["kind"] == "request" for m in http1),
+                "responses": sum(m["kind"] == "response" for m in http1),
+            }
+        )
+    messages.sort(key=lambda m: int(m["frame"]))
+    pairs = expected["nat_split"]
+    tshark["tcp_connections"] = summary["tcp_connections"]
+    tshark["note"] = (
+        f"tshark counts each of the {len(pairs)} NAT-split outbound connections twice (request half to "
+        "127.0.0.1:15001, reply half from the ClusterIP); paired by the app-side endpoint there are that "
+        "many fewer connections"
+        + (
+            "; the h2c legs are decoded as http2 by their app-side ports; "
+            "http.request.method/http.response.code count only HTTP/1.1"
+            if args
+            else ""
+        )
+    )
+    non_tcp: dict[str, int] = {}
+    for row in table.values():
+        if not row.get("tcp.stream"):
+            proto = row.get("frame.protocols", "").split(":")[-1] or "unknown"
+            non_tcp[proto] = non_tcp.get(proto, 0) + 1
+    entry: dict[str, Any] = {
+        "file": f"mesh/{name}.pcap",
+        "made_by": "record_mesh.py",
+        "tests": TESTS[name],
+        **describe_format(path),
+        "frames": summary["frames"],
+        "tcp_connections": summary["tcp_connections"] - len(pairs),
+        "http_messages": messages,
+        "anomalies": [],
+        "error": None,
+        "tshark": tshark,
+        "first_ts_ns": summary["first_ts_ns"],
+        "last_ts_ns": summary["last_ts_ns"],
+        "scenario": scenario_lines(),
+        "expected": "mesh/EXPECTED.json",
+        "note": (
+            f"pod {PODS[name].ip}, sidecar inbound from 127.0.0.6; legs: "
+            + ", ".join(f"{n} {r}" for r, n in expected["leg_counts"].items())
+        ),
+    }
+    if non_tcp:
+        entry["non_tcp"] = non_tcp
+    return entry
+
+
+ABOUT = (
+    "What a propagation analysis (tracewire analyze) must find in the four mesh captures, each alone "
+    "and all four together (the same findings either way). Frames are Wireshark's numbers: the frame "
+    "completing an HTTP/1.1 message head, or the one whose segment completes an h2 HEADERS frame. "
+    "inbound_frame: the request the sidecar sent the app (from 127.0.0.6); outbound_frame: the app's "
+    "request to 127.0.0.1:15001. Kinds, one per call, in this precedence: changed (another trace id or "
+    "x-request-id; a restarted trace's dropped tracestate is part of it, headers name traceparent "
+    "only) > malformed (present but invalid, e.g. an all-zero trace id; never also partial) > missing "
+    "(none of the inbound's tracing headers) > partial (some dropped, or other vendors' tracestate "
+    "entries dropped: headers [tracestate], lost_entries). expected/found: the inbound's and the "
+    "outbound's values of those headers. Attribution: candidates are the inbound requests of the pod "
+    "whose window (head to response, or to the end of the capture) contains the outbound; narrowed in "
+    "turn by x-request-id (character 14 masked), trace id, and span lineage (the outbound's "
+    "traceparent parent-id = the inbound's span id), each step only when it keeps at least one; by = "
+    "the last id that narrowed (time-window when none did); confidence certain when one candidate is "
+    "left, else ambiguous (candidates: their frames; inbound_frame is the one the script knows it "
+    "served, which a passive reader cannot tell). correct_calls: must give no finding (retries, "
+    "unsampled requests, parallel calls, calls unanswered at the end). outside_capture: calls whose "
+    "serving request began before the capture: no finding of any kind, counted apart."
+)
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--actor":
+        return actor_main(sys.argv[2:])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--no-manifest", action="store_true", help="do not touch MANIFEST.json")
+    ap.add_argument(
+        "--manifest-only",
+        action="store_true",
+        help="do not record: rewrite the MANIFEST.json entries from the files and EXPECTED.json",
+    )
+    ns = ap.parse_args()
+    if ns.manifest_only:
+        entries = []
+        for exp in json.loads(EXPECTED.read_text())["captures"]:
+            path, args = CAPTURES / exp["file"], exp["tshark_args"]
+            entries.append(manifest_entry(path.stem, args, frame_table(path, args), exp))
+        update_manifest(entries, owner="record_mesh.py")
+        return 0
+    if os.geteuid() != 0:
+        print("record_mesh.py needs root (network namespaces, iptables, tcpdump)", file=sys.stderr)
+        return 2
+    for tool in ("ip", "iptables-restore", "tcpdump", "tshark"):
+        if shutil.which(tool) is None:
+            print(f"record_mesh.py needs {tool}", file=sys.stderr)
+            return 2
+    rp.delete_namespaces(NET)  # left over from an interrupted run
+    workdir = Path(tempfile.mkdtemp(prefix="tracewire-mesh-"))
+    os.chmod(workdir, 0o755)
+    try:
+        run_info = record(workdir)
+        markers = {r[MARKER] for r in run_info["scenario"]}
+        captures: list[dict[str, Any]] = []
+        tables: dict[str, tuple[list[str], dict[int, dict[str, Any]]]] = {}
+        for name in CAPTURED:
+            path = workdir / f"{name}.pcap"
+            table = frame_table(path, [])
+            args = tshark_args_for(name, table)
+            if args:
+                table = frame_table(path, args)
+            exp = expected_for(name, path, args, table, run_info["served"][name], markers)
+            size = path.stat().st_size
+            if size >= 500_000:
+                raise RuntimeError(f"{name}.pcap is {size} bytes (limit 500 KB)")
+            captures.append(exp)
+            tables[name] = (args, table)
+        MESH_DIR.mkdir(exist_ok=True)
+        for name in CAPTURED:
+            shutil.copyfile(workdir / f"{name}.pcap", MESH_DIR / f"{name}.pcap")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    doc = {
+        "made_by": "record_mesh.py",
+        "about": ABOUT,
+        "tracer": (
+            "OpenTelemetry: traceparent + tracestate (istio=<span>, congo, rojo) + x-request-id, no B3; "
+            "every sidecar starts a span per hop and keeps the other vendors' entries"
+        ),
+        "correct_app": (
+            "forwards the inbound request's x-request-id, traceparent and tracestate byte for byte "
+            "(no span of its own): the outbound traceparent's parent-id is the inbound's span id"
+        ),
+        "injected": {f"{s} ({app} -> {call})": kind for (s, app, call), kind in INTENDED.items()},
+        "scenario": scenario_lines(),
+        "captures": captures,
+    }
+    EXPECTED.write_text(json.dumps(doc, indent=1) + "\n")
+    for c in captures:
+        kinds = [
+            f"{f['kind']} {f['target']} {f['inbound_frame']}->{f['outbound_frame']} {f['confidence']}"
+            for f in c["findings"]
+        ]
+        log(
+            f"{c['file']}: {len(c['findings'])} findings ({'; '.join(kinds)}), {len(c['correct_calls'])} "
+            f"correct, {len(c['outside_capture'])} outside, concurrent inbound {c['concurrent_inbound']}"
+        )
+    if not ns.no_manifest:
+        update_manifest(
+            [manifest_entry(n, *tables[n], e) for n, e in zip(CAPTURED, captures, strict=True)],
+            owner="record_mesh.py",
+        )
+    return 0
+
+
+def actor_main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="record_mesh.py --actor")
+    ap.add_argument("role", choices=("app", "sidecar", "ingress", "noise"))
+    ap.add_argument("--pod", choices=sorted(PODS))
+    ap.add_argument("--certs", type=Path)
+    ns = ap.parse_args(argv)
+    rp.ACTOR = f"{ns.pod}-{ns.role}" if ns.pod else ns.role
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the orchestrator ends actors by closing stdin
+    socket.setdefaulttimeout(30)
+    if ns.role == "app":
+        run_app(PODS[ns.pod])
+    elif ns.role == "sidecar":
+        run_sidecar(PODS[ns.pod], ns.certs)
+    elif ns.role == "ingress":
+        run_ingress(ns.certs)
+    else:
+        rp.run_noise(list(PODS.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
