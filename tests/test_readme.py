@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
 from tests.fixtures import ROOT
 
 
@@ -27,3 +33,38 @@ def test_readme_example_capture_exists() -> None:
     install = _commands()[0]
     capture = install.rsplit(" ", 1)[1]
     assert (ROOT / capture).is_file()
+
+
+def _ci_with(first_step: str, root: Path) -> subprocess.CompletedProcess[str]:
+    """Run a copy of .ci/run in ``root`` whose README step is ``first_step`` instead."""
+    test = _commands()[1]
+    script = (ROOT / ".ci" / "run").read_text()
+    assert script.count(test) == 1
+    (root / ".ci").mkdir()
+    (root / ".ci" / "run").write_text(script.replace(test, first_step))
+    return subprocess.run(["bash", str(root / ".ci" / "run")], capture_output=True, text=True,
+                          check=False, timeout=120)
+
+
+@pytest.mark.parametrize(("first_step", "status"), [
+    ("false && touch reached", 1),  # the apt-get case: the first link of a chain fails
+    ("true && (exit 3) && touch reached", 3),  # a link in the middle
+    ("false | cat && touch reached", 1),  # a pipeline whose first command fails
+    (f"mkdir empty && {sys.executable} -m pytest -q -p no:cacheprovider empty && touch reached", 5),
+])
+def test_ci_fails_when_any_link_of_the_readme_command_fails(
+    first_step: str, status: int, tmp_path: Path
+) -> None:
+    p = _ci_with(first_step, tmp_path)
+    assert p.returncode == status, p.stderr
+    assert not (tmp_path / "reached").exists()
+    assert f"ci: failed with status {status}: {first_step}" in p.stderr
+    assert "ruff check" not in p.stderr  # no later step ran
+
+
+def test_ci_goes_on_to_ruff_and_mypy_when_the_readme_command_passes(tmp_path: Path) -> None:
+    p = _ci_with("touch reached", tmp_path)
+    assert (tmp_path / "reached").exists()
+    # ruff is not installed in the copy: its step runs, fails, and fails the run
+    assert "ci: .venv/bin/ruff check .\n" in p.stderr
+    assert p.returncode == 127 and "ci: failed with status 127: .venv/bin/ruff check ." in p.stderr
