@@ -20,6 +20,7 @@ from analyzer.analysis.naming import (
     bare,
     cluster_local,
     file_stem,
+    is_address,
     name_pod,
     name_targets,
     pod_shaped,
@@ -361,3 +362,25 @@ def test_diff_of_a_warm_channel_matches_by_inferred_name() -> None:
     hops = {h["target"]: h for h in json.loads(out)["hops"]}
     assert "ratings:50051" in hops and "ClusterIP" in hops["ratings:50051"]["matched_by"]
     assert hops["ratings:50051"]["change"] == "unchanged"
+
+
+@pytest.mark.parametrize(("authority", "address"), [
+    ("10.96.2.12:50051", True), ("[fd00::1]:80", True), ("10.96.2.12", True),
+    ("payments:50051", False), ("payments.shop.svc.cluster.local", False), ("v1.2.3.4x", False),
+])
+def test_is_address(authority: str, address: bool) -> None:
+    assert is_address(authority) is address
+
+
+def test_callee_that_saw_only_an_address_is_named_by_its_pod() -> None:
+    """A gRPC client that dialled the ClusterIP sends `:authority: 10.96.0.11:9080`: the callee
+    saw an address, not a name. Its pod's name with the service port names the target."""
+    caps = _views([PRODUCTPAGE, REVIEWS])
+    to_reviews = [o for o in caps[0].outbound if o.authority == "reviews:9080"]
+    for o in caps[0].outbound:
+        o.authority = None  # nothing on the caller's side names reviews
+    assert {o.nat_reply_from for o in to_reviews} == {"10.96.0.11:9080"}
+    for i in caps[1].inbound:
+        i.authority = "10.96.0.11:9080"
+    name_targets([CaptureCalls(c.path, c.inbound, c.outbound, c.inbound_service) for c in caps], {})
+    assert {target_of(o) for o in to_reviews} == {("reviews:9080", "callee capture")}

@@ -125,6 +125,13 @@ def cluster_local(authority: str) -> bool:
     return "." not in host or ".svc" in host or host.endswith(".local")
 
 
+def is_address(authority: str) -> bool:
+    """An authority that is an IP literal (`10.96.2.12:50051`, `[fd00::1]:80`) names nothing
+    beyond the address: a client that dialled a ClusterIP."""
+    host = _host(authority)
+    return ":" in host or (host.replace(".", "").isdigit() and host.count(".") == 3)
+
+
 def bare(authority: str) -> str:
     """`reviews.default.svc.cluster.local:9080` -> `reviews`; an address stays as it is."""
     host = _host(authority)
@@ -305,7 +312,7 @@ def name_targets(caps: Sequence[CaptureCalls], joined: dict[int, Call]) -> list[
         for o in cap.outbound:
             groups.setdefault((o.capture, o.connection), []).append(o)
             addr = reply_address(o)
-            if o.authority and addr:
+            if o.authority and addr and not is_address(o.authority):
                 by_address.setdefault(addr, Counter())[o.authority] += 1
                 by_ip.setdefault(addr.rsplit(":", 1)[0], Counter())[o.authority] += 1
                 where.setdefault(addr.rsplit(":", 1)[0], (o.capture, o.frame))
@@ -335,6 +342,7 @@ def name_targets(caps: Sequence[CaptureCalls], joined: dict[int, Call]) -> list[
     notes: list[Note] = []
     for (capture, connection), calls in groups.items():
         known = Counter(c.authority for c in calls if c.authority)
+        named = Counter({a: n for a, n in known.items() if not is_address(a)})
         for c in calls:
             if c.authority:
                 c.target, c.target_source = c.authority, "authority"
@@ -345,7 +353,7 @@ def name_targets(caps: Sequence[CaptureCalls], joined: dict[int, Call]) -> list[
         name: str | None = None
         source = "unknown"
         evidence = ""
-        same = _agreed(known)
+        same = _agreed(named)
         if same is not None:
             name, source = same, "connection"
             evidence = f"other requests on connection {connection} show :authority {same}"
@@ -383,11 +391,17 @@ def name_targets(caps: Sequence[CaptureCalls], joined: dict[int, Call]) -> list[
             if len(votes) == 1 and not ambiguous:
                 pod = next(iter(votes))
                 i = seen_at[pod]
-                name = i.authority if i.authority else (
+                # the authority the callee saw, unless it is only an address (a client that
+                # dialled the ClusterIP): then the callee pod's name, with the service port
+                name = i.authority if i.authority and not is_address(i.authority) else (
                     f"{pod}:{addr.rsplit(':', 1)[1]}" if addr else pod)
                 source = "callee capture"
                 evidence = (f"{Path(i.capture).name} (pod {pod}) received the same request ids "
                             f"while the calls were open (frame {i.frame})")
+        if name is None and _agreed(known) is not None:
+            # the other requests on the connection show only an address: that is its name
+            name, source = _agreed(known), "connection"
+            evidence = f"other requests on connection {connection} show :authority {name}"
         if name is None:
             name = unknown_target(addr, connection)
         for c in unknown:
@@ -397,9 +411,9 @@ def name_targets(caps: Sequence[CaptureCalls], joined: dict[int, Call]) -> list[
             first = unknown[0]
             notes.append(Note(
                 "target-inferred",
-                f"{len(unknown)} calls on connection {connection} show no :authority (an HPACK "
-                f"entry older than the capture, or no Host): their target is named {name} "
-                f"because {evidence}",
+                f"target {name} inferred from {source} for {len(unknown)} call(s) on connection "
+                f"{connection} that show no :authority (an HPACK entry older than the capture, or "
+                f"no Host): {evidence}",
                 capture, first.frame))
     return notes
 
