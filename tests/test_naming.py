@@ -384,3 +384,30 @@ def test_callee_that_saw_only_an_address_is_named_by_its_pod() -> None:
         i.authority = "10.96.0.11:9080"
     name_targets([CaptureCalls(c.path, c.inbound, c.outbound, c.inbound_service) for c in caps], {})
     assert {target_of(o) for o in to_reviews} == {("reviews:9080", "callee capture")}
+
+
+@pytest.mark.usefixtures("_at_root")
+def test_name_on_a_capture_that_is_not_one_pods() -> None:
+    """A capture of a node or a docker network shows several services: --name cannot say
+    which it means, so it is trouble, not a guess. A capture with one service takes it."""
+    p = "captures/curl-basic.pcap"
+    code, out, err = run("analyze", "--format", "json", "--name", f"web={p}", p)
+    assert code == 0, err
+    (pod,) = json.loads(out)["pods"]
+    assert (pod["service"], pod["name_source"], pod["sidecar"]) == ("web", "--name", False)
+
+
+def test_name_on_a_capture_of_several_services_is_trouble(tmp_path: Path) -> None:
+    from analyzer.analysis.naming import NamingError
+
+    client = Conn("172.18.0.5", 50000, "172.18.0.2", 8080)
+    other = Conn("172.18.0.2", 40000, "172.18.0.3", 9090, cisn=7000, sisn=9000)
+    packets = [*client.handshake(), client.send(b"GET /a HTTP/1.1\r\nHost: svc-a:8080\r\n\r\n"),
+               *other.handshake(), other.send(b"GET /b HTTP/1.1\r\nHost: svc-b:9090\r\n\r\n")]
+    f = tmp_path / "node.pcap"
+    f.write_bytes(pcap([(1_700_000_000_000_000_000 + n * 1_000_000, sll2(p)) for n, p in enumerate(packets)]))
+    assert [p.service for p in analyze([f]).pods] == ["svc-a", "svc-b"]
+    with pytest.raises(NamingError, match=r"shows 2 services \(svc-a, svc-b\), not one pod"):
+        analyze([f], Options(names=(("web", str(f)),)))
+    code, _, err = run("analyze", "--name", f"web={f}", str(f))
+    assert code == 2 and "not one pod" in err

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from analyzer.analysis.model import Call
-from analyzer.analysis.naming import PodName, explicit_name, host_name, name_pod
+from analyzer.analysis.naming import NamingError, PodName, explicit_name, host_name, name_pod
 from analyzer.decode.packet import format_endpoint
 from analyzer.records import Message
 from analyzer.tracing import TRACING_HEADER_NAMES
@@ -180,6 +180,9 @@ def classify(calls: list[Call], opts: Options, capture: str = "-") -> Roles:
     if explicit and len(names) == 1:  # --name can name a capture's only service
         (host,) = names
         names[host] = name_pod(capture, [], explicit, host)
+    elif explicit and names:  # which of them? a guess would misname the others
+        raise NamingError(f"--name {explicit}={capture}: the capture shows {len(names)} services "
+                          f"({', '.join(sorted(n.service for n in names.values()))}), not one pod")
     services = {host: n.service for host, n in names.items()}
     for c in live:
         c.role = "inbound"
