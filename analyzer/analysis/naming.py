@@ -32,9 +32,16 @@ request on the same connection that shows it (one connection goes to one service
 the replies came from (Istio's NAT shows the service's ClusterIP), when any call in any capture
 shows that ClusterIP with a known authority (a ClusterIP belongs to one Kubernetes Service, so
 the port may differ); and, when the callee's capture is given too, the request the callee
-received with the same ids while the call was open. Such a name is labelled inferred, with
-its evidence. A target that stays unknown is spelled ``unknown (ADDRESS)`` when the replies
-showed an address, else ``unknown (connection N)``, in every output.
+received with the same ids while the call was open (its start and end within the call's, give
+or take CLOCK_SKEW_NS; method, path and protocol not contradicting). That last one is weighed
+per connection, which goes to one service: every call on it that finds a callee must find the
+same pod, and a pod that called the caller (upstream, through the multi-capture join) is never
+its callee, although it saw the same x-request-id. An authority that is an IP literal (a client
+that dialled the ClusterIP) names no service, so the callee's pod name with the service port
+is used instead. Such a name is labelled inferred, with its evidence, and a note per
+connection says what named it. A target that stays unknown is spelled ``unknown (ADDRESS)``
+when the replies showed an address, else ``unknown (connection N)``, in every output; diff,
+which compares captures, drops the connection number (it means nothing in another capture).
 """
 
 from __future__ import annotations
