@@ -190,7 +190,7 @@ def test_concurrent_requests_sharing_an_x_request_id_narrowed_by_span_lineage() 
     b = call({"x-request-id": RID, "traceparent": tp(span=S2)}, ts=110, end=410, frame=11)
     verbatim = call({"x-request-id": RID, "traceparent": tp(span=S2)}, ts=200, frame=20)
     att = attribute(verbatim, [a, b])
-    assert (att.inbound, att.method, att.confidence) == (b, "x-request-id", "certain")
+    assert (att.inbound, att.method, att.confidence) == (b, "span-lineage", "certain")
 
 
 def test_concurrent_requests_without_lineage_are_ambiguous() -> None:

@@ -120,47 +120,64 @@ def _lineage(o: Call) -> set[str]:
     return out
 
 
-def _narrow(o: Call, pool: list[Call]) -> list[Call]:
-    """Narrow candidates by trace id, then span lineage (only when it singles one out),
-    then time; a step that would leave none is skipped."""
+def _narrow(o: Call, pool: list[Call]) -> tuple[list[Call], str] | None:
+    """Narrow candidates by x-request-id, trace id, then span lineage; a step that would
+    leave none is skipped, and span lineage is used only when it singles one out (a call
+    whose app made its own span names no inbound span). Returns what is left and the id
+    that decided (the last step that narrowed, else the first that matched), or None when
+    no candidate shares an id with the call."""
+    key = o.request_key
     tids = {t.trace_id for t in o.trace if t.trace_id is not None}
-    if tids and len(pool) > 1:
+    parents = _lineage(o)
+    matched: str | None = None
+    decided: str | None = None
+    if key:
+        same = [i for i in pool if i.request_key == key]
+        if same:
+            # A candidate carrying exactly the call's trace id stays one even when its
+            # x-request-id differs: the call must never be "changed" against it.
+            same += [i for i in pool if i not in same and tids & {t.trace_id for t in i.trace}]
+            matched = "x-request-id"
+            decided = matched if len(same) < len(pool) else None
+            pool = same
+    if tids:
         same = [i for i in pool if tids & {t.trace_id for t in i.trace}]
-        pool = same or pool
-    if len(pool) > 1:
-        parents = _lineage(o)
-        if parents:
-            lin = [i for i in pool if span_ids(i) & parents]
-            if len(lin) == 1:
-                pool = lin
-    if len(pool) > 1:
-        pool = [i for i in pool if _inside(o, i)] or pool
-    return pool
+        if same:
+            matched = matched or "trace-id"
+            if len(same) < len(pool):
+                decided = "trace-id"
+            pool = same
+    if parents and len(pool) > 1:
+        same = [i for i in pool if span_ids(i) & parents]
+        if len(same) == 1:
+            matched = matched or "span-lineage"
+            decided = "span-lineage"
+            pool = same
+    if matched is None:
+        return None
+    return pool, decided or matched
 
 
 def attribute(o: Call, inbound: list[Call] | InboundIndex) -> Attribution:
-    """Which inbound request (of the same service) was being served when ``o`` was made."""
+    """Which inbound request (of the same service) was being served when ``o`` was made.
+
+    The candidates are the requests whose window contains the call, narrowed by its ids
+    (``_narrow``). When none of them shares an id with the call, a request outside any
+    window that does (work done after the response, or clocks apart) is preferred to a
+    stranger inside one; only then is time alone used.
+    """
     index = inbound if isinstance(inbound, InboundIndex) else InboundIndex(inbound)
     window = [i for i in index.containing(o.ts_ns) if i is not o]
-    key = o.request_key
-    pool: list[Call] = []
-    method = "none"
-    if key:
-        pool = [i for i in index.by_key.get(key, ()) if i is not o]
-        method = "x-request-id"
-    tids = {t.trace_id for t in o.trace if t.trace_id is not None}
-    if tids:
-        # Another request being served that carries exactly the call's trace id is a
-        # candidate too: the call must never be called "changed" against its neighbour.
-        carrying = [i for i in window if i not in pool and tids & {t.trace_id for t in i.trace}]
-        if not pool:
-            for tid in sorted(tids):
-                pool += [i for i in index.by_trace.get(tid, ()) if i is not o and i not in pool]
-            method = "trace-id" if pool else method
-        else:
-            pool += carrying
-    if pool:
-        pool = _narrow(o, pool)
+    narrowed = _narrow(o, window)
+    if narrowed is None:
+        by_id: list[Call] = []
+        if (key := o.request_key) is not None:
+            by_id = [i for i in index.by_key.get(key, ()) if i is not o]
+        for tid in sorted({t.trace_id for t in o.trace if t.trace_id is not None}):
+            by_id += [i for i in index.by_trace.get(tid, ()) if i is not o and i not in by_id]
+        narrowed = _narrow(o, by_id) if by_id else None
+    if narrowed is not None:
+        pool, method = narrowed
         best = _preferred(o, pool)
         if len(pool) == 1:
             return Attribution(best, method, "certain")
@@ -373,7 +390,9 @@ def _causes(i: Call, o: Call, hidden: Hidden) -> tuple[list[_Cause], bool]:
                     dropped.append("tracestate")
                     rules.append(f"tracestate: other vendors' members must be kept (W3C Trace Context "
                                  f"§3.5); dropped: {', '.join(lost)}")
-    certain = [n for n in dict.fromkeys(dropped) if not _could_hide(n, hidden)]
+    # A header present but invalid is malformed (above), never also dropped.
+    present = {n for t in o.trace if t.violations for n in t.headers}
+    certain = [n for n in dict.fromkeys(dropped) if n not in present and not _could_hide(n, hidden)]
     limited = limited or len(certain) < len(set(dropped))
     if certain:
         exp = _shown(i, certain)

@@ -154,7 +154,8 @@ def analyze(paths: Sequence[str | Path], opts: Options | None = None) -> Result:
             if short and not fs:
                 limited_calls.append(o)
             outcomes.append(Outcome(o, source, target, fs, True, att.inbound.has_context,
-                                    "limited" if short and not fs else "judged"))
+                                    "limited" if short and not fs else "judged", att.inbound,
+                                    att.method, att.confidence, [c.frame for c in att.candidates]))
             findings += fs
             notes += ns
             if not fs and att.inbound.has_context and not short:

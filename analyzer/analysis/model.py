@@ -187,6 +187,12 @@ class Outcome:
     # served began before the capture, or the candidates include one it does not show);
     # "limited" (a finding would rest on the absence of a header the capture cannot show)
     verdict: str = "judged"
+    # The attribution, for every call (a finding repeats it): the inbound request it was
+    # judged against, the id that decided, how sure, and the candidates' frames.
+    inbound: Call | None = None
+    attribution: str = "none"
+    confidence: str = "certain"
+    candidates: list[int] = field(default_factory=list)
 
 
 @dataclass(slots=True)
