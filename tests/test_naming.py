@@ -133,6 +133,22 @@ def test_plain_file_name_that_contradicts_the_host_describes_the_capture() -> No
     assert (n.service, n.source, n.pod) == ("productpage", "file name", "productpage-v1")
 
 
+def test_plain_file_name_unrelated_to_the_identity_describes_the_capture() -> None:
+    """`after.pcap` of the ingress-reached productpage pod: its service account
+    bookinfo-productpage is unrelated to "after", so the identity names it; `productpage.pcap`
+    is related and names it. The `default` account names no pod."""
+    ext = [_inbound("bookinfo.example.com", "bookinfo-productpage")]
+    n = name_pod("after.pcap", ext, None, "x")
+    assert (n.service, n.source) == ("bookinfo-productpage", "xfcc")
+    assert name_pod("productpage.pcap", ext, None, "x").source == "file name"
+    assert name_pod("productpage-sa.pcap", ext, None, "x").source == "xfcc"
+    default = [_inbound("reviews:9080", "default")]
+    n = name_pod("Capture 1.pcap", default, None, "x")
+    assert (n.service, n.source) == ("reviews", "host")
+    n = name_pod("after.pcap", [_inbound("bookinfo.example.com", "default")], None, "x")
+    assert n.source == "file name"
+
+
 def test_external_host_never_names_a_pod() -> None:
     ext = [_inbound("bookinfo.example.com")]
     n = name_pod("Capture 1.pcap", ext, None, "10.244.1.10")

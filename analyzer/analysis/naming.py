@@ -9,10 +9,12 @@ is kept with it:
 2. The capture's file name, as ksniff's ``-o POD.pcap`` leaves it: the stem when it is a
    DNS-1123 label. A stem shaped like a Deployment's pod (``WORKLOAD-HASH-XXXXX``, the random
    part in Kubernetes' vowel-free alphabet) or a DaemonSet's (``WORKLOAD-XXXXX``) is taken as
-   it is. Any other stem (``productpage.pcap``, but also ``productpage-fixed.pcap``) is taken
-   unless the pod's callers name it differently by a cluster-local Host: then the file name
-   describes the capture, not the pod.
-3. The pod's SPIFFE identity (its service account) in Envoy's XFCC ``By=`` element.
+   it is. Any other stem (``productpage.pcap``, but also ``productpage-fixed.pcap`` or
+   ``after.pcap``) is taken unless the capture names the pod otherwise: a cluster-local Host
+   its callers used, or a service account unrelated to it (``bookinfo-productpage`` is related
+   to ``productpage``); then the file name describes the capture, not the pod.
+3. The pod's SPIFFE identity (its service account) in Envoy's XFCC ``By=`` element, unless it
+   is the ``default`` account, which every pod without its own has.
 4. A cluster-local Host/``:authority`` its callers used (``reviews:9080``,
    ``reviews.default.svc.cluster.local``): the Kubernetes service name.
 
@@ -145,18 +147,32 @@ def bare(authority: str) -> str:
     return host if host.replace(".", "").isdigit() or ":" in host else host.split(".", 1)[0]
 
 
+def _related(service: str, account: str) -> bool:
+    """Whether a service account belongs to a service by the usual spellings (`reviews`,
+    `bookinfo-reviews`, `reviews-sa`)."""
+    return (account == service or account.endswith("-" + service) or account.startswith(service + "-")
+            or service.endswith("-" + account) or service.startswith(account + "-"))
+
+
 def name_pod(capture: str, inbound: Sequence[Call], explicit: str | None, fallback: str) -> PodName:
     """The name of the pod a sidecar capture shows, from the evidence in the module's order."""
     if explicit:
         return PodName(service_of_pod(explicit), "--name", explicit)
     authorities = Counter(c.authority for c in inbound if c.authority)
     local = [bare(a) for a, _ in authorities.most_common() if cluster_local(a)]
+    # The "default" service account is every pod's that has none of its own: it names none.
+    identities = Counter(c.identity for c in inbound if c.identity and c.identity != "default")
+    account = identities.most_common(1)[0][0] if identities else None
     stem = file_stem(capture)
-    if stem is not None and (pod_shaped(stem) or not local or service_of_pod(stem) == local[0]):
-        return PodName(service_of_pod(stem), "file name", stem)
-    identities = Counter(c.identity for c in inbound if c.identity)
-    if identities:
-        return PodName(identities.most_common(1)[0][0], "xfcc")
+    if stem is not None:
+        service = service_of_pod(stem)
+        # A plain stem (`reviews.pcap`, but also `after.pcap`) is the pod's name unless what
+        # the capture shows names the pod otherwise; a generated pod name always is.
+        if pod_shaped(stem) or ((not local or service == local[0])
+                                and (account is None or _related(service, account))):
+            return PodName(service, "file name", stem)
+    if account is not None:
+        return PodName(account, "xfcc")
     if local:
         return PodName(local[0], "host")
     return PodName(fallback, "address")
