@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=600, help="wall-time budget")
     ap.add_argument("--iterations", type=int, default=None, help="stop after this many inputs")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--start", type=int, default=0, help="number of the first input (to resume)")
     ap.add_argument("--cli-every", type=int, default=25,
                     help="also run every command through the CLI on every Nth input (0: never)")
     ap.add_argument("--no-save", action="store_true", help="do not write to the corpus")
@@ -26,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     def log(line: str) -> None:
         print(time.strftime("%H:%M:%S"), line, flush=True)
 
-    stats = run(args.seed, args.iterations, args.seconds, cli_every=args.cli_every,
+    stats = run(args.seed, args.iterations, args.seconds, args.start, cli_every=args.cli_every,
                 corpus=None if args.no_save else CORPUS, log=log)
     log(f"done: seed {args.seed}, {stats.inputs} inputs ({stats.cli_inputs} through the CLI), "
         f"{stats.not_captures} no capture, {stats.frames} frames and {stats.messages} messages "

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.fixtures import CAPTURES, manifest
+from tests.fixtures import CAPTURES
 from tests.fuzz.mutate import mutate, parse, serialise
 from tests.fuzz.run import Failure, check_cli, check_library
 
@@ -25,8 +25,10 @@ CORPUS = Path(__file__).resolve().parents[1] / "data" / "fuzz-corpus"
 
 
 def sources() -> list[tuple[str, bytes]]:
-    """Every fixture the manifest lists, the deliberately broken ones included."""
-    return [(e["file"], (CAPTURES / e["file"]).read_bytes()) for e in manifest()]
+    """Every capture file under captures/, the deliberately broken ones included."""
+    paths = sorted(p for p in CAPTURES.rglob("*")
+                   if p.is_file() and p.name.endswith((".pcap", ".pcapng", ".pcap.gz", ".pcapng.gz")))
+    return [(p.relative_to(CAPTURES).as_posix(), p.read_bytes()) for p in paths]
 
 
 def make_input(srcs: list[tuple[str, bytes]], seed: int, i: int) -> tuple[str, bytes]:
@@ -78,20 +80,21 @@ def shrink(data: bytes, still_fails: Callable[[bytes], bool], budget: int = 120)
 
 
 def run(seed: int, iterations: int | None = None, seconds: float | None = None,
-        cli_every: int = 25, per_input_seconds: float = 30.0, rss_limit_mb: float = 1024.0,
-        corpus: Path | None = CORPUS, log: Callable[[str], None] | None = None) -> Stats:
+        start: int = 0, cli_every: int = 25, per_input_seconds: float = 30.0,
+        rss_limit_mb: float = 1024.0, corpus: Path | None = CORPUS,
+        log: Callable[[str], None] | None = None) -> Stats:
     """Run until ``iterations`` inputs or ``seconds`` of wall time, whichever comes first."""
     srcs = sources()
     stats = Stats()
     seen: set[str] = set()
     if corpus is not None:
         seen = {p.stem for p in corpus.glob("*.txt")}
-    start = last_log = time.monotonic()
+    began = last_log = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="tracewire-fuzz-") as tmp:
         path = Path(tmp) / "input.pcap"
-        i = 0
-        while (iterations is None or i < iterations) and (
-            seconds is None or time.monotonic() - start < seconds
+        i = start
+        while (iterations is None or i < start + iterations) and (
+            seconds is None or time.monotonic() - began < seconds
         ):
             name, data = make_input(srcs, seed, i)
             path.write_bytes(data)
