@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
-from analyzer.cli import main
+try:
+    from analyzer.cli import main
+except KeyboardInterrupt:  # Ctrl-C while the modules load: the same quiet status as later
+    raise SystemExit(130) from None
 
 main()

@@ -353,3 +353,19 @@ def test_real_ctrl_c_while_reading_stdin() -> None:
         if p.poll() is None:
             p.kill()
     assert (p.returncode, err) == (130, b"tracewire: interrupted\n")
+
+
+def test_timestamps_no_date_can_show_do_not_stop_any_command(tmp_path: Path) -> None:
+    from tests.test_robustness import RETIMINGS, _retimed
+
+    path = tmp_path / "far-future.pcapng"
+    path.write_bytes(_retimed("edge/pcapng-named.pcap", RETIMINGS["offset-far-future"]))
+    for command in (["info"], ["info", "--format", "json"], ["messages"], ["analyze"],
+                    ["messages", "--format", "csv"], ["export", "--to", "otlp"]):
+        code, out, err = run(*command, str(path))
+        assert (code, err) == (0, ""), command
+    _, out, _ = run("info", str(path))
+    assert re.search(r"time span    \d{20,} \.\. \d{20,} \(", out)
+    assert "frame 1: bad-timestamp: timestamp " in out
+    _, out, _ = run("messages", "--format", "jsonl", str(path))
+    assert all(json.loads(line)["ts"].isdigit() for line in out.splitlines())
