@@ -6,8 +6,10 @@
 * ``header_flood``: one h2c connection whose client sends blocks of distinct literal names
   and values with incremental indexing, after the server allowed it a huge table.
 
-Run by hand to write bigger ones: ``python tests/h2_adversarial.py never-ending 200000 OUT.pcap``
-or ``python tests/h2_adversarial.py header-flood 5 OUT.pcap`` (the flood's size in MB).
+* ``reference_flood``: one big entry, then blocks of thousands of one-byte references to it.
+
+Run by hand to write bigger ones: ``python tests/h2_adversarial.py never-ending 200000 OUT.pcap``,
+``python tests/h2_adversarial.py header-flood 80 OUT.pcap`` or ``reference-flood 1`` (sizes in MB).
 """
 
 from __future__ import annotations
@@ -88,9 +90,9 @@ def _capture(writes: Iterator[tuple[bool, bytes]], *, syn: bool = True) -> bytes
     return _pcap(_packets(_conn(), writes, syn=syn))
 
 
-def _start() -> Iterator[tuple[bool, bytes]]:
+def _start(table: int = 1 << 20) -> Iterator[tuple[bool, bytes]]:
     yield True, PREFACE + settings({2: 0})
-    yield False, settings({1: 1 << 20}) + settings(ack=True)  # allows the client a 1 MiB table
+    yield False, settings({1: table}) + settings(ack=True)  # the client's table (1 MiB)
     yield True, settings(ack=True)
 
 
@@ -129,12 +131,13 @@ def long_held(others: int) -> bytes:
     return _pcap(held + busy + end)
 
 
-def header_flood(size: int, per_block: int = 100, value_len: int = 40) -> bytes:
+def header_flood(size: int, per_block: int = 100, value_len: int = 40, table: int = 1 << 20) -> bytes:
     """About ``size`` bytes of client header blocks, every field a new name and value
-    inserted into the dynamic table (literal with incremental indexing, new name)."""
+    inserted into the dynamic table (literal with incremental indexing, new name), in a
+    table the server allowed to be ``table`` bytes."""
 
     def writes() -> Iterator[tuple[bool, bytes]]:
-        yield from _start()
+        yield from _start(table)
         written, sid, k = 0, 1, 0
         while written < size:
             fields = [b"\x82\x84\x86"]
@@ -144,7 +147,10 @@ def header_flood(size: int, per_block: int = 100, value_len: int = 40) -> bytes:
                 fields.append(b"\x40" + _literal(name) + _literal(value))
                 k += 1
             block = b"".join(fields)
-            f = frame(1, 0x5, sid, block)
+            parts = [block[o:o + 16_000] for o in range(0, len(block), 16_000)]
+            f = frame(1, 0x1 | (0x4 if len(parts) == 1 else 0), sid, parts[0]) + b"".join(
+                frame(9, 0x4 if j == len(parts) - 1 else 0, sid, part)
+                for j, part in enumerate(parts[1:], 1))  # CONTINUATIONs under 16 KiB frames
             written += len(f)
             yield True, f
             yield False, frame(1, 0x5, sid, b"\x88")
@@ -153,7 +159,34 @@ def header_flood(size: int, per_block: int = 100, value_len: int = 40) -> bytes:
     return _capture(writes())
 
 
+def reference_flood(size: int, refs: int = 10_000, value_len: int = 4000) -> bytes:
+    """One big entry, then about ``size`` bytes of blocks of ``refs`` one-byte references
+    to it: each block of 10 KB decodes to 40 MB of headers."""
+
+    def writes() -> Iterator[tuple[bool, bytes]]:
+        yield from _start()
+        entry = b"\x40" + _literal(b"x-big") + _literal(b"b" * value_len)
+        yield True, frame(1, 0x5, 1, b"\x82\x84\x86" + entry)
+        yield False, frame(1, 0x5, 1, b"\x88")
+        written, sid, k = 0, 3, 0
+        while written < size:
+            body = b"\x82\x84\x86" + b"\xbe" * refs  # index 62: the newest entry
+            f = frame(1, 0x5, sid, body)
+            written += len(f)
+            yield True, f
+            yield False, frame(1, 0x5, sid, b"\x88")
+            sid += 2
+            k += 1
+
+    return _capture(writes())
+
+
 if __name__ == "__main__":
     kind, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    body = never_ending(n) if kind == "never-ending" else header_flood(n * 1_000_000)
+    if kind == "never-ending":
+        body = never_ending(n)
+    elif kind == "header-flood":  # big values in a table of 4 GiB
+        body = header_flood(n * 1_000_000, per_block=3, value_len=15_000, table=0xFFFFFFFF)
+    else:
+        body = reference_flood(n * 1_000_000)
     Path(out).write_bytes(body)

@@ -87,3 +87,43 @@ def test_output_does_not_wait_without_bound_behind_a_held_response(
     limit = [a for a in s2.anomalies if a.kind == "held-limit"]
     assert len(limit) == 1 and limit[0].frame == held[0].frame
     assert re.match(r"1 messages were reported before", limit[0].detail)
+
+
+@pytest.mark.parametrize("status", [b"9" * 5000, b"20", b"2000", b"20x", b"\x1b[2J", b""])
+def test_status_that_is_not_three_digits(tmp_path: Path, status: bytes) -> None:
+    """A :status Python's int() would choke on, or any that is not three digits: an anomaly
+    with its frame; the response is kept, without a status, and the next one is fine."""
+    from tests.h2_adversarial import _capture, _literal, _start, frame
+
+    request = b"\x82\x84\x86\x01\x07example"
+
+    def writes():  # type: ignore[no-untyped-def]
+        yield from _start()
+        yield True, frame(1, 0x5, 1, request)
+        yield False, frame(1, 0x5, 1, b"\x08" + _literal(status))  # :status by static name
+        yield True, frame(1, 0x5, 3, request)
+        yield False, frame(1, 0x5, 3, b"\x89")  # :status 204
+
+    msgs, s = _read(tmp_path, _capture(writes()))
+    responses = [m for m in msgs if m.kind == "response"]
+    assert [(m.stream, m.status) for m in responses] == [(1, None), (3, 204)]
+    bad = [a for a in s.anomalies if a.kind == "h2-bad-status"]
+    assert len(bad) == 1 and bad[0].frame == responses[0].frame
+    assert f"({len(status)} bytes) is not three digits" in bad[0].detail
+    assert len(bad[0].detail) < 200 and "\x1b" not in bad[0].detail
+    assert responses[0].anomalies == (bad[0],)
+
+
+def test_flood_of_distinct_indexed_fields_decodes_every_field(tmp_path: Path) -> None:
+    """Every field of the flood is a new literal inserted into a table the server allowed
+    to be 1 MiB: tracewire keeps a bounded part of that table, and decodes all."""
+    msgs, s = _read(tmp_path, h2_adversarial.header_flood(600_000, value_len=400))
+    requests = [m for m in msgs if m.kind == "request"]
+    assert requests and not [a for a in s.anomalies if a.kind.startswith("h2-")]
+    k = 0
+    for m in requests:
+        flood = [h for h in m.headers if h.name is not None and h.name.startswith(b"x-flood-")]
+        assert len(flood) == 100
+        for h in flood:
+            assert h.name == b"x-flood-%08d" % k and h.value == (b"%08d" % k) * 50
+            k += 1

@@ -600,3 +600,51 @@ def test_guess_grpc_trace_bin_from_its_shape() -> None:
     assert guess_name(base64.b64encode(ctx), set()) == b"grpc-trace-bin"
     assert guess_name(base64.b64encode(b"\x01" + ctx[1:]), set()) is None  # not version 0
     assert guess_name(b"not base64 at all, but 38 bytes long!!", set()) is None
+
+
+# -- tracewire's own bounds: table bytes, decoded header list ------------------------------
+
+
+def test_table_bytes_are_bounded_and_what_is_dropped_stays_unknown() -> None:
+    """A peer may allow a table of 4 GiB; tracewire keeps MAX_TABLE_BYTES of it. An entry
+    dropped for that bound is unknown with a stable identity, never "evicted"."""
+    from analyzer.protocols import hpack_state
+
+    dec = HPACKDecoder("client", synced=True, max_table_size=1 << 32)
+    value = b"v" * 1000
+    n = hpack_state.MAX_TABLE_BYTES // 1000 + 20
+    for k in range(n):
+        dec.decode(lit_inc_new(b"x-%05d" % k, value))
+    kept = sum(lo for _, lo in dec._entries)
+    assert kept <= hpack_state.MAX_TABLE_BYTES
+    (newest, oldest), an = dec.decode(indexed(62) + indexed(61 + n))
+    assert newest == Header.of(b"x-%05d" % (n - 1), value)
+    assert oldest == Header(None, None, None,
+                            "inserted entry 1 of the client's table (beyond tracewire's bound)")
+    assert an == []
+    # The same entry referenced again (two insertions later: two indexes further) is the same.
+    dec.decode(lit_inc_new(b"a", b"1") + lit_inc_new(b"b", b"2"))
+    (again,), an = dec.decode(indexed(61 + n + 2))
+    assert again == oldest and an == []
+    # A name taken from it is unknown too, with the entry's identity.
+    (lit,), an = dec.decode(lit_plain_name(61 + n + 2, b"x"))
+    assert lit == Header(None, b"x", None, "name of " + oldest.unknown) and an == []
+
+
+def test_decoded_header_list_is_bounded_and_the_table_stays_in_step() -> None:
+    """Indexed references make a small block decode to a huge list: it is cut at
+    MAX_HEADER_LIST, with an anomaly, and insertions after the cut still count."""
+    from analyzer.protocols import hpack_state
+
+    dec = HPACKDecoder("server", synced=True)
+    dec.decode(lit_inc_new(b"big", b"b" * 4000))
+    refs = 10 * hpack_state.MAX_HEADER_LIST // 4000
+    block = indexed(62) * refs + lit_inc_new(b"late", b"1")
+    headers, an = dec.decode(block)
+    assert len(block) < 3 * refs
+    kept = sum(32 + len(h.name or b"") + len(h.value or b"") for h in headers)
+    assert 0 < kept <= hpack_state.MAX_HEADER_LIST
+    assert {h.name for h in headers} == {b"big"}
+    assert len(an) == 1 and f"the first {len(headers)} headers are kept" in an[0]
+    (late, big), an = dec.decode(indexed(62) + indexed(63))
+    assert late == Header.of(b"late", b"1") and big.name == b"big" and an == []

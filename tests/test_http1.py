@@ -874,3 +874,34 @@ def test_looks_like_http1(data: bytes, side: Side | None) -> None:
 ])
 def test_find_head_start(data: bytes, side: Side, index: int) -> None:
     assert find_head_start(data, side) == index
+
+
+# -- status codes and the field cache: bounds on hostile input ------------------------------
+
+
+def test_status_of_thousands_of_digits_is_a_bad_head_not_a_crash() -> None:
+    """int() refuses more than 4300 digits: a status line must be rejected before it."""
+    for status in (b"9" * 5000, b"2000", b"20"):
+        events = parse([b"HTTP/1.1 " + status + b" OK\r\n\r\n" + R200_0], RESP)
+        assert [e.kind for e in events if isinstance(e, ParseAnomaly)][:1] == ["http1-bad-head"]
+        heads = [e for e in events if isinstance(e, MessageHead)]
+        assert [h.status for h in heads] == [200]
+
+
+def test_field_cache_is_bounded_in_entries_and_bytes() -> None:
+    from analyzer.protocols import _http1_syntax as syn
+
+    syn._FIELD_CACHE.clear()
+    lines = [b"X-Long-%d: %s" % (k, b"v" * 300) for k in range(50)]
+    many = [b"X-%d: %d" % (k, k) for k in range(2 * syn._FIELD_CACHE_MAX)]
+    for fields in (lines, many, lines[:3] + many[:10]):
+        block = b"HTTP/1.1 200 OK\r\n" + b"\r\n".join(fields)
+        _, headers, _, error = syn.parse_block(block, True)
+        assert error is None
+        assert [(h.name, h.value) for h in headers] == [tuple(f.split(b": ", 1)) for f in fields]
+        assert len(syn._FIELD_CACHE) <= syn._FIELD_CACHE_MAX
+        assert max(map(len, syn._FIELD_CACHE), default=0) <= syn._FIELD_CACHE_LINE_MAX
+    # short lines seen before are served from the cache: the same objects
+    _, again, _, _ = syn.parse_block(b"HTTP/1.1 200 OK\r\n" + many[0], True)
+    _, twice, _, _ = syn.parse_block(b"HTTP/1.1 200 OK\r\n" + many[0], True)
+    assert again[0] is twice[0]

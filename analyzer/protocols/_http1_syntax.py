@@ -141,16 +141,30 @@ def parse_block(
         names = [part[0] for part in parts]
         if b"" in names or b"".join(names).translate(None, _TCHAR) or b"" in [p[1] for p in parts]:
             return (first, *parse_fields(fields))  # for the error
-        if len(cache) + len(fields) > _FIELD_CACHE_MAX:
+        if len(cache) + len(new) > _FIELD_CACHE_MAX:
             cache.clear()
             new, parts = fields, [line.partition(b":") for line in fields]
-        for line, p in zip(new, parts, strict=True):
-            cache[line] = Header(p[0], p[2].strip(_OWS), p[0].lower())
+        made = {
+            line: Header(p[0], p[2].strip(_OWS), p[0].lower())
+            for line, p in zip(new, parts, strict=True)
+        }
+        # Bounded in entries and in bytes: long lines (cookies, tokens) rarely repeat, and a
+        # flood of distinct ones must not fill memory.
+        room = _FIELD_CACHE_MAX - len(cache)
+        for line, h in made.items():
+            if room <= 0:
+                break
+            if len(line) <= _FIELD_CACHE_LINE_MAX:
+                cache[line] = h
+                room -= 1
+        get = made.get
+        return first, [get(line) or cache[line] for line in fields], [], None
     return first, list(map(cache.__getitem__, fields)), [], None
 
 
 _FIELD_CACHE: dict[bytes, Header] = {}
 _FIELD_CACHE_MAX: Final = 4096
+_FIELD_CACHE_LINE_MAX: Final = 256  # so the cache holds at most about 3 MB
 
 
 def parse_fields(lines: Sequence[bytes]) -> tuple[list[Header], list[bytes], str | None]:

@@ -91,7 +91,7 @@ class H2Messages:
         anomalies: list[Anomaly] = []
         for ev in events:
             if isinstance(ev, HeaderBlock):
-                self._block(ev, out)
+                self._block(ev, out, anomalies, label)
             elif isinstance(ev, StreamEnd):
                 if not ev.from_client:
                     m = self._unhold(ev.stream_id)
@@ -114,7 +114,8 @@ class H2Messages:
         self._heap.clear()
         return out
 
-    def _block(self, b: HeaderBlock, out: list[Message]) -> None:
+    def _block(self, b: HeaderBlock, out: list[Message], problems: list[Anomaly],
+               label: Callable[[bool], str]) -> None:
         if b.kind == "trailers":
             if b.from_client:
                 return  # request trailers carry nothing tracewire reports
@@ -137,6 +138,20 @@ class H2Messages:
         status = found.get(b":status")
         authority = found.get(b":authority") or found.get(b"host")
         anomalies = self.pending_anomalies[b.from_client]
+        code: int | None = None
+        if status is not None:
+            # RFC 9110 §15: exactly three digits. int() of anything else may raise (Python's
+            # limit on int digits), and a guess would state what the capture does not show.
+            if len(status) == 3 and status.isdigit():
+                code = int(status)
+            else:
+                shown = repr(status[:16])[1:] + ("..." if len(status) > 16 else "")
+                a = Anomaly("h2-bad-status", frame,
+                            f"stream {b.stream_id}: :status {shown} ({len(status)} bytes) is not "
+                            "three digits; the response is kept without a status",
+                            label(b.from_client))
+                problems.append(a)
+                anomalies.append(a)
         m = Message(
             capture=self.capture,
             frame=frame,
@@ -149,7 +164,7 @@ class H2Messages:
             method=found.get(b":method"),
             path=found.get(b":path"),
             authority=authority,
-            status=int(status) if status is not None and status.isdigit() else None,
+            status=code,
             headers=headers if b.kind != "trailers" else (),
             trace=extract(headers),
             anomalies=tuple(anomalies),

@@ -40,7 +40,13 @@ DEFAULT_TABLE_SIZE: Final = 4096
 # tracewire's own bounds, so that a hostile or corrupt stream cannot grow memory without
 # limit: entries beyond these are dropped (and referenced as unknown, never guessed).
 MAX_ENTRIES: Final = 4096
+MAX_TABLE_BYTES: Final = 256 * 1024  # per table, whatever SETTINGS_HEADER_TABLE_SIZE allows
 MAX_HEADERS_PER_BLOCK: Final = 10_000
+# A block's decoded header list (RFC 9113 §6.5.2's measure: name + value + 32 per field) is
+# kept up to this size: indexed references make a 10 KB block decode to 40 MB otherwise.
+# Envoy's default limit is 60 KiB; beyond this the rest of the block is decoded (the table
+# must stay in step) but not kept.
+MAX_HEADER_LIST: Final = 256 * 1024
 
 # RFC 7541 Appendix A, 1-based (slot 0 is never looked up: index 0 is a decoding error).
 _STATIC: Final[tuple[Header, ...]] = (
@@ -180,6 +186,7 @@ class HPACKDecoder:
     """
 
     __slots__ = (
+        "_certain",
         "_decoded",
         "_dropped",
         "_entries",
@@ -204,7 +211,8 @@ class HPACKDecoder:
         self._entries: deque[tuple[Header, int]] = deque()
         self._lo_sum = 0  # sum of the entries' minimal sizes
         self._inserted = 0  # entries inserted since decoding (re)started
-        self._dropped = 0  # of those, how many are certainly evicted (or over MAX_ENTRIES)
+        self._dropped = 0  # of those, how many were dropped (evicted, or over tracewire's bounds)
+        self._certain = 0  # of those, how many (the oldest) are certainly evicted
         # Whether entries older than decoding's start may exist (the "unknown tail"), and
         # an upper bound of how many of them can remain.
         self._has_tail = not synced
@@ -244,7 +252,7 @@ class HPACKDecoder:
             return
         self._generation += 1
         self._entries.clear()
-        self._lo_sum = self._inserted = self._dropped = 0
+        self._lo_sum = self._inserted = self._dropped = self._certain = 0
         self._size = self._limit
         self._has_tail = True
         self._tail_max = self._size // ENTRY_OVERHEAD
@@ -257,18 +265,24 @@ class HPACKDecoder:
     def _reset_empty(self) -> None:
         """The table is certainly empty: fully synchronised from here on."""
         self._entries.clear()
-        self._lo_sum = self._inserted = self._dropped = self._tail_max = 0
+        self._lo_sum = self._inserted = self._dropped = self._certain = self._tail_max = 0
         self._has_tail = False
 
     def _evict(self) -> None:
         """Drop the entries whose eviction is certain; bound what the unknown tail keeps."""
         entries = self._entries
-        while entries and (self._lo_sum > self._size or len(entries) > MAX_ENTRIES):
-            # The oldest known entry: every newer one plus itself is already too big.
+        while entries and (self._lo_sum > self._size or len(entries) > MAX_ENTRIES
+                           or self._lo_sum > MAX_TABLE_BYTES):
+            # The oldest known entry. When every newer one plus itself is already too big,
+            # it is certainly evicted, and so is all that is older. Otherwise only
+            # tracewire's own bounds drop it: the encoder may still refer to it (unknown).
+            certain = self._lo_sum > self._size
             _, lo = entries.pop()
             self._lo_sum -= lo
             self._dropped += 1
-            self._tail_max = 0
+            if certain:
+                self._certain = self._dropped
+                self._tail_max = 0
         if self._tail_max:
             room = self._size - self._lo_sum
             self._tail_max = min(self._tail_max, max(room, 0) // ENTRY_OVERHEAD)
@@ -281,7 +295,8 @@ class HPACKDecoder:
         self._entries.appendleft((header, lo))
         self._lo_sum += lo
         self._inserted += 1
-        if self._lo_sum > self._size or len(self._entries) > MAX_ENTRIES or self._tail_max:
+        if (self._lo_sum > self._size or len(self._entries) > MAX_ENTRIES or self._tail_max
+                or self._lo_sum > MAX_TABLE_BYTES):
             self._evict()
 
     def _size_update(self, n: int, anomalies: list[str]) -> None:
@@ -318,6 +333,11 @@ class HPACKDecoder:
     def _missing(self, idx: int, d: int, anomalies: list[str]) -> str:
         """The identity of a dynamic index beyond the known entries (and why it is odd)."""
         if d <= self._inserted:
+            nth = self._inserted - d + 1  # the nth insertion since decoding (re)started
+            if nth > self._certain:
+                # Dropped by tracewire's bounds only: unknown, with a stable identity.
+                base = f"inserted entry {nth} of the {self.side}'s table (beyond tracewire's bound)"
+                return base if self._generation == 0 else f"{base} (resync {self._generation})"
             anomalies.append(f"index {idx} refers to an entry of the {self.side}'s table already evicted")
             return f"evicted entry (index {idx}) of the {self.side}'s table"
         if not self._has_tail:
@@ -347,6 +367,7 @@ class HPACKDecoder:
         i = 0
         seen_field = False
         overflow = False
+        room = MAX_HEADER_LIST  # of the decoded header list, what may still be kept
         try:
             while i < n:
                 b = data[i]
@@ -378,11 +399,16 @@ class HPACKDecoder:
                     idx, i = _integer(data, i, 4)
                     h, i = self._literal(data, idx, i, anomalies)
                 seen_field = True
-                if len(headers) < MAX_HEADERS_PER_BLOCK:
-                    headers.append(h)
-                elif not overflow:
-                    overflow = True
-                    anomalies.append(f"more than {MAX_HEADERS_PER_BLOCK} headers in one block")
+                if not overflow:
+                    room -= ENTRY_OVERHEAD + len(h.name or b"") + len(h.value or b"")
+                    if len(headers) < MAX_HEADERS_PER_BLOCK and room >= 0:
+                        headers.append(h)
+                    else:
+                        overflow = True
+                        anomalies.append(
+                            f"more than {MAX_HEADERS_PER_BLOCK} headers or {MAX_HEADER_LIST} bytes "
+                            f"decoded in one block; the first {len(headers)} headers are kept"
+                        )
         except _BlockError as err:
             anomalies.append(f"undecodable {self.side} header block ({err}); table state lost")
             self.desync()
