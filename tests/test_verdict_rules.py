@@ -408,3 +408,28 @@ def test_an_hpack_entry_corroborated_once_names_every_use_of_it() -> None:
     other = call({}, unknown=(ENTRY,))
     hidden = HiddenHeaders([other], ob.named).of(other)
     assert hidden("traceparent") and not hidden("x-request-id")
+
+
+def test_attribution_stays_linear_on_hostile_shapes() -> None:
+    """10,000 requests never answered (all open to the capture's end) sharing one
+    x-request-id: each call's attribution looks at a bounded number of them."""
+    import time
+
+    from analyzer.analysis.breaks import MAX_JUDGED_CANDIDATES, InboundIndex
+
+    n = 10_000
+    inbound = [call({"x-request-id": RID}, ts=k, end=None, frame=k) for k in range(n)]
+    index = InboundIndex(inbound)
+    start = time.perf_counter()
+    for k in range(0, n, 10):
+        a = attribute(call({}, ts=k + n, frame=n + k), index)
+        assert a.confidence == "ambiguous" and len(a.candidates) <= MAX_JUDGED_CANDIDATES + 1
+        b = attribute(call({"x-request-id": RID}, ts=k + n, frame=n + k), index)
+        assert b.method == "x-request-id"
+    assert time.perf_counter() - start < 5  # about 0.3 s; quadratic would be minutes
+    # the window still holds the right requests
+    few = InboundIndex([call(OTEL, ts=0, end=50, frame=1), call(OTEL, ts=10, end=None, frame=2),
+                        call(OTEL, ts=40, end=45, frame=3)])
+    assert {c.frame for c in few.containing(42)} == {1, 2, 3}
+    assert {c.frame for c in few.containing(48)} == {1, 2}
+    assert {c.frame for c in few.containing(60)} == {2}

@@ -51,6 +51,8 @@ def _never(name: str) -> bool:
     return False
 
 
+# At most this many inbound requests are kept per x-request-id or trace id.
+MAX_SHARING_AN_ID = 64
 # At most this many candidates are judged one by one (a bound on work per call: an
 # x-request-id shared by thousands of inbound requests must not make the analysis quadratic).
 MAX_JUDGED_CANDIDATES = 16
@@ -84,23 +86,42 @@ class InboundIndex:
         self.by_key: dict[str, list[Call]] = {}
         self.by_trace: dict[str, list[Call]] = {}
         for i in inbound:
+            # Retries and parallel calls share an id a handful of times; a capture repeating
+            # one id endlessly must not make each lookup long (the first ones are kept).
             if (k := i.request_key) is not None:
-                self.by_key.setdefault(k, []).append(i)
+                same = self.by_key.setdefault(k, [])
+                if len(same) < MAX_SHARING_AN_ID:
+                    same.append(i)
             for t in {c.trace_id for c in i.trace if c.trace_id is not None}:
-                self.by_trace.setdefault(t, []).append(i)
+                same = self.by_trace.setdefault(t, [])
+                if len(same) < MAX_SHARING_AN_ID:
+                    same.append(i)
         self.by_start = sorted(inbound, key=lambda i: i.ts_ns)
         self.starts = [i.ts_ns for i in self.by_start]
         # the longest window, to bound how far back a window can have started
         self.longest = max(((i.response_ts or i.ts_ns) - i.ts_ns for i in inbound), default=0)
         # A request whose response is not in the capture is open to the capture's end.
-        self.open_ended = [i for i in inbound if i.response_ts is None]
+        self.open_ended = [i for i in self.by_start if i.response_ts is None]
+        self.open_starts = [i.ts_ns for i in self.open_ended]
 
-    def containing(self, t: int) -> list[Call]:
-        """Inbound requests whose request-to-response window contains time ``t``."""
+    def containing(self, t: int, limit: int = MAX_JUDGED_CANDIDATES + 1) -> list[Call]:
+        """Inbound requests whose request-to-response window contains time ``t``: the
+        latest-starting ``limit`` of them (more than a few already means "ambiguous")."""
         hi = bisect.bisect_right(self.starts, t)
         lo = bisect.bisect_left(self.starts, t - self.longest)
-        out = [i for i in self.by_start[lo:hi] if i.response_ts is not None and t <= i.response_ts]
-        out += [i for i in self.open_ended if i.ts_ns <= t]
+        out: list[Call] = []
+        for n in range(hi - 1, lo - 1, -1):
+            i = self.by_start[n]
+            if i.response_ts is None or t <= i.response_ts:
+                out.append(i)
+                if len(out) >= limit:
+                    return out
+        # open-ended requests that started before the bound (those after it were seen above)
+        bound = min(self.starts[lo], t + 1) if lo < len(self.starts) else t + 1
+        for n in range(bisect.bisect_left(self.open_starts, bound) - 1, -1, -1):
+            out.append(self.open_ended[n])
+            if len(out) >= limit:
+                break
         return out
 
 
@@ -120,23 +141,26 @@ def _lineage(o: Call) -> set[str]:
     return out
 
 
-def _narrow(o: Call, pool: list[Call]) -> tuple[list[Call], str] | None:
+def _narrow(o: Call, pool: list[Call], same_key: set[int] | None = None) -> tuple[list[Call], str] | None:
     """Narrow candidates by x-request-id, trace id, then span lineage; a step that would
     leave none is skipped, and span lineage is used only when it singles one out (a call
     whose app made its own span names no inbound span). Returns what is left and the id
     that decided (the last step that narrowed, else the first that matched), or None when
-    no candidate shares an id with the call."""
+    no candidate shares an id with the call. ``same_key``: the ids (``id()``) of the
+    requests known to share the call's x-request-id, when the caller has them."""
     key = o.request_key
     tids = {t.trace_id for t in o.trace if t.trace_id is not None}
     parents = _lineage(o)
     matched: str | None = None
     decided: str | None = None
     if key:
-        same = [i for i in pool if i.request_key == key]
+        same = [i for i in pool if id(i) in same_key] if same_key is not None else [
+            i for i in pool if i.request_key == key]
         if same:
             # A candidate carrying exactly the call's trace id stays one even when its
             # x-request-id differs: the call must never be "changed" against it.
-            same += [i for i in pool if i not in same and tids & {t.trace_id for t in i.trace}]
+            kept = {id(i) for i in same}
+            same += [i for i in pool if id(i) not in kept and tids & {t.trace_id for t in i.trace}]
             matched = "x-request-id"
             decided = matched if len(same) < len(pool) else None
             pool = same
@@ -167,21 +191,23 @@ def attribute(o: Call, inbound: list[Call] | InboundIndex) -> Attribution:
     stranger inside one; only then is time alone used.
     """
     index = inbound if isinstance(inbound, InboundIndex) else InboundIndex(inbound)
-    window = [i for i in index.containing(o.ts_ns) if i is not o]
-    narrowed = _narrow(o, window)
-    if narrowed is None:
-        by_id: list[Call] = []
-        if (key := o.request_key) is not None:
-            by_id = [i for i in index.by_key.get(key, ()) if i is not o]
-        for tid in sorted({t.trace_id for t in o.trace if t.trace_id is not None}):
-            by_id += [i for i in index.by_trace.get(tid, ()) if i is not o and i not in by_id]
-        narrowed = _narrow(o, by_id) if by_id else None
+    # The requests sharing an id with the call; those whose window holds it come first
+    # (the others, in no window, are what is left to go by).
+    by_id: dict[int, Call] = {}
+    if (key := o.request_key) is not None:
+        by_id.update((id(i), i) for i in index.by_key.get(key, ()) if i is not o)
+    same_key = set(by_id)
+    for tid in sorted({t.trace_id for t in o.trace if t.trace_id is not None}):
+        by_id.update((id(i), i) for i in index.by_trace.get(tid, ()) if i is not o)
+    inside = [i for i in by_id.values() if _inside(o, i)]
+    narrowed = _narrow(o, inside or list(by_id.values()), same_key) if by_id else None
     if narrowed is not None:
         pool, method = narrowed
         best = _preferred(o, pool)
         if len(pool) == 1:
             return Attribution(best, method, "certain")
         return Attribution(best, method, "ambiguous", sorted(pool, key=lambda i: i.frame))
+    window = [i for i in index.containing(o.ts_ns) if i is not o]
     if len(window) == 1:
         return Attribution(window[0], "time-window", "likely")
     if window:
