@@ -219,7 +219,7 @@ class Guarded(click.Group):
                 raise Trouble(f"cannot write the output: {err.strerror or err}") from err
             if failed is not None and failed.errno in OUTPUT_ERRNOS:
                 raise Trouble(f"cannot write the output: {failed.strerror or failed}") from err
-            if ctx.meta.get("tracewire.debug") or os.environ.get("TRACEWIRE_DEBUG", "") not in ("", "0"):
+            if ctx.meta.get("tracewire.debug"):  # --debug, or TRACEWIRE_DEBUG as click reads it
                 traceback.print_exception(err, file=sys.stderr)
                 raise click.exceptions.Exit(Exit.TROUBLE) from None
             raise Trouble(f"{_where(err)}; a bug: --debug shows the traceback") from err
