@@ -51,7 +51,8 @@ marker: the ingress sets ``NAME#K``, each app appends ``/CALL`` (``orders``, ``a
 ``checkfraud``, ``ledger``); tshark finds every message by it.
 
 Injected, one request each (``x-scenario`` NAME; where):
-  drop-traceparent     orders -> payments CheckFraud: x-request-id only        partial
+  drop-traceparent     payments -> ledger (Authorize's): x-request-id only,
+                       while CheckFraud of the same request is served          partial, ambiguous
   zero-traceid         frontend -> orders: traceparent with an all-zero trace  malformed (only)
   new-trace            orders -> payments Authorize: a new trace, no
                        tracestate, x-request-id kept                           changed (only)
@@ -64,6 +65,8 @@ and, not to be flagged: ``unsampled`` (flags 00), ``retry`` (orders' app answers
 attempt 503; frontend's sidecar retries with ``x-envoy-attempt-count: 2``), ``retry-sidecar``
 (ledger's sidecar answers the first attempt 503 itself; the app sees attempt 2 only),
 ``shared-rid`` (two concurrent requests, one x-request-id, two traces, through every pod).
+Bugs that remove a header are on HTTP/1.1 hops: on the warm gRPC channel grpcio's constant
+headers are HPACK entries older than the capture (unknown), and an absence is not judged there.
 
 Capture edges: before the capture, warm-up requests open every keep-alive connection, the mTLS
 connections and the gRPC channel (no SYN, no h2 preface in the capture). ``slow-start`` is
@@ -231,7 +234,7 @@ SLOW_END_DELAY = 6.0  # ledger takes this long (the capture stops meanwhile)
 
 # (scenario, app, call) -> the verdict the script means to produce on that outbound call
 INTENDED = {
-    ("drop-traceparent", "orders", "checkfraud"): "partial",
+    ("drop-traceparent", "payments", "ledger@authorize"): "partial",
     ("zero-traceid", "frontend", "orders"): "malformed",
     ("new-trace", "orders", "authorize"): "changed",
     ("drop-tracestate", "frontend", "orders"): "partial",
@@ -713,9 +716,7 @@ class Orders(MeshApp):
                 )
                 return 503, "application/json", b'{"error":"inventory lock timeout"}'
         mds = {"authorize": forwarded(inbound, "authorize"), "checkfraud": forwarded(inbound, "checkfraud")}
-        if name == "drop-traceparent":
-            mds["checkfraud"] = {k: v for k, v in mds["checkfraud"].items() if k in ("x-request-id", MARKER)}
-        elif name == "new-trace":
+        if name == "new-trace":
             mds["authorize"] = self.new_trace(mds["authorize"])
         # both calls at once, from the client pool: two streams on one warm channel
         futures = {k: self.calls.submit(self.call, k, md, n) for k, md in mds.items()}
@@ -760,11 +761,14 @@ class Payments(MeshApp):
         marker = inbound.get(MARKER, "")
         name = scenario_of(marker)
         out = forwarded(inbound, "ledger")
-        if name == "drop-vendor" and which == "checkfraud":
+        if name == "drop-traceparent" and which == "authorize":
+            out = {k: v for k, v in out.items() if k in ("x-request-id", MARKER)}
+        elif name == "drop-vendor" and which == "checkfraud":
             out["tracestate"] = ",".join(
                 m for m in out["tracestate"].split(",") if not m.startswith("congo=")
             )
         n = request.decode().partition("=")[2]
+        time.sleep(0.03)  # checks the card: both calls of one order are in flight before either goes on
         status, _ = self.get(self.ledger, "ledger", f"/ledger/entries?op={which}&n={n}", out)
         emit(
             {
@@ -1233,6 +1237,7 @@ def expected_for(
             "response_frame": o["response_frame"],
             "path": o.get("path"),
             "headers_sent": shown(o),
+            "unknown_headers": o.get("unknown_headers", 0),  # fields tshark cannot name (HPACK)
         }
         cands, by = attribute(o, inbound)
         if not serving:
@@ -1333,14 +1338,15 @@ TESTS = {
     ),
     "orders": (
         "orders in the same mesh, at the same time: HTTP/1.1 served by a thread pool, two parallel "
-        "gRPC calls per request to payments on a warm channel (h2 without preface, NAT split); a 503 "
-        "answered by the app then a retry (x-envoy-attempt-count: 2); dropped traceparent (partial), "
-        "a new trace keeping x-request-id (changed); mesh/EXPECTED.json"
+        "gRPC calls per request to payments on a warm channel (h2 without preface, HPACK entries older "
+        "than the capture, NAT split); a 503 answered by the app then a retry (x-envoy-attempt-count: "
+        "2); a new trace keeping x-request-id (changed); mesh/EXPECTED.json"
     ),
     "payments": (
         "payments in the same mesh: gRPC inbound from 127.0.0.6 on a warm h2 connection (two requests "
         "of one trace at once, told apart by span lineage), HTTP/1.1 calls to ledger retried by its "
-        "sidecar; another vendor's tracestate entry dropped (partial); mesh/EXPECTED.json"
+        "sidecar; another vendor's tracestate entry dropped (partial, certain by span lineage), "
+        "traceparent dropped (partial, ambiguous between the two); mesh/EXPECTED.json"
     ),
     "ledger": (
         "ledger in the same mesh: HTTP/1.1 inbound only (concurrent requests sharing x-request-id and "
@@ -1424,7 +1430,9 @@ ABOUT = (
     "only) > malformed (present but invalid, e.g. an all-zero trace id; never also partial) > missing "
     "(none of the inbound's tracing headers) > partial (some dropped, or other vendors' tracestate "
     "entries dropped: headers [tracestate], lost_entries). expected/found: the inbound's and the "
-    "outbound's values of those headers (a header absent from the outbound is absent from found). "
+    "outbound's values of those headers (a header absent from the outbound is absent from found); "
+    "unknown_headers: header fields of the outbound that tshark cannot name (HPACK entries older than "
+    "the capture: on the warm gRPC channel, grpcio's constant headers, fully indexed). "
     "Attribution: candidates are the inbound requests of the pod "
     "whose window (head to response, or to the end of the capture) contains the outbound; narrowed in "
     "turn by x-request-id (character 14 masked), trace id, and span lineage (the outbound's "
