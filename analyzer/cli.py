@@ -115,9 +115,12 @@ def _analysis(captures: Sequence[str], opts: Options) -> Result:
     from analyzer.analysis import analyze as run_analysis
 
     try:
-        return run_analysis(captures, opts)
+        result = run_analysis(captures, opts)
     except AnalyzerError as err:
         raise Trouble(str(err)) from err
+    for warning in result.warnings:  # a capture given twice: counted once, said on stderr
+        click.echo(f"tracewire: warning: {warning}", err=True)
+    return result
 
 
 def redaction_options(f: F) -> F:

@@ -433,3 +433,16 @@ def test_attribution_stays_linear_on_hostile_shapes() -> None:
     assert {c.frame for c in few.containing(42)} == {1, 2, 3}
     assert {c.frame for c in few.containing(48)} == {1, 2}
     assert {c.frame for c in few.containing(60)} == {2}
+
+
+def test_cli_warns_once_on_stderr_for_a_capture_given_twice() -> None:
+    import json
+
+    from tests.test_cli import run
+
+    src = str(CAPTURES / "productpage-http1.pcap")
+    code, out, err = run("analyze", "--format", "json", src, src)
+    assert code == 0 and err.count("given twice") == 1 and "warning" in err
+    d = json.loads(out)
+    assert d["captures"] == [src] and d["summary"]["findings"] == len(d["findings"]) == 4
+    assert d["summary"]["not_in_capture"] == 0 and d["summary"]["limited_by_unknown_headers"] == 0

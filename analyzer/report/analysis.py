@@ -175,6 +175,14 @@ def result_dict(r: Result, policy: Policy | bool = DEFAULT) -> dict[str, Any]:
         "notes": [{"kind": n.kind, "detail": policy.prose(n.detail), "capture": n.capture,
                    "frame": n.frame} for n in r.notes],
         "anomalies": [{"capture": cap, **anomaly_dict(a)} for cap, a in r.anomalies],
+        # Calls not judged, and why: what the capture cannot show is counted, never a finding.
+        "summary": {
+            "outbound_calls": len(r.outcomes),
+            "findings": len(r.findings),
+            "not_in_capture": r.not_in_capture,
+            "limited_by_unknown_headers": r.limited,
+            "unknown_headers": r.unknown_headers,
+        },
     }
 
 
