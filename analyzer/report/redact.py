@@ -247,7 +247,10 @@ class Policy:
             return False
         if c.guessed and (confirms is None or not confirms(c.raw.encode("latin-1"))):
             return True
-        return any(self.secret(n.encode("latin-1")) for n in c.headers)
+        if c.format == "baggage":  # baggage and uberctx-*: user data, redacted by name
+            return True
+        # Every other format's names are on the allow-list: only --redact can hide them.
+        return bool(self.names) and any(n.encode("latin-1") in self.names for n in c.headers)
 
     def prose(self, s: str) -> str:
         """A sentence the analysis wrote about capture content (a note, a rule)."""
