@@ -446,3 +446,32 @@ def test_cli_warns_once_on_stderr_for_a_capture_given_twice() -> None:
     d = json.loads(out)
     assert d["captures"] == [src] and d["summary"]["findings"] == len(d["findings"]) == 4
     assert d["summary"]["not_in_capture"] == 0 and d["summary"]["limited_by_unknown_headers"] == 0
+
+
+def test_call_before_the_first_inbound_request_carrying_an_id_is_not_a_root() -> None:
+    from analyzer.analysis.engine import _before_capture
+
+    none = Attribution(None, "none", "certain")
+    carrying = call({"x-request-id": RID}, ts=50)
+    bare = call({}, ts=50)
+    assert _before_capture(carrying, none, None, first_inbound=100)
+    assert not _before_capture(bare, none, None, first_inbound=100)  # a root call: judged
+    assert not _before_capture(carrying, none, None, first_inbound=10)  # the capture saw it idle
+    assert _before_capture(bare, Attribution(call(OTEL), "time-window", "likely"), 60, None)
+    assert not _before_capture(carrying, Attribution(call(OTEL), "x-request-id", "certain"), 60, None)
+
+
+def test_inbound_connection_mid_body_counts_as_serving(tmp_path: Path) -> None:
+    """The capture starts inside a request body on the inbound connection: no message can
+    be read from it, yet the app was evidently serving: its outbound call is not judged."""
+    inbound = Conn("127.0.0.6", 41000, APP, 9080)
+    out = Conn(APP, 50000, "127.0.0.1", 15001, cisn=7000, sisn=9000)
+    head = "GET /pay HTTP/1.1\r\nHost: payments:8080\r\n" + B3_CONT + "\r\n"
+    frames = [inbound.send(b'{"order": 1, "items": [1, 2, 3]}'),
+              *out.handshake(), out.send(head.encode()),
+              out.send(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", from_client=False),
+              inbound.send(b'{"more": "body"}')]
+    f = tmp_path / "body.pcap"
+    f.write_bytes(pcap([(1_700_000_000_000_000_000 + n * 500_000, sll2(p)) for n, p in enumerate(frames)]))
+    r = analyze([f])
+    assert r.findings == [] and r.not_in_capture == 1
