@@ -532,3 +532,35 @@ def test_grpc_go_captures(name: str) -> None:
     assert (b":method", b"POST") in pairs(bs[0])
     assert pairs(bs[2])[0] == (b"grpc-status", b"0") and bs[2].end_stream
     assert run(writes, mode="bytes") == events
+
+
+# -- capture edges: a preface in the capture, its SYN not ------------------------------------
+
+
+@pytest.mark.parametrize("name", ["h2c-nghttp.pcap", "grpc-cold.pcap"])
+def test_preface_without_syn_starts_the_connection(name: str, tmp_path: Path) -> None:
+    """The capture lost the SYNs (it started a moment after them): the client's preface is
+    its first byte, so the connection starts there. Nothing is desynchronised or unknown,
+    and the messages are those of the capture with its SYNs."""
+    import scapy.all as scapy
+
+    from analyzer.pipeline import CaptureSummary, read_messages
+
+    src = Path(__file__).resolve().parent.parent / "captures" / name
+    packets = scapy.rdpcap(str(src))
+    kept = [p for p in packets if not (scapy.TCP in p and p[scapy.TCP].flags & 0x02)]
+    assert len(kept) < len(packets)
+    nosyn = tmp_path / name
+    scapy.wrpcap(str(nosyn), kept)
+
+    def read(path: Path) -> tuple[list[tuple[object, ...]], CaptureSummary]:
+        s = CaptureSummary(str(path))
+        return [(m.kind, m.stream, m.status, m.headers, m.trailers, m.anomalies)
+                for m in read_messages(path, s)], s
+
+    want, _ = read(src)
+    got, s = read(nosyn)
+    assert got == want and got
+    assert [a for a in s.anomalies if a.kind.startswith("h2-")] == []
+    assert all(h.unknown is None for m in got for h in m[3])  # type: ignore[attr-defined]
+    assert not any(c.syn_seen for c in s.connections)

@@ -356,12 +356,18 @@ class Session:
             client, server = (d, peer) if role else (peer, d)
         self.protocol = H2
 
-        def synced(x: Direction) -> bool:
+        def synced(x: Direction, seen_start: bool) -> bool:
             start = x.held_from == 0 if x.held else x.flow.offset == 0
-            return start and x.flow.syn_seen and not x.flow.gap_bytes
+            return start and seen_start and not x.flow.gap_bytes
 
+        # The client's preface can only be its first bytes: seen, the connection starts there
+        # whether or not the capture shows the SYN. Before it the server can have sent only
+        # SETTINGS (its first header block answers a request after the preface), so from
+        # its first byte seen the server's table is empty and its frames line up.
+        preface = not mid_connection
         self.h2 = H2Connection(
-            client_synced=not mid_connection and synced(client), server_synced=synced(server)
+            client_synced=preface,
+            server_synced=synced(server, preface or server.flow.syn_seen),
         )
         return self._h2_begin(client, server, [(client, bytes(client.held)), (server, bytes(server.held))])
 
