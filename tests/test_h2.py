@@ -564,3 +564,71 @@ def test_preface_without_syn_starts_the_connection(name: str, tmp_path: Path) ->
     assert [a for a in s.anomalies if a.kind.startswith("h2-")] == []
     assert all(h.unknown is None for m in got for h in m[3])  # type: ignore[attr-defined]
     assert not any(c.syn_seen for c in s.connections)
+
+
+# -- SETTINGS_HEADER_TABLE_SIZE takes effect when acknowledged, in order ---------------------
+
+
+def _size_update(n: int) -> bytes:
+    from hpack.hpack import encode_integer
+
+    first = encode_integer(n, 5)
+    first[0] |= 0x20
+    return bytes(first)
+
+
+def test_table_size_zero_then_4096_acked_in_order() -> None:
+    """RFC 9113 §6.5.3, RFC 7541 §4.2: a client that sends 0 then 4096 in two SETTINGS
+    frames lets the server's encoder grow back to 4096 once both are acknowledged; the
+    encoder may even use the larger while the second ACK is on its way."""
+    se = Encoder()
+    conn = H2Connection(client_synced=True, server_synced=True)
+    events = conn.feed(True, PREFACE + settings_frame({1: 0}) + settings_frame({1: 4096}))
+    assert conn._s.hpack.max_table_size == 4096  # 4096 is still pending: the larger holds
+    events += conn.feed(False, settings_frame() + settings_frame(ack=True))
+    assert conn._s.hpack.max_table_size == 4096  # 0 acknowledged, 4096 pending
+    events += conn.feed(True, settings_frame(ack=True)
+                        + headers_frames(1, Encoder().encode(grpc_request(0, "r1")), end_stream=True))
+    # The server's first block after both ACKs: a size update to 0 (the smallest since its
+    # last block, RFC 7541 §4.2), then to 4096, then fields it indexes.
+    block = _size_update(0) + _size_update(4096) + se.encode([(b":status", b"200"), (b"x-a", b"1")])
+    events += conn.feed(False, settings_frame(ack=True) + headers_frames(1, block))
+    events += conn.feed(False, headers_frames(1, se.encode([(b"x-a", b"1")]), end_stream=True))
+    assert [e for e in events if isinstance(e, H2Anomaly)] == []
+    resp, trailers = blocks(events)[1:]
+    assert pairs(resp) == [(b":status", b"200"), (b"x-a", b"1")]
+    assert pairs(trailers) == [(b"x-a", b"1")]  # decoded from the dynamic table
+    assert conn._s.hpack.max_table_size == 4096 and conn._s.acked_size == 4096
+
+
+def test_table_size_decrease_holds_from_its_ack() -> None:
+    conn = H2Connection(client_synced=True, server_synced=True)
+    se = Encoder()
+    events = conn.feed(True, PREFACE + settings_frame())
+    events += conn.feed(False, settings_frame() + settings_frame(ack=True))
+    events += conn.feed(False, headers_frames(1, se.encode([(b":status", b"200"), (b"x-a", b"1")]),
+                                              end_stream=True))
+    events += conn.feed(True, settings_frame({1: 0}))
+    # Not acknowledged yet: the server's table still holds x-a, and it may use it.
+    events += conn.feed(False, headers_frames(3, se.encode([(b":status", b"200"), (b"x-a", b"1")]),
+                                              end_stream=True))
+    assert [e for e in events if isinstance(e, H2Anomaly)] == []
+    assert pairs(blocks(events)[-1]) == [(b":status", b"200"), (b"x-a", b"1")]
+    # Acknowledged: a size update above 0 is an error; the table is certainly empty.
+    events = conn.feed(False, settings_frame(ack=True)
+                       + headers_frames(5, _size_update(4096) + b"\x88", end_stream=True))
+    problems = [e for e in events if isinstance(e, H2Anomaly)]
+    assert [e.kind for e in problems] == ["h2-hpack-error"]
+    assert "exceeds the 0 allowed" in problems[0].detail
+    assert conn._s.hpack.synced
+
+
+def test_acks_of_settings_sent_before_the_capture_are_ignored() -> None:
+    """An ACK whose SETTINGS the capture did not show answers nothing tracewire knows."""
+    conn = H2Connection(client_synced=False, server_synced=False)
+    conn.feed(False, settings_frame(ack=True) * 3 + ping())
+    assert conn._s.acked_size == 4096 and conn._s.hpack.max_table_size == 4096
+    conn.feed(True, settings_frame({1: 100}) + ping() + ping())
+    assert conn._s.hpack.max_table_size == 4096  # 100 pending: 4096 may still be in use
+    conn.feed(False, settings_frame(ack=True))
+    assert conn._s.hpack.max_table_size == 100

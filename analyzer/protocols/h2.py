@@ -19,11 +19,11 @@ that blocks may have been lost, so nothing is decoded against a table it cannot 
 from __future__ import annotations
 
 import struct
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Final
 
-from analyzer.protocols.hpack_state import HPACKDecoder
+from analyzer.protocols.hpack_state import DEFAULT_TABLE_SIZE, HPACKDecoder
 from analyzer.records import Header
 
 __all__ = ["PREFACE", "GoAway", "H2Anomaly", "H2Connection", "H2Event", "HeaderBlock", "StreamEnd",
@@ -43,6 +43,7 @@ MAX_FRAME_LIMIT: Final = (1 << 24) - 1
 MAX_CONTINUATIONS: Final = 64
 MAX_HEADER_BLOCK: Final = 256 * 1024
 MAX_STREAMS: Final = 65536  # per-stream state kept, oldest forgotten first
+MAX_PENDING_SETTINGS: Final = 16  # unacknowledged SETTINGS frames remembered per direction
 
 _FRAME = struct.Struct(">BHBBL")  # length (24 bits as 8 + 16), type, flags, R + stream id
 _GOAWAY = struct.Struct(">LL")
@@ -254,8 +255,8 @@ class _Block:
 class _Side:
     """One direction: its buffer, framing state and HPACK decoder."""
 
-    __slots__ = ("block", "buf", "client", "hpack", "lost", "max_frame", "mode", "pending_sizes", "pos",
-                 "quiet", "reported_gen", "skip")
+    __slots__ = ("acked_size", "block", "buf", "client", "hpack", "lost", "max_frame", "mode",
+                 "pending_sizes", "pos", "quiet", "reported_gen", "skip")
 
     def __init__(self, client: bool, synced: bool) -> None:
         self.client = client
@@ -266,7 +267,11 @@ class _Side:
         self.block: _Block | None = None
         self.hpack = HPACKDecoder("client" if client else "server", synced=synced)
         self.max_frame = DEFAULT_MAX_FRAME  # what the peer lets this side send
-        self.pending_sizes: list[int] = []  # table-size decreases awaiting this side's ACK
+        # SETTINGS_HEADER_TABLE_SIZE for this side's encoder: the value this side has
+        # acknowledged, and one entry per peer SETTINGS frame it has not acknowledged yet
+        # (None: the frame does not set it), in order, as ACKs answer them in order.
+        self.acked_size = DEFAULT_TABLE_SIZE
+        self.pending_sizes: deque[int | None] = deque(maxlen=MAX_PENDING_SETTINGS)
         self.reported_gen = -1  # HPACK generation whose unknowns were summarised
         self.quiet = not synced  # orphan CONTINUATIONs right after a resync are expected
         self.lost = 0  # bytes passed over while looking for frame boundaries
@@ -605,20 +610,32 @@ class H2Connection:
     def _settings(self, d: _Side, flags: int, payload: bytes) -> None:
         peer = self._s if d.client else self._c
         if flags & ACK:
-            # This side acknowledged the peer's settings: decreases of its table now hold.
+            # This side acknowledged the oldest SETTINGS of its peer (RFC 9113 §6.5.3: in
+            # order). An ACK for one sent before the capture finds the queue empty.
             if d.pending_sizes:
-                d.hpack.set_max_table_size(d.pending_sizes.pop(0))
+                value = d.pending_sizes.popleft()
+                if value is not None:
+                    d.acked_size = value
+                self._table_limit(d)
             return
+        table: int | None = None
         for o in range(0, len(payload) - 5, 6):
             ident, value = _SETTING.unpack_from(payload, o)
             if ident == 0x1:  # SETTINGS_HEADER_TABLE_SIZE: limits the peer's encoder
-                if value >= peer.hpack.max_table_size:
-                    peer.hpack.set_max_table_size(value)
-                else:
-                    peer.pending_sizes.append(value)
-                    del peer.pending_sizes[:-8]
+                table = value  # the last value in a frame is the one that holds (§6.5)
             elif ident == 0x5 and DEFAULT_MAX_FRAME <= value <= MAX_FRAME_LIMIT:
                 peer.max_frame = value  # SETTINGS_MAX_FRAME_SIZE: what the peer may send
+        peer.pending_sizes.append(table)
+        self._table_limit(peer)
+
+    @staticmethod
+    def _table_limit(d: _Side) -> None:
+        """The largest table ``d``'s encoder may be using (RFC 7541 §4.2): the value it
+        acknowledged, or any it has yet to acknowledge, since an ACK may already be on its
+        way. A size update above it is an error; below, the decoder follows the encoder."""
+        limit = max([d.acked_size, *(v for v in d.pending_sizes if v is not None)])
+        if limit != d.hpack.max_table_size:
+            d.hpack.set_max_table_size(limit)
 
     # -- header blocks ------------------------------------------------------------------
 
