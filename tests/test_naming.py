@@ -427,3 +427,33 @@ def test_name_on_a_capture_of_several_services_is_trouble(tmp_path: Path) -> Non
         analyze([f], Options(names=(("web", str(f)),)))
     code, _, err = run("analyze", "--name", f"web={f}", str(f))
     assert code == 2 and "not one pod" in err
+
+
+MESH = json.loads((CAPTURES / "mesh" / "EXPECTED.json").read_text())
+MESH_FILES = [CAPTURES / c["file"] for c in MESH["captures"]]
+
+
+def test_mesh_warm_grpc_target_named_by_the_callee_capture() -> None:
+    """The OpenTelemetry mesh recording: orders calls payments over gRPC on a channel warm
+    before the capture, through a client that dialled the ClusterIP. orders' capture alone
+    cannot name it (no call shows 10.96.2.12 with a name); with payments' capture given too,
+    the pod that received the same ids while the calls were open names it payments:50051;
+    with frontend's instead (upstream of orders, same x-request-id) it stays unknown."""
+    orders = CAPTURES / "mesh" / "orders.pcap"
+    services = MESH["captures"][0]["services"]
+
+    def grpc_targets(paths: list[Path]) -> set[tuple[str, str]]:
+        r = analyze(paths)
+        return {target_of(o.call) for o in r.outcomes
+                if o.call.capture == str(orders) and o.call.protocol == "h2"}
+
+    assert grpc_targets([orders]) == {("unknown (10.96.2.12:50051)", "unknown")}
+    assert grpc_targets([CAPTURES / "mesh" / "frontend.pcap", orders]) == {
+        ("unknown (10.96.2.12:50051)", "unknown")}
+    assert grpc_targets(MESH_FILES) == {(services["10.96.2.12:50051"], "callee capture")}
+    r = analyze(MESH_FILES)
+    assert [p.service for p in r.pods] == [c["pod"]["name"] for c in MESH["captures"]]
+    assert {p.name_source for p in r.pods} == {"file name"}
+    assert {(h.source, h.target, h.target_source) for h in r.hops} == {
+        ("frontend", "orders:8080", "authority"), ("orders", "payments:50051", "callee capture"),
+        ("payments", "ledger:8080", "authority")}
