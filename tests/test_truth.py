@@ -289,6 +289,16 @@ def test_no_finding_on_calls_whose_serving_request_is_outside_the_capture(name: 
         ]
 
 
+def test_calls_outside_the_capture_are_counted_apart() -> None:
+    """Each call whose serving request began before the capture is counted in the summary as
+    not judged, and nothing else is: the calls still unanswered when the capture stops were
+    judged (their request is in the capture)."""
+    for name, cap in MESH_CAPS.items():
+        assert result((name,)).not_in_capture == len(cap["outside_capture"]), name
+    together = sum(len(c["outside_capture"]) for c in MESH_CAPS.values())
+    assert result(tuple(MESH_CAPS)).not_in_capture == together
+
+
 @pytest.mark.parametrize("name", list(MESH_CAPS))
 def test_correct_calls_give_nothing(name: str) -> None:
     """Retries (503, then attempt 2), unsampled requests (flags 00), parallel calls of one
@@ -305,6 +315,10 @@ def test_correct_calls_give_nothing(name: str) -> None:
         > sum(w.outbound == f.outbound.frame for w in wants)
     ]
     assert not wrong
+    # and each was seen and judged: made while a request the capture shows was being served
+    outcomes = result((name,)).outcomes
+    assert correct <= {o.call.frame for o in outcomes}
+    assert not [o.call.frame for o in outcomes if o.call.frame in correct and not o.attributed]
 
 
 def unknown_header_frames() -> dict[str, set[int]]:
