@@ -441,19 +441,20 @@ def test_mesh_warm_grpc_target_named_by_the_callee_capture() -> None:
     with frontend's instead (upstream of orders, same x-request-id) it stays unknown."""
     orders = CAPTURES / "mesh" / "orders.pcap"
     services = MESH["captures"][0]["services"]
+    (cluster_ip,) = [a for a, name in services.items() if name.startswith("payments:")]
+    unknown = (unknown_target(cluster_ip, None), "unknown")
 
     def grpc_targets(paths: list[Path]) -> set[tuple[str, str]]:
         r = analyze(paths)
         return {target_of(o.call) for o in r.outcomes
                 if o.call.capture == str(orders) and o.call.protocol == "h2"}
 
-    assert grpc_targets([orders]) == {("unknown (10.96.2.12:50051)", "unknown")}
-    assert grpc_targets([CAPTURES / "mesh" / "frontend.pcap", orders]) == {
-        ("unknown (10.96.2.12:50051)", "unknown")}
-    assert grpc_targets(MESH_FILES) == {(services["10.96.2.12:50051"], "callee capture")}
+    assert grpc_targets([orders]) == {unknown}
+    assert grpc_targets([CAPTURES / "mesh" / "frontend.pcap", orders]) == {unknown}
+    assert grpc_targets(MESH_FILES) == {(services[cluster_ip], "callee capture")}
     r = analyze(MESH_FILES)
     assert [p.service for p in r.pods] == [c["pod"]["name"] for c in MESH["captures"]]
     assert {p.name_source for p in r.pods} == {"file name"}
     assert {(h.source, h.target, h.target_source) for h in r.hops} == {
-        ("frontend", "orders:8080", "authority"), ("orders", "payments:50051", "callee capture"),
+        ("frontend", "orders:8080", "authority"), ("orders", services[cluster_ip], "callee capture"),
         ("payments", "ledger:8080", "authority")}
