@@ -261,6 +261,27 @@ def test_truths_are_not_empty() -> None:
     assert EDGE_CAPS, "a call whose serving request began before the capture"
 
 
+def test_mesh_truth_points_at_the_messages_it_names() -> None:
+    """EXPECTED.json and the captures are one recording: at every frame the truth names, the
+    manifest (tshark's reading of the file) has a request with that x-scenario marker."""
+    shown: dict[tuple[str, int], list[str]] = {}
+    for e in manifest():
+        for m in e.get("http_messages", []):
+            if m["kind"] == "request":
+                shown.setdefault((e["file"], m["frame"]), []).append(
+                    m.get("headers", {}).get("x-scenario", "")
+                )
+    bad = []
+    for cap in MESH["captures"]:
+        for c in cap["findings"] + cap["correct_calls"] + cap["outside_capture"]:
+            if c["marker"] not in shown.get((cap["file"], c["outbound_frame"]), []):
+                bad.append(f"{cap['file']} frame {c['outbound_frame']}: {c['marker']}")
+        for i in cap["inbound_requests"]:
+            if i["marker"] not in shown.get((cap["file"], i["frame"]), []):
+                bad.append(f"{cap['file']} inbound frame {i['frame']}: {i['marker']}")
+    assert not bad
+
+
 def test_table() -> None:
     """The per-recording table (shown with ``pytest -s``); fails when any row is below 100 %."""
     scores = [score(name) for name in RECORDINGS]
