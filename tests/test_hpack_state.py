@@ -253,10 +253,12 @@ class Stats:
     guesses_wrong: int = 0
 
 
-def check_mid(blocks: list[Block], k: int, stats: Stats) -> None:
-    """Start an unsynced decoder at block k and hold every statement it makes to the truth."""
+def check_mid(blocks: list[Block], k: int, stats: Stats, dec: HPACKDecoder | None = None) -> None:
+    """Start an unsynced decoder at block k and hold every statement it makes to the truth
+    (``dec``: one that has decoded other blocks, then lost the thread)."""
     truth = truth_from(blocks, k)
-    dec = HPACKDecoder("client", synced=False)
+    if dec is None:
+        dec = HPACKDecoder("client", synced=False)
     simple = PlaceholderDecoder()
     label_of: dict[int, str] = {}  # pre-capture entry serial -> its identity
     serial_of: dict[str, int] = {}
@@ -648,3 +650,54 @@ def test_decoded_header_list_is_bounded_and_the_table_stays_in_step() -> None:
     assert len(an) == 1 and f"the first {len(headers)} headers are kept" in an[0]
     (late, big), an = dec.decode(indexed(62) + indexed(63))
     assert late == Header.of(b"late", b"1") and big.name == b"big" and an == []
+
+
+@pytest.mark.parametrize("path", SUBSET[::4], ids=ids(SUBSET[::4]))
+def test_corpus_after_a_gap(path: Path) -> None:
+    """A decoder in step from the start loses some blocks (a gap in the capture): from there
+    on it decodes nothing wrongly, and each entry older than the gap keeps one identity,
+    of the new generation, never confused with those from before the gap."""
+    blocks = load(path)
+    n = len(blocks)
+    for j, m in ((1, 1), (n // 3, 2), (n // 2, 1)):
+        if not 0 < j < j + m < n:
+            continue
+        dec = _Recording("client", synced=True)
+        for wire, hts, expected in blocks[:j]:
+            if hts is not None:
+                dec.set_max_table_size(hts)
+            headers, anomalies = dec.decode(wire)
+            assert anomalies == [] and [(h.name, h.value) for h in headers] == expected
+        dec.desync()  # blocks j .. j+m-1 are lost
+        dec.labels.clear()
+        stats = Stats()
+        check_mid(blocks, j + m, stats, dec)
+        assert dec.generation == 1
+        assert all(label.endswith("(resync 1)") for label in dec.labels)
+
+
+class _Recording(HPACKDecoder):
+    """A decoder that notes the identities of the unknown headers it returns."""
+
+    __slots__ = ("labels",)
+
+    def __init__(self, side: str, *, synced: bool) -> None:
+        super().__init__(side, synced=synced)
+        self.labels: set[str] = set()
+
+    def decode(self, block: bytes | bytearray | memoryview) -> tuple[tuple[Header, ...], list[str]]:
+        headers, anomalies = super().decode(block)
+        self.labels.update(h.unknown for h in headers if h.unknown is not None)
+        return headers, anomalies
+
+
+def test_evicted_entry_keeps_one_identity() -> None:
+    """An encoder referring to an entry certainly evicted is wrong (an anomaly each time),
+    and the entry keeps one identity while newer entries push it down."""
+    dec = HPACKDecoder("client", synced=True, max_table_size=100)
+    dec.decode(lit_inc_new(b"a", b"x" * 60) + lit_inc_new(b"b", b"y" * 60))  # a is evicted
+    (first,), an1 = dec.decode(indexed(63))
+    dec.decode(lit_inc_new(b"c", b"1"))
+    (second,), an2 = dec.decode(indexed(64))
+    assert first == second == Header(None, None, None, "evicted entry 1 of the client's table")
+    assert len(an1) == len(an2) == 1 and "already evicted" in an1[0]

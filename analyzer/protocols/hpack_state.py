@@ -333,13 +333,16 @@ class HPACKDecoder:
     def _missing(self, idx: int, d: int, anomalies: list[str]) -> str:
         """The identity of a dynamic index beyond the known entries (and why it is odd)."""
         if d <= self._inserted:
-            nth = self._inserted - d + 1  # the nth insertion since decoding (re)started
+            # Identified by the nth insertion since decoding (re)started, which does not
+            # change as newer entries push it down, unlike its index.
+            nth = self._inserted - d + 1
             if nth > self._certain:
                 # Dropped by tracewire's bounds only: unknown, with a stable identity.
                 base = f"inserted entry {nth} of the {self.side}'s table (beyond tracewire's bound)"
-                return base if self._generation == 0 else f"{base} (resync {self._generation})"
-            anomalies.append(f"index {idx} refers to an entry of the {self.side}'s table already evicted")
-            return f"evicted entry (index {idx}) of the {self.side}'s table"
+            else:
+                anomalies.append(f"index {idx} refers to an entry of the {self.side}'s table already evicted")
+                base = f"evicted entry {nth} of the {self.side}'s table"
+            return base if self._generation == 0 else f"{base} (resync {self._generation})"
         if not self._has_tail:
             anomalies.append(f"index {idx} is beyond the {self.side}'s table")
             return f"index {idx} beyond the {self.side}'s table"
