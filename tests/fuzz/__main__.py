@@ -1,4 +1,5 @@
-"""A long fuzz campaign by hand: ``python -m tests.fuzz --seconds 600 --seed 7``.
+"""A long fuzz campaign by hand: ``python -m tests.fuzz --seconds 600 --seed 7``
+(``--streams`` for the stream-level campaign of the protocol stage).
 
 New crashes are saved into tests/data/fuzz-corpus/ (one file per signature, with a .txt
 beside it); tests/test_fuzz.py replays every file there.
@@ -10,7 +11,7 @@ import argparse
 import sys
 import time
 
-from tests.fuzz.campaign import CORPUS, peak_rss_mb, run
+from tests.fuzz.campaign import CORPUS, peak_rss_mb, run, run_streams
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,11 +23,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cli-every", type=int, default=25,
                     help="also run every command through the CLI on every Nth input (0: never)")
     ap.add_argument("--no-save", action="store_true", help="do not write to the corpus")
+    ap.add_argument("--streams", action="store_true",
+                    help="fuzz the protocol stage with mutated, re-chunked TCP streams instead "
+                    "of whole captures (much faster per input)")
     args = ap.parse_args(argv)
 
     def log(line: str) -> None:
         print(time.strftime("%H:%M:%S"), line, flush=True)
 
+    if args.streams:
+        stats = run_streams(args.seed, args.iterations, args.seconds, args.start,
+                            corpus=None if args.no_save else CORPUS, log=log)
+        log(f"done: streams seed {args.seed}, {stats.inputs} inputs; slowest {stats.slowest:.2f} s "
+            f"({stats.slowest_input}); peak RSS {peak_rss_mb():.0f} MB")
+        for sig, n in stats.failures.most_common():
+            log(f"  {n:6d}  {sig}")
+        return 1 if stats.failures else 0
     stats = run(args.seed, args.iterations, args.seconds, args.start, cli_every=args.cli_every,
                 corpus=None if args.no_save else CORPUS, log=log)
     log(f"done: seed {args.seed}, {stats.inputs} inputs ({stats.cli_inputs} through the CLI), "

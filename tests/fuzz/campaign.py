@@ -12,6 +12,7 @@ import random
 import resource
 import tempfile
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,16 @@ from pathlib import Path
 
 from tests.fixtures import CAPTURES
 from tests.fuzz.mutate import mutate, parse, serialise
-from tests.fuzz.run import Failure, check_cli, check_library
+from tests.fuzz.run import Failure, Hang, check_cli, check_library, signature, time_limit
+from tests.fuzz.streams import (
+    Ev,
+    Recorded,
+    from_json,
+    mutate_events,
+    recorded_sources,
+    replay,
+    to_json,
+)
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "fuzz-corpus"
 
@@ -151,3 +161,63 @@ def _save(corpus: Path, data: bytes, failure: Failure, name: str, seed: int, i: 
         f"{failure.signature}\nfrom {name}, seed {seed}, input {i}\n\n{failure.detail}\n"
     )
     return out
+
+
+def check_stream(text: str) -> Failure | None:
+    """Replay a stream corpus file (see streams.to_json)."""
+    rec, events = from_json(text, CAPTURES)
+    return _replay_checked(rec, events, 30)
+
+
+def _replay_checked(rec: Recorded, events: list[Ev], seconds: float) -> Failure | None:
+    try:
+        with time_limit(seconds):
+            replay(rec, events)
+    except Hang as err:
+        return Failure("Hang", str(err))
+    except Exception as err:
+        return Failure(signature(err), "".join(traceback.format_exception(err)))
+    return None
+
+
+def run_streams(seed: int, iterations: int | None = None, seconds: float | None = None,
+                start: int = 0, per_input_seconds: float = 10.0, corpus: Path | None = CORPUS,
+                log: Callable[[str], None] | None = None) -> Stats:
+    """The stream-level campaign: input ``i`` mutates connection ``i`` (in turn) of every
+    fixture with ``random.Random(f"streams:{seed}:{i}")`` and replays it into a session."""
+    recs = recorded_sources(sources(), CAPTURES)
+    stats = Stats()
+    seen = {p.name.split(".")[0] for p in corpus.glob("*.txt")} if corpus is not None else set()
+    began = last_log = time.monotonic()
+    i = start
+    while (iterations is None or i < start + iterations) and (
+        seconds is None or time.monotonic() - began < seconds
+    ):
+        rec = recs[i % len(recs)]
+        events = mutate_events(random.Random(f"streams:{seed}:{i}"), rec.events)
+        t0 = time.monotonic()
+        failure = _replay_checked(rec, events, per_input_seconds)
+        took = time.monotonic() - t0
+        stats.inputs += 1
+        if took > stats.slowest:
+            stats.slowest, stats.slowest_input = took, f"{rec.source} streams seed {seed} input {i}"
+        if failure is not None:
+            stats.failures[failure.signature] += 1
+            if failure.key not in seen:
+                seen.add(failure.key)
+                if log:
+                    log(f"NEW {failure.signature} ({rec.source}, streams seed {seed}, input {i})")
+                if corpus is not None:
+                    corpus.mkdir(parents=True, exist_ok=True)
+                    out = corpus / f"{failure.key}.streams.json"
+                    out.write_text(to_json(recs, rec, events))
+                    (corpus / f"{failure.key}.txt").write_text(
+                        f"{failure.signature}\nfrom {rec.source}, streams seed {seed}, input {i}\n\n"
+                        f"{failure.detail}\n")
+                    stats.saved.append(out)
+        i += 1
+        if log and time.monotonic() - last_log > 60:
+            last_log = time.monotonic()
+            log(f"{stats.inputs} stream inputs, {sum(stats.failures.values())} failures "
+                f"({len(stats.failures)} kinds), slowest {stats.slowest:.2f} s")
+    return stats
