@@ -632,3 +632,46 @@ def test_acks_of_settings_sent_before_the_capture_are_ignored() -> None:
     assert conn._s.hpack.max_table_size == 4096  # 100 pending: 4096 may still be in use
     conn.feed(False, settings_frame(ack=True))
     assert conn._s.hpack.max_table_size == 100
+
+
+def test_table_size_settings_of_a_real_implementation() -> None:
+    """python-hyper's h2 on both sides, over an in-memory pipe: the client sends
+    SETTINGS_HEADER_TABLE_SIZE 0, then 4096; once both are acknowledged the server's
+    encoder emits size updates 0 and 4096 and indexes again. Every byte goes through
+    tracewire in the order the peers sent it."""
+    import h2.config
+    import h2.connection
+    import h2.settings
+
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    server = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+    ours = H2Connection(client_synced=True, server_synced=True)
+    events: list[H2Event] = []
+
+    def pump() -> None:
+        while True:
+            a, b = client.data_to_send(), server.data_to_send()
+            if not a and not b:
+                return
+            if a:
+                events.extend(ours.feed(True, a))
+                server.receive_data(a)
+            if b:
+                events.extend(ours.feed(False, b))
+                client.receive_data(b)
+
+    client.initiate_connection()
+    server.initiate_connection()
+    client.update_settings({h2.settings.SettingCodes.HEADER_TABLE_SIZE: 0})
+    client.update_settings({h2.settings.SettingCodes.HEADER_TABLE_SIZE: 4096})
+    pump()
+    for sid in (1, 3, 5):
+        client.send_headers(sid, [(":method", "GET"), (":path", "/"), (":scheme", "http"),
+                                  (":authority", "x"), ("x-request-id", f"r{sid}")], end_stream=True)
+        pump()
+        server.send_headers(sid, [(":status", "200"), ("x-served-by", "server-1")], end_stream=True)
+        pump()
+    assert [e for e in events if isinstance(e, H2Anomaly)] == []
+    responses = [pairs(b) for b in blocks(events) if not b.from_client]
+    assert responses == [[(b":status", b"200"), (b"x-served-by", b"server-1")]] * 3
+    assert ours._s.hpack.max_table_size == 4096
