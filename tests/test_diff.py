@@ -184,3 +184,19 @@ def test_diff_golden(fmt: str, update_golden: bool) -> None:
     if update_golden:
         golden.write_text(out)
     assert out == golden.read_text()
+
+
+def test_inferred_target_matches_the_same_hop_with_its_authority() -> None:
+    """Before: a cold gRPC channel shows :authority ratings:50051. After: the channel is warm,
+    the authority unknown, and naming infers ratings:50051 from the ClusterIP. One hop, and
+    the diff says the match rests on an inference."""
+    before = outcome("/a/1", target="ratings:50051")
+    after = outcome("/a/2", target="ratings:50051")
+    after.call.authority = None
+    after.call.nat_reply_from = "10.96.0.13:50051"
+    after.call.target, after.call.target_source = "ratings:50051", "ClusterIP"
+    (h,) = diff(result([before]), result([after])).hops
+    assert (h.target, h.change) == ("ratings:50051", "unchanged")
+    assert h.matched_by == "ratings:50051 inferred from ClusterIP (authority unknown)"
+    (h,) = diff(result([after]), result([before])).hops
+    assert "inferred from ClusterIP" in h.matched_by

@@ -171,6 +171,15 @@ def _totals(r: Result) -> Totals:
                   formats, len(r.anomalies))
 
 
+def _how(before: str | None, after: str | None) -> str:
+    """How a hop was matched: an inference on either side is said, even when the other side
+    showed the authority (a cold channel before, a warm one after)."""
+    for how in (before, after):
+        if how and how != "authority":
+            return how
+    return before or after or "authority"
+
+
 def diff(before: Result, after: Result) -> DiffResult:
     bs, bhow = _sides(before)
     as_, ahow = _sides(after)
@@ -184,7 +193,7 @@ def diff(before: Result, after: Result) -> DiffResult:
             source, target, protocol, method, path, _change(b, a), b, a,
             sorted(ha - hb) if b and a else [], sorted(hb - ha) if b and a else [],
             sorted(b.formats) if b else [], sorted(a.formats) if a else [],
-            bhow.get(key) or ahow.get(key) or "authority",
+            _how(bhow.get(key), ahow.get(key)),
         ))
     rank = {c: n for n, c in enumerate(CHANGES)}
     hops.sort(key=lambda h: (rank[h.change], h.source, h.target, h.path))
