@@ -206,3 +206,78 @@ def test_unrelated_reply_numbers_are_not_paired() -> None:
     r.add(Segment(1, 0, pod, 41901, lo, 15001, 1000, 7000, PSH | ACK, memoryview(b"GET /")))
     r.add(Segment(2, 0, cip, 9080, pod, 41901, 0x80000000, 0x90000000, PSH | ACK, memoryview(b"HTTP/1.1")))
     assert r.connections == 2
+
+
+def test_conflicting_retransmission_behind_a_hole_keeps_the_first_copy() -> None:
+    """Issue 9, "Evidence": a retransmission that differs while the first copy still waits
+    must not replace it; the conflict is recorded with the retransmission's frame."""
+    r = Reassembler()
+    out: list[StreamEvent] = []
+    out += r.add(seg(100, b"", SYN, frame=1))
+    out += r.add(seg(104, b"GET /real", frame=2))  # waits behind the hole at 101..103
+    out += r.add(seg(104, b"GET /fake", frame=3))  # same place, other bytes
+    out += r.add(seg(104, b"GET /fake HTTP/1.1", frame=4))  # longer: only its tail is new
+    out += r.add(seg(101, b"abc", frame=5))
+    out += r.finish(9, 0)
+    assert stream(out) == [("data", b"abcGET /real HTTP/1.1"), ("end", "eof")]
+    conflicts = [a for a in r.anomalies if a.kind == "tcp-overlap-conflict"]
+    assert [(a.frame, "4 byte(s)" in a.detail) for a in conflicts] == [(3, True), (4, True)]
+
+
+def test_partly_overlapping_waiting_copies_keep_the_first_bytes() -> None:
+    r = Reassembler()
+    out: list[StreamEvent] = []
+    out += r.add(seg(100, b"", SYN, frame=1))
+    out += r.add(seg(106, b"FGH", frame=2))  # bytes 5..7 of the stream
+    out += r.add(seg(103, b"cdefgh", frame=3))  # covers them with other bytes, and more
+    out += r.add(seg(101, b"ab", frame=4))
+    out += r.finish(9, 0)
+    assert stream(out) == [("data", b"abcdeFGH"), ("end", "eof")]
+    assert [a.frame for a in r.anomalies if a.kind == "tcp-overlap-conflict"] == [3]
+
+
+def test_in_order_segment_does_not_override_what_waits() -> None:
+    r = Reassembler()
+    out: list[StreamEvent] = []
+    out += r.add(seg(100, b"", SYN, frame=1))
+    out += r.add(seg(101, b"ab", frame=2))
+    out += r.add(seg(105, b"XY", frame=3))  # waits
+    out += r.add(seg(103, b"cdxyz", frame=4))  # in order, and rewrites what waits
+    out += r.finish(9, 0)
+    assert stream(out) == [("data", b"abcdXYz"), ("end", "eof")]
+    assert [a.frame for a in r.anomalies if a.kind == "tcp-overlap-conflict"] == [4]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.binary(min_size=2, max_size=200),
+    ranges=st.lists(st.tuples(st.integers(0, 199), st.integers(1, 60), st.booleans()), max_size=25),
+    seed=st.integers(min_value=0, max_value=2**32),
+)
+def test_first_copy_of_every_byte_wins(
+    data: bytes, ranges: list[tuple[int, int, bool]], seed: int
+) -> None:
+    """Copies of any ranges, some with altered bytes, in any order: each byte comes out as
+    the first segment that carried it had it, and each differing copy is recorded."""
+    n = len(data)
+    rnd = random.Random(seed)
+    sent: list[tuple[int, bytes]] = [(0, data)]  # one whole copy, so nothing is missing
+    for start, length, alter in ranges:
+        start %= n
+        chunk = bytearray(data[start : start + length])
+        if alter:
+            chunk[rnd.randrange(len(chunk))] ^= 0xFF
+        sent.append((start, bytes(chunk)))
+    rnd.shuffle(sent)
+    first: list[int | None] = [None] * n
+    for start, chunk in sent:
+        for i, b in enumerate(chunk):
+            if first[start + i] is None:
+                first[start + i] = b
+    expected = bytes(b for b in first if b is not None)
+    r = Reassembler()
+    out = r.add(seg(1000, b"", SYN, frame=1))
+    for i, (start, chunk) in enumerate(sent):
+        out += r.add(seg(1001 + start, chunk, frame=i + 2))
+    out += r.finish(999, 0)
+    assert stream(out) == [("data", expected), ("end", "eof")]

@@ -25,6 +25,9 @@ VLAN_TYPES = frozenset((0x8100, 0x88A8, 0x9100))
 AF_INET6_VALUES = frozenset((10, 24, 28, 30))  # Linux, NetBSD/OpenBSD, FreeBSD, macOS
 IPV6_EXT = frozenset((0, 43, 60, 135, 139, 140))  # hop-by-hop, routing, dst opts, mobility, HIP, shim6
 PROTO_TCP = 6
+# Bytes of a record beyond its TCP payload (link, IP and TCP headers, Ethernet padding: at
+# most a few hundred) past which the payload is copied out of the record.
+TRAILER_SLACK = 2048
 
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
@@ -178,6 +181,11 @@ def decode_frame(frame: Frame) -> Segment | str:
         end = n
     if start > end:
         return "short-tcp-header"
+    payload = buf[start:end]
+    if n - (end - start) > TRAILER_SLACK:
+        # Far more record than payload (a trailer, or a record padded on purpose): later
+        # stages may keep the payload for a while, and a view would keep the whole record.
+        payload = memoryview(bytes(payload))
     return Segment(
         frame.number,
         frame.ts_ns,
@@ -188,7 +196,7 @@ def decode_frame(frame: Frame) -> Segment | str:
         seq,
         ack,
         flags,
-        buf[start:end],
+        payload,
         missing,
         iface,
     )

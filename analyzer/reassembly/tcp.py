@@ -9,11 +9,25 @@ were never captured are reported as ``Gap(n)``: never filled with zeros, never g
 
 Sequence numbers are compared in 32-bit serial arithmetic (RFC 1982), so a stream may wrap.
 A capture that starts mid-connection (no SYN) starts each direction at the first byte seen.
+
+Bounds (capture content is hostile). Waiting segments are kept by stream offset in a sorted
+list, so finding the oldest hole is O(1) and each segment costs O(log n) plus a bounded
+memmove: linear overall, however many holes. What waits is a copy of its payload, never a
+view that would keep a whole captured record alive. Waiting segments never overlap: a
+segment is cut against what already waits, so the first copy of every byte is the one kept
+(a retransmission that differs is recorded as a conflict). Buffers are bounded per direction
+and for all connections together, and so are connections: beyond ``max_connections`` the one
+idle longest is ended early (its data flushed as a gap and an end, as at the end of the
+capture), as are half-open connections idle for ``HALF_OPEN_TIMEOUT`` of capture time, like
+Zeek's connection timeouts. Evictions are counted in one anomaly.
 """
 
 from __future__ import annotations
 
+import bisect
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from itertools import islice
 
 from analyzer.decode.packet import ACK, FIN, RST, SYN, Segment, format_addr, format_endpoint
 from analyzer.records import Anomaly
@@ -22,7 +36,22 @@ MOD = 1 << 32
 HALF = 1 << 31
 MAX_PENDING_BYTES = 4 << 20  # per direction; beyond this the oldest hole is declared a gap
 MAX_PENDING_SEGMENTS = 1024
+# For all directions together: many connections each just under their own limit must not
+# add up to gigabytes. Beyond these, the direction that adds a segment gives up its oldest hole.
+MAX_PENDING_TOTAL_BYTES = 64 << 20
+MAX_PENDING_TOTAL_SEGMENTS = 64 * 1024
 RECENTLY_CLOSED = 4096
+# Open connections kept at once. A pod rarely has more than a few thousand; beyond this the
+# least recently active one is ended early (evicted), so memory follows this limit, not the
+# number of connections an attacker (or a SYN flood) opens.
+MAX_CONNECTIONS = 10_000
+# A connection that never carried a byte (a SYN, maybe a handshake) and has been idle this
+# long (capture time) is dropped when a new connection arrives: Zeek's tcp_attempt_delay idea.
+HALF_OPEN_TIMEOUT_NS = 30 * 1_000_000_000
+# Reply halves of Istio's NAT split are looked for among this many recent lonely connections
+# per endpoint: the app's endpoint is an ephemeral port with one or two, while a server's
+# endpoint can have thousands that must not be walked for every new connection.
+NAT_CANDIDATES = 8
 
 
 def seq_diff(a: int, b: int) -> int:
@@ -46,8 +75,12 @@ class Flow:
     offset: int = 0  # stream bytes accounted for, gaps included
     fin_seq: int | None = None
     ended: bool = False
-    # seq -> (payload, bytes missing after it, frame, ts)
-    pending: dict[int, tuple[memoryview, int, int, int]] = field(default_factory=dict)
+    # Segments waiting behind a hole, keyed by stream offset (the ``offset`` scale, which
+    # never wraps): start -> (payload copy, bytes missing after it, frame, ts). ``starts``
+    # from index ``head`` on holds the same keys in order; entries never overlap.
+    pending: dict[int, tuple[bytes, int, int, int]] = field(default_factory=dict)
+    starts: list[int] = field(default_factory=list)
+    head: int = 0  # starts[:head] are delivered; dropped in bulk, so taking the first is O(1)
     pending_bytes: int = 0
     retransmitted: int = 0
     last_ack: int | None = None  # the last acknowledgement number this direction sent
@@ -124,17 +157,30 @@ StreamEvent = Data | Gap | End
 class Reassembler:
     """Feeds segments, returns stream events. ``finish()`` flushes at the end of the capture."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_connections: int = MAX_CONNECTIONS,
+                 half_open_timeout_ns: int = HALF_OPEN_TIMEOUT_NS) -> None:
         self.flows: dict[tuple[bytes, int, bytes, int], Flow] = {}
         self.closed: dict[tuple[bytes, int, bytes, int], Flow] = {}
         self.connections = 0
         self.anomalies: list[Anomaly] = []
         # endpoint -> connections seen in one direction only, for pairing NAT halves
-        self.lonely: dict[tuple[bytes, int], list[Connection]] = {}
+        # (dicts used as ordered sets: removal is O(1) however many share an endpoint)
+        self.lonely: dict[tuple[bytes, int], dict[Connection, None]] = {}
+        # open connections, least recently active first
+        self.active: OrderedDict[Connection, None] = OrderedDict()
+        self.max_connections = max(1, max_connections)
+        self.half_open_timeout_ns = half_open_timeout_ns
+        self.evicted = 0
+        self.evicted_half_open = 0
+        self.first_evicted_frame: int | None = None
+        self.pending_total_bytes = 0
+        self.pending_total_segments = 0
+        self.pending_conflicts = 0
 
     # -- connection table -------------------------------------------------------------
 
-    def _new_connection(self, seg: Segment) -> Flow:
+    def _new_connection(self, seg: Segment, out: list[StreamEvent]) -> Flow:
+        self._make_room(seg, out)
         self.connections += 1
         conn = Connection(self.connections, seg.frame, seg.ts_ns)
         a = Flow(conn, seg.src, seg.sport, seg.dst, seg.dport, seg.frame)
@@ -143,18 +189,36 @@ class Reassembler:
         self.flows[(a.src, a.sport, a.dst, a.dport)] = a
         self.flows[(b.src, b.sport, b.dst, b.dport)] = b
         for ep in ((a.src, a.sport), (a.dst, a.dport)):
-            self.lonely.setdefault(ep, []).append(conn)
+            self.lonely.setdefault(ep, {})[conn] = None
+        self.active[conn] = None
         return a
+
+    def _make_room(self, seg: Segment, out: list[StreamEvent]) -> None:
+        """Before a new connection: end the least recently active ones while there are too
+        many, and those that never carried data and have been idle too long. Each connection
+        is evicted at most once, so this is O(1) amortised per segment."""
+        active = self.active
+        while active:
+            conn = next(iter(active))
+            if len(active) >= self.max_connections:
+                half_open = False
+            elif seg.ts_ns - conn.last_ts > self.half_open_timeout_ns and _no_data(conn):
+                half_open = True
+            else:
+                return
+            self.evicted += 1
+            self.evicted_half_open += half_open
+            if self.first_evicted_frame is None:
+                self.first_evicted_frame = seg.frame
+            self._close(conn, seg, "evicted", out)
 
     def _unlonely(self, conn: Connection) -> None:
         a = conn.a
         assert a is not None
         for ep in ((a.src, a.sport), (a.dst, a.dport)):
-            lst = self.lonely.get(ep)
-            if lst is not None and conn in lst:
-                lst.remove(conn)
-                if not lst:
-                    del self.lonely[ep]
+            d = self.lonely.get(ep)
+            if d is not None and d.pop(conn, 0) is None and not d:
+                del self.lonely[ep]
 
     def _nat_pair(self, seg: Segment) -> Flow | None:
         """Find the other half of a connection that NAT made look like two.
@@ -166,7 +230,7 @@ class Reassembler:
         """
         for app, other in (((seg.dst, seg.dport), (seg.src, seg.sport)),
                            ((seg.src, seg.sport), (seg.dst, seg.dport))):
-            for conn in self.lonely.get(app, ()):
+            for conn in islice(reversed(self.lonely.get(app, {})), NAT_CANDIDATES):
                 a = conn.a
                 assert a is not None
                 # the existing half runs between the app endpoint and a different peer
@@ -202,6 +266,7 @@ class Reassembler:
 
     def _retire(self, conn: Connection) -> None:
         self._unlonely(conn)
+        self.active.pop(conn, None)
         for f in (conn.a, conn.b):
             assert f is not None
             key = (f.src, f.sport, f.dst, f.dport)
@@ -226,14 +291,15 @@ class Reassembler:
                     return out
             flow = self._nat_pair(seg) if not flags & SYN or flags & ACK else None
             if flow is None:
-                flow = self._new_connection(seg)
+                flow = self._new_connection(seg, out)
         elif flags & SYN and not flags & ACK and (flow.syn_seen or flow.offset or flow.ended):
             if flow.next_seq is None or seq_diff(seg.seq + 1, flow.next_seq) != 0:
                 # Same ports, new connection: close the old one and start afresh.
                 self._close(flow.conn, seg, "reused", out)
-                flow = self._new_connection(seg)
+                flow = self._new_connection(seg, out)
         conn = flow.conn
         conn.last_ts = seg.ts_ns
+        self.active.move_to_end(conn)
         if not flow.segments and flow is conn.b:
             self._unlonely(conn)
         flow.segments += 1
@@ -283,21 +349,6 @@ class Reassembler:
     ) -> None:
         assert flow.next_seq is not None
         d = seq_diff(seq, flow.next_seq)
-        if d > 0:
-            if seq in flow.pending and len(flow.pending[seq][0]) >= len(payload):
-                flow.retransmitted += 1
-                return
-            flow.pending[seq] = (payload, missing, frame, ts)
-            flow.pending_bytes += len(payload)
-            if (
-                flow.pending_bytes > MAX_PENDING_BYTES
-                or len(flow.pending) > MAX_PENDING_SEGMENTS
-            ):
-                first = min(flow.pending, key=lambda s: seq_diff(s, flow.next_seq or 0))
-                _, _, after, after_ts = flow.pending[first]
-                self._gap(flow, seq_diff(first, flow.next_seq), after, after_ts, out, "buffer limit")
-                self._drain(flow, out)
-            return
         if d < 0:
             self._check_overlap(flow, seq, payload, frame)
             total = len(payload) + missing
@@ -309,9 +360,84 @@ class Reassembler:
                 payload = payload[len(payload) :]
             else:
                 payload = payload[-d:]
-        self._deliver(flow, payload, missing, frame, ts, out)
-        if flow.pending:
+            d = 0
+        if not flow.pending:
+            if not d:  # the common case: in order, nothing waiting
+                self._deliver(flow, payload, missing, frame, ts, out)
+                return
+        self._insert(flow, flow.offset + d, payload, missing, frame, ts)
+        if flow.pending and flow.starts[flow.head] == flow.offset:
             self._drain(flow, out)
+        while flow.pending and (
+            flow.pending_bytes > MAX_PENDING_BYTES
+            or len(flow.pending) > MAX_PENDING_SEGMENTS
+            or self.pending_total_bytes > MAX_PENDING_TOTAL_BYTES
+            or self.pending_total_segments > MAX_PENDING_TOTAL_SEGMENTS
+        ):
+            # Give up the oldest hole: what waits behind it goes out after a gap.
+            first = flow.starts[flow.head]
+            _, _, after, after_ts = flow.pending[first]
+            self._gap(flow, first - flow.offset, after, after_ts, out, "buffer limit")
+            self._drain(flow, out)
+
+    def _insert(
+        self, flow: Flow, start: int, payload: memoryview, missing: int, frame: int, ts: int
+    ) -> None:
+        """Keep [start, start + len(payload) + missing) where nothing waits yet; where
+        something does, the first copy stays and differing bytes are recorded."""
+        cap_end = start + len(payload)
+        end = cap_end + missing
+        starts, pending = flow.starts, flow.pending
+        head = flow.head
+        i = max(bisect.bisect_right(starts, start, head) - 1, head)
+        pos = start
+        new: list[tuple[int, int]] = []
+        differ = 0
+        while i < len(starts) and pos < end:
+            e_start = starts[i]
+            if e_start >= end:
+                break
+            e_payload, e_missing, _, _ = pending[e_start]
+            e_cap = e_start + len(e_payload)
+            e_end = e_cap + e_missing
+            i += 1
+            if e_end <= pos:
+                continue
+            if e_start > pos:
+                new.append((pos, e_start))
+            # bytes both copies captured must agree
+            lo, hi = max(pos, e_start), min(cap_end, e_cap)
+            if lo < hi:
+                first = e_payload[lo - e_start : hi - e_start]
+                again = payload[lo - start : hi - start]
+                if first != again:
+                    differ += sum(1 for x, y in zip(first, again, strict=True) if x != y)
+            pos = e_end
+        if pos < end:
+            new.append((pos, end))
+        if differ:
+            self.pending_conflicts += 1
+            self.anomalies.append(
+                Anomaly(
+                    "tcp-overlap-conflict",
+                    frame,
+                    f"a retransmission carries {differ} byte(s) that differ from the first copy "
+                    "(still waiting behind a hole), which is kept",
+                    flow_label(flow),
+                )
+            )
+        if not new:
+            flow.retransmitted += 1
+            return
+        for lo, hi in new:
+            # A copy: a view would keep the whole captured record alive while it waits.
+            piece = bytes(payload[lo - start : min(hi, cap_end) - start]) if lo < cap_end else b""
+            gone = max(hi - max(lo, cap_end), 0)
+            pending[lo] = (piece, gone, frame, ts)
+            bisect.insort(starts, lo, flow.head)
+            flow.pending_bytes += len(piece)
+            self.pending_total_bytes += len(piece)
+            self.pending_total_segments += 1
 
     def _deliver(
         self,
@@ -379,39 +505,45 @@ class Reassembler:
         flow.next_seq = (flow.next_seq + n) & 0xFFFFFFFF
 
     def _drain(self, flow: Flow, out: list[StreamEvent]) -> None:
-        """Deliver buffered segments that the expected sequence number has reached."""
-        while flow.pending:
-            nxt = flow.next_seq
-            assert nxt is not None
-            seq = min(flow.pending, key=lambda s: seq_diff(s, nxt))
-            d = seq_diff(seq, nxt)
-            if d > 0:
-                return
-            payload, missing, frame, ts = flow.pending.pop(seq)
+        """Deliver waiting segments that the stream has reached. Waiting segments never
+        overlap and none starts before ``flow.offset``, so this is a pop from the front."""
+        starts, pending = flow.starts, flow.pending
+        while flow.head < len(starts) and starts[flow.head] <= flow.offset:
+            first = starts[flow.head]
+            flow.head += 1
+            if flow.head >= 64 and flow.head * 2 >= len(starts):
+                del starts[: flow.head]
+                flow.head = 0
+            payload, missing, frame, ts = pending.pop(first)
             flow.pending_bytes -= len(payload)
-            if d:
-                self._check_overlap(flow, seq, payload, frame)
-            total = len(payload) + missing
-            if -d >= total:
-                flow.retransmitted += 1
-                continue
-            if -d >= len(payload):
-                missing, payload = total + d, payload[len(payload) :]
-            elif d:
-                payload = payload[-d:]
-            self._deliver(flow, payload, missing, frame, ts, out)
+            self.pending_total_bytes -= len(payload)
+            self.pending_total_segments -= 1
+            view = memoryview(payload)
+            skip = flow.offset - first  # defensive: 0 by construction
+            if skip:
+                if skip >= len(payload) + missing:
+                    continue
+                if skip >= len(payload):
+                    missing, view = missing - (skip - len(payload)), view[len(view) :]
+                else:
+                    view = view[skip:]
+            self._deliver(flow, view, missing, frame, ts, out)
+        if not pending:
+            starts.clear()
+            flow.head = 0
 
     def _ack_gap(self, flow: Flow, seg: Segment, out: list[StreamEvent]) -> None:
         """The peer acknowledged bytes of ``flow`` that the capture lacks: they are a gap."""
         nxt = flow.next_seq
         assert nxt is not None
-        if seq_diff(seg.ack, nxt) <= 0:
+        acked = seq_diff(seg.ack, nxt)
+        if acked <= 0:
             return
-        first = min(flow.pending, key=lambda s: seq_diff(s, nxt))
-        upto = first if seq_diff(first, seg.ack) <= 0 else seg.ack
+        first = flow.starts[flow.head]
+        upto = min(first, flow.offset + acked)
         # Cite the first segment after the hole, as Wireshark's "previous segment not captured".
         _, _, after, after_ts = flow.pending[first]
-        self._gap(flow, seq_diff(upto, nxt), after, after_ts, out, "acknowledged by the peer")
+        self._gap(flow, upto - flow.offset, after, after_ts, out, "acknowledged by the peer")
         self._drain(flow, out)
         if flow.fin_seq is not None and flow.next_seq == flow.fin_seq:
             self._end(flow, seg.frame, seg.ts_ns, "fin", out)
@@ -420,11 +552,9 @@ class Reassembler:
 
     def _flush(self, flow: Flow, out: list[StreamEvent]) -> None:
         while flow.pending:
-            nxt = flow.next_seq
-            assert nxt is not None
-            first = min(flow.pending, key=lambda s: seq_diff(s, nxt))
+            first = flow.starts[flow.head]
             _, _, after, after_ts = flow.pending[first]
-            self._gap(flow, seq_diff(first, nxt), after, after_ts, out, "never captured")
+            self._gap(flow, first - flow.offset, after, after_ts, out, "never captured")
             self._drain(flow, out)
 
     def _end(self, flow: Flow, frame: int, ts: int, reason: str, out: list[StreamEvent]) -> None:
@@ -453,7 +583,27 @@ class Reassembler:
                 assert f is not None
                 self._end(f, frame, ts, "eof", out)
         self.flows.clear()
+        self.active.clear()
+        if self.evicted:
+            idle = self.half_open_timeout_ns // 1_000_000_000
+            self.anomalies.append(
+                Anomaly(
+                    "tcp-evicted",
+                    self.first_evicted_frame,
+                    f"{self.evicted} connection(s) ended before the capture did, to bound memory: "
+                    f"{self.evicted - self.evicted_half_open} beyond {self.max_connections} open at "
+                    f"once (least recently active first), {self.evicted_half_open} that never "
+                    f"carried data and were idle over {idle} s; what they carried was decoded",
+                )
+            )
         return out
+
+
+def _no_data(conn: Connection) -> bool:
+    """Nothing but handshake packets so far: a half-open or never-used connection."""
+    a, b = conn.a, conn.b
+    assert a is not None and b is not None
+    return not (a.offset or b.offset or a.pending or b.pending)
 
 
 def flow_label(flow: Flow) -> str:
