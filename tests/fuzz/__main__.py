@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.streams:
         stats = run_streams(args.seed, args.iterations, args.seconds, args.start,
                             corpus=None if args.no_save else CORPUS, log=log)
-        log(f"done: streams seed {args.seed}, {stats.inputs} inputs; slowest {stats.slowest:.2f} s "
+        log(f"done: streams seed {args.seed}, {stats.inputs} inputs; slowest {stats.slowest:.2f} s CPU "
             f"({stats.slowest_input}); peak RSS {peak_rss_mb():.0f} MB")
         for sig, n in stats.failures.most_common():
             log(f"  {n:6d}  {sig}")
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
                 corpus=None if args.no_save else CORPUS, log=log)
     log(f"done: seed {args.seed}, {stats.inputs} inputs ({stats.cli_inputs} through the CLI), "
         f"{stats.not_captures} no capture, {stats.frames} frames and {stats.messages} messages "
-        f"decoded; slowest {stats.slowest:.2f} s ({stats.slowest_input}); "
+        f"decoded; slowest {stats.slowest:.2f} s CPU ({stats.slowest_input}); "
         f"peak RSS {peak_rss_mb():.0f} MB")
     for sig, n in stats.failures.most_common():
         log(f"  {n:6d}  {sig}")
