@@ -191,3 +191,92 @@ def test_public_nanosecond_capture() -> None:
     assert len(frames) == 3
     assert r.linktypes == {113}
     assert any(f.ts_ns % 1000 for f in frames)  # sub-microsecond digits survive
+
+
+# -- lengths that decide nothing about memory (issue 9) ----------------------------------------
+
+
+def _record(data: bytes, caplen: int | None = None, ts: int = 1_700_000_000) -> bytes:
+    return struct.pack("<IIII", ts, 0, len(data) if caplen is None else caplen, len(data)) + data
+
+
+def _pcap_header(snaplen: int) -> bytes:
+    return struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, 276)
+
+
+def test_absurd_snaplen_is_an_anomaly_and_records_are_read_by_their_length(tmp_path: Path) -> None:
+    frames = _frames()
+    f = tmp_path / "snap.pcap"
+    f.write_bytes(_pcap_header(0xFFFFFFFF) + b"".join(_record(d) for _, d in frames))
+    with open_capture(f) as r:
+        got = list(r)
+    assert [g.data for g in got] == [d for _, d in frames]
+    assert [(a.kind, a.frame) for a in r.anomalies] == [("bad-snaplen", None)]
+    assert "4294967295" in r.anomalies[0].detail
+
+
+def test_oversized_record_keeps_its_start_and_later_records(tmp_path: Path) -> None:
+    from analyzer.capture.pcap import MAX_RECORD
+
+    frames = _frames()
+    big = frames[1][1] + bytes(3 * MAX_RECORD)  # a real record, far over libpcap's ceiling
+    f = tmp_path / "big.pcap.gz"
+    body = _pcap_header(262144) + _record(frames[0][1]) + _record(big) + _record(frames[2][1])
+    f.write_bytes(gzip.compress(body))
+    with open_capture(f) as r:
+        got = list(r)
+    assert [g.number for g in got] == [1, 2, 3]
+    assert got[1].data == big[:MAX_RECORD] and got[1].orig_len == len(big)
+    assert got[2].data == frames[2][1]
+    assert [(a.kind, a.frame) for a in r.anomalies] == [("record-too-big", 2)]
+
+
+def test_record_claiming_more_than_the_file_is_truncated(tmp_path: Path) -> None:
+    frames = _frames()
+    f = tmp_path / "claim.pcap"
+    f.write_bytes(_pcap_header(0xFFFFFFFF) + _record(frames[0][1]) + _record(b"x" * 100, 1 << 30))
+    with open_capture(f) as r:
+        got = list(r)
+    assert [g.number for g in got] == [1]
+    assert [a.kind for a in r.anomalies] == ["bad-snaplen", "truncated-record"]
+    assert r.anomalies[1].frame == 2
+
+
+def test_a_quarter_gib_record_costs_no_quarter_gib(tmp_path: Path) -> None:
+    """The record is real (gzip makes the file small): it is read in pieces, never whole."""
+    import tracemalloc
+
+    frames = _frames()
+    n = 1 << 28
+    f = tmp_path / "gib.pcap.gz"
+    with gzip.open(f, "wb", compresslevel=1) as gz:
+        gz.write(_pcap_header(0xFFFFFFFF) + struct.pack("<IIII", 1, 0, n, n) + frames[0][1])
+        zeros = bytes(1 << 22)
+        left = n - len(frames[0][1])
+        while left > 0:
+            gz.write(zeros[: min(left, len(zeros))])
+            left -= len(zeros)
+        gz.write(_record(frames[1][1]))
+    tracemalloc.start()
+    try:
+        with open_capture(f) as r:
+            got = [(g.number, len(g.data)) for g in r]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert got == [(1, 256 * 1024), (2, len(frames[1][1]))]
+    assert peak < 16 << 20, peak
+
+
+def test_pcapng_oversized_packet_block_keeps_its_start(tmp_path: Path) -> None:
+    from analyzer.capture.pcap import MAX_RECORD
+
+    frames = _frames()
+    big = frames[0][1] + bytes(MAX_RECORD)
+    f = tmp_path / "big.pcapng"
+    f.write_bytes(_shb() + _idb(276) + _epb(0, 1, big) + _block(4, bytes(1 << 20)) + _epb(0, 2, frames[1][1]))
+    with open_capture(f) as r:
+        got = list(r)
+    assert [len(g.data) for g in got] == [MAX_RECORD, len(frames[1][1])]
+    assert got[0].data == big[:MAX_RECORD]
+    assert [(a.kind, a.frame) for a in r.anomalies] == [("record-too-big", 1)]

@@ -11,9 +11,14 @@ from analyzer.capture.reader import PCAP_MAGICS, Frame
 if TYPE_CHECKING:
     from analyzer.capture.reader import CaptureReader
 
-# Records larger than this are corrupt, not jumbo: libpcap's own ceiling is 256 KiB
-# (262144), raised for D-Bus/USB captures; nothing sane goes past 16 MiB.
-MAX_RECORD = 16 << 20
+# The most of one record that is kept. libpcap never captures more than 256 KiB (262144,
+# Wireshark's WTAP_MAX_PACKET_SIZE_STANDARD; only D-Bus, USB and EBHSCR link types, which
+# carry no TCP/IP, go further), and an IP packet is at most 64 KiB unless offloaded. A record
+# claiming more (as a file header's snap length of 2^32-1 allows) is read by its real length
+# in pieces: its first MAX_RECORD bytes are kept, the rest skipped, reading goes on, so a
+# length field never decides how much memory is taken.
+MAX_RECORD = 256 * 1024
+SKIP_CHUNK = 1 << 20
 
 
 def read_frames(reader: CaptureReader) -> Iterator[Frame]:
@@ -29,7 +34,14 @@ def read_frames(reader: CaptureReader) -> Iterator[Frame]:
     rec = struct.Struct(endian + "IIII")
     unpack = rec.unpack
     read = stream.read
-    limit = max(snaplen, 262_144, MAX_RECORD)
+    if snaplen > MAX_RECORD:
+        reader.note(
+            "bad-snaplen",
+            None,
+            f"file header gives a snap length of {snaplen}; records are read by their own "
+            f"length, at most {MAX_RECORD} bytes of each kept",
+        )
+    limit = MAX_RECORD
     number = 0
     while True:
         rh = read(16)
@@ -42,17 +54,28 @@ def read_frames(reader: CaptureReader) -> Iterator[Frame]:
             )
             return
         sec, frac, caplen, origlen = unpack(rh)
-        if caplen > limit:
-            reader.note(
-                "bad-record", number, f"record claims {caplen} bytes; the rest of the file is unreadable"
-            )
-            return
-        data = read(caplen)
-        if len(data) < caplen:
+        data = read(min(caplen, limit))
+        got = len(data)
+        if caplen > limit and got == limit:
+            # Skip the rest by its real length, in pieces: nothing larger is ever allocated.
+            left = caplen - limit
+            while left:
+                piece = len(read(min(left, SKIP_CHUNK)))
+                got += piece
+                left -= piece
+                if not piece:
+                    break
+            if not left:
+                reader.note(
+                    "record-too-big",
+                    number,
+                    f"record of {caplen} bytes; only its first {limit} were kept",
+                )
+        if got < caplen:
             reader.note(
                 "truncated-record",
                 number,
-                f"last record cut short: {len(data)} of {caplen} bytes (capture stopped mid-write)",
+                f"last record cut short: {got} of {caplen} bytes (capture stopped mid-write)",
             )
             return
         yield Frame(number, sec * 1_000_000_000 + frac * ns_per_tick, linktype, data, origlen)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from analyzer.capture.pcap import MAX_RECORD, SKIP_CHUNK
 from analyzer.capture.reader import Frame
 
 if TYPE_CHECKING:
@@ -24,6 +25,11 @@ SHB, IDB, PB, SPB, EPB = 0x0A0D0D0A, 1, 2, 3, 6
 NUMBERED_NON_PACKETS = frozenset((0x00000009, 0x00000BAD, 0x40000BAD))
 BYTE_ORDER_MAGIC = 0x1A2B3C4D
 MAX_BLOCK = 64 << 20
+# How much of a block body is read into memory, by type; the rest is skipped in pieces, so a
+# block's length field never decides how much memory is taken. Packet blocks keep their
+# fixed fields and at most MAX_RECORD bytes of packet (as pcap records do); an interface
+# block its options; blocks that are skipped anyway, nothing.
+IDB_KEEP = 64 * 1024
 OPT_TSRESOL, OPT_TSOFFSET = 9, 14
 
 
@@ -91,8 +97,13 @@ def read_frames(reader: CaptureReader) -> Iterator[Frame]:
             if total < 28 or total > MAX_BLOCK or total % 4:
                 reader.note("bad-block", number + 1, f"section header with length {total}")
                 return
-            rest = read(total - 12)
-            if len(rest) < total - 12:
+            left = total - 12  # nothing in the section header's body is used: skip it
+            while left:
+                piece = len(read(min(left, SKIP_CHUNK)))
+                if not piece:
+                    break
+                left -= piece
+            if left:
                 reader.note("truncated-record", number + 1, "section header cut short")
                 return
             section += 1
@@ -104,15 +115,33 @@ def read_frames(reader: CaptureReader) -> Iterator[Frame]:
                 "bad-block", number + 1, f"block type {btype:#x} with length {total}; reading stopped"
             )
             return
-        body = read(total - 8)
-        if len(body) < total - 8:
+        whole = total - 8
+        if btype in (EPB, PB):
+            want = min(whole, 20 + MAX_RECORD)
+        elif btype == SPB:
+            want = min(whole, 4 + MAX_RECORD)
+        elif btype == IDB:
+            want = min(whole, IDB_KEEP)
+        else:
+            want = 0
+        body = read(want) if want else b""
+        got = len(body)
+        left = whole - got if got == want else 0
+        while left:
+            piece = len(read(min(left, SKIP_CHUNK)))
+            if not piece:
+                break
+            got += piece
+            left -= piece
+        if got < whole:
             reader.note(
                 "truncated-record",
                 number + 1,
-                f"last block cut short: {len(body) + 8} of {total} bytes (capture stopped mid-write)",
+                f"last block cut short: {got + 8} of {total} bytes (capture stopped mid-write)",
             )
             return
-        body = body[:-4]  # trailing copy of the block length
+        if want == whole:
+            body = body[:-4]  # trailing copy of the block length
         if btype in (EPB, PB):
             if len(body) < 20:
                 reader.note("bad-block", number + 1, "packet block too short")
@@ -128,8 +157,13 @@ def read_frames(reader: CaptureReader) -> Iterator[Frame]:
                 continue
             iface = interfaces[if_id]
             number += 1
-            data = body[20 : 20 + caplen]
-            if len(data) < caplen:
+            data = body[20 : 20 + min(caplen, MAX_RECORD)]
+            if caplen > MAX_RECORD and len(data) == MAX_RECORD:
+                reader.note(
+                    "record-too-big", number,
+                    f"packet of {caplen} bytes; only its first {MAX_RECORD} were kept",
+                )
+            elif len(data) < caplen:
                 reader.note("bad-block", number, "packet data shorter than its captured length")
             yield Frame(
                 number, iface.ts_ns((ts_hi << 32) | ts_lo), iface.linktype, data, origlen, if_id
@@ -140,6 +174,7 @@ def read_frames(reader: CaptureReader) -> Iterator[Frame]:
                 continue
             iface = interfaces[0]
             origlen = struct.unpack_from(e + "I", body, 0)[0]
+            # (body is at most 4 + MAX_RECORD bytes: the excess of a larger one was skipped)
             caplen = min(origlen, iface.snaplen or origlen, len(body) - 4)
             number += 1
             # A simple packet block has no timestamp: 0 says "unknown", not "1970".
