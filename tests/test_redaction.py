@@ -271,11 +271,25 @@ def test_names_by_rule_with_a_tracing_allow_list(name: str, secret: bool) -> Non
         ("/a?key=", "/a?key="),  # nothing to hide
         ("/plain?page=2&sort=asc", "/plain?page=2&sort=asc"),
         ("http://user:pw@host/p", "http://user:<redacted, 2 bytes>@host/p"),
+        ("//u:pw@host/p?a=1", "//u:<redacted, 2 bytes>@host/p?a=1"),
+        ("u:secret@reviews:9080", "u:<redacted, 6 bytes>@reviews:9080"),  # an authority
+        ("/a/b@c:d", "/a/b@c:d"),  # a path, no userinfo
         ("/no-query", "/no-query"),
     ],
 )
 def test_query_redaction(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+def test_redaction_is_linear_on_hostile_urls() -> None:
+    """Plain scans, no backtracking: a long hostile path costs time in proportion."""
+    import time
+
+    start = time.perf_counter()
+    redact_url("a:" * 200_000 + "/@x")
+    redact_url("/?" + "token=1&" * 100_000)
+    Policy().prose("x?" + "a" * 1_000_000)
+    assert time.perf_counter() - start < 5
 
 
 def test_policy_value_decisions() -> None:

@@ -119,17 +119,31 @@ def marker(n: int) -> str:
     return f"<redacted, {n} bytes>"
 
 
-_USERINFO: Final = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*://)?([^/?#@]*?):([^/?#@]*)@")
+_SCHEME: Final = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]{0,31}://")
+_AUTHORITY_END: Final = re.compile(r"[/?#]")
+
+
+def _userinfo(s: str) -> str:
+    """``scheme://user:password@host...`` or ``user:password@host`` with the password
+    redacted. Plain string searches (no backtracking regex): linear in a hostile value."""
+    m = _SCHEME.match(s)
+    start = m.end() if m is not None else 2 if s.startswith("//") else 0
+    e = _AUTHORITY_END.search(s, start)
+    end = e.start() if e is not None else len(s)
+    at = s.rfind("@", start, end)
+    if at < 0:
+        return s
+    colon = s.find(":", start, at)
+    if colon < 0:
+        return s
+    return f"{s[: colon + 1]}{marker(len(s[colon + 1 : at].encode()))}{s[at:]}"
 
 
 def redact_url(s: str) -> str:
     """A path, URL or authority with credential query values and userinfo passwords
-    redacted; parameter names and everything else kept."""
+    redacted; parameter names and everything else kept. Linear in the length of ``s``."""
     if "@" in s:
-        m = _USERINFO.match(s)
-        if m is not None:
-            pw = m.group(3)
-            s = f"{m.group(1) or ''}{m.group(2)}:{marker(len(pw.encode()))}@{s[m.end():]}"
+        s = _userinfo(s)
     q = s.find("?")
     if q < 0:
         return s
@@ -148,14 +162,13 @@ def redact_url(s: str) -> str:
     return head + "".join(parts) + frag if changed else s
 
 
-_QUERY_IN_TEXT: Final = re.compile(r"[^\s?]*\?[^\s]*=[^\s]*")
-
-
 def redact_urls_in(s: str) -> str:
-    """Free text (a note, a rule) with the query string of any path in it redacted."""
+    """Free text (a note, a rule) with the query string of any path in it redacted: each
+    whitespace-separated word holding a "?" is redacted as a URL."""
     if "?" not in s:
         return s
-    return _QUERY_IN_TEXT.sub(lambda m: redact_url(m.group()), s)
+    parts = re.split(r"(\s+)", s)
+    return "".join(redact_url(p) if "?" in p or "@" in p else p for p in parts)
 
 
 def text(value: bytes) -> str:
