@@ -100,7 +100,8 @@ def is_secret(lname: bytes | None) -> bool:
         verdict = lname not in ALLOWED and (
             lname in SECRET_HEADERS or _SECRET_RULE.search(lname) is not None
         )
-        if len(_verdicts) < _VERDICTS_MAX:  # names repeat; a hostile capture cannot grow this
+        # Names repeat; a hostile capture can grow this neither in entries nor in bytes.
+        if len(_verdicts) < _VERDICTS_MAX and len(lname) <= 128:
             _verdicts[lname] = verdict
     return verdict
 
