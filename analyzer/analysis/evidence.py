@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +43,8 @@ def _identity(h: Header, where: str) -> str:
     label = h.unknown
     if label is None:
         return f"unlabelled header {where}"
-    return label[len("name of "):] if label.startswith("name of ") else label
+    # A few dozen entries are referenced by every request of a connection: one copy each.
+    return sys.intern(label[len("name of "):] if label.startswith("name of ") else label)
 
 
 @dataclass(slots=True)
@@ -103,6 +105,7 @@ class Observer:
             u = self.unknown.get((c.frame, c.connection, c.stream))
             if u:
                 c.unknown = u
+        self.unknown = {}  # the calls carry it now
 
 
 def corroborate(calls: Sequence[Call], observers: Sequence[Observer]) -> None:
@@ -144,6 +147,8 @@ def corroborate(calls: Sequence[Call], observers: Sequence[Observer]) -> None:
             names = {name for _, name in weak}
             c.trace = tuple(t for t in c.trace if not (t.guessed and names & set(t.headers)))
             c.unknown = c.unknown + tuple(ident for ident, _ in weak)
+    for ob in observers:
+        ob.guessed = {}  # judged: the values need not be held any longer
 
 
 class HiddenHeaders:
