@@ -1,17 +1,17 @@
 #!/usr/bin/env python3
 """Record four pods of an emulated Istio mesh traced with OpenTelemetry (W3C Trace Context).
 
-Run as root:  sudo .venv/bin/python captures/record_mesh.py                (~40 s)
-              sudo .venv/bin/python captures/record_mesh.py --no-manifest  (leave MANIFEST.json)
-              .venv/bin/python captures/record_mesh.py --manifest-only     (no recording, no root:
-                                                                            rewrite the MANIFEST.json
-                                                                            entries from the files
-                                                                            and EXPECTED.json)
+Run as root:  sudo python3 captures/record_mesh.py                (~45 s)
+              sudo python3 captures/record_mesh.py --no-manifest  (leave MANIFEST.json)
+              python3 captures/record_mesh.py --manifest-only     (no recording, no root:
+                                                                   rewrite the MANIFEST.json
+                                                                   entries from the files and
+                                                                   EXPECTED.json)
 
-Needs grpcio, h2, requests and cryptography (any Python that has them; the project's .venv
-does), iproute2, iptables, tcpdump and tshark. It reuses record_pods.py's pieces (namespaces,
-istio-iptables rules, mTLS certificates, HTTP/1.1 framing, tcpdump, actors) and adds what an
-OpenTelemetry mesh needs.
+Needs grpcio, h2, requests and cryptography (when the Python running it lacks them, it runs
+again with the project's .venv/bin/python, which has them), iproute2, iptables, tcpdump and
+tshark. It reuses record_pods.py's pieces (namespaces, istio-iptables rules, mTLS certificates,
+HTTP/1.1 framing, tcpdump, actors) and adds what an OpenTelemetry mesh needs.
 
 The mesh
 --------
@@ -42,7 +42,7 @@ trace (new trace id, tracestate ``istio=<span>`` only), keeping x-request-id. gR
 as HTTP/2 (the ``h2`` package) so its headers get the same treatment; towards the app the
 inbound sidecar's HPACK encoder uses no dynamic table, so the capture shows its header names.
 
-What a correct app sends (the apps here; README "Propagation"): the ``x-request-id``,
+What a correct app sends (the apps here; captures/README.md): the ``x-request-id``,
 ``traceparent`` and ``tracestate`` of the request it is serving, **byte for byte** (the app
 makes no span of its own). So an outbound request's traceparent parent-id is the span id of the
 inbound request it serves: span lineage can tell apart two requests of one trace that reach a
@@ -1459,6 +1459,22 @@ ABOUT = (
 )
 
 
+def ensure_dependencies() -> None:
+    """grpcio, h2, requests and cryptography. ``sudo python3 ...`` runs the system Python, which
+    may lack them while the project's .venv has them: then run again with that one."""
+    try:
+        import cryptography  # noqa: F401
+        import grpc  # noqa: F401
+        import h2  # noqa: F401
+        import requests  # noqa: F401
+    except ImportError as exc:
+        venv = CAPTURES.parent / ".venv"
+        python = venv / "bin" / "python"
+        if python.exists() and Path(sys.prefix).resolve() != venv.resolve():
+            os.execv(str(python), [str(python), str(SCRIPT), *sys.argv[1:]])
+        raise SystemExit(f"record_mesh.py needs grpcio, h2, requests and cryptography: {exc}") from exc
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--actor":
         return actor_main(sys.argv[2:])
@@ -1477,6 +1493,7 @@ def main() -> int:
             entries.append(manifest_entry(path.stem, args, frame_table(path, args), exp))
         update_manifest(entries, owner="record_mesh.py")
         return 0
+    ensure_dependencies()
     if os.geteuid() != 0:
         print("record_mesh.py needs root (network namespaces, iptables, tcpdump)", file=sys.stderr)
         return 2
