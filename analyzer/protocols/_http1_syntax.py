@@ -64,6 +64,11 @@ REQUEST_LINE: Final = _prefixes(
 STATUS_LINE: Final = _prefixes(
     *_VERSION, rb" ", rb"[0-9]", rb"[0-9]", rb"[0-9]", rb"(?: [\t -~\x80-\xff]*)?", *_CRLF
 )
+# The same with a status code of any number of digits: a recipient in step with the stream
+# keeps such a response (without a status) rather than lose it and what follows.
+STATUS_LINE_ANY_CODE: Final = _prefixes(
+    *_VERSION, rb" ", rb"[0-9]+", rb"(?: [\t -~\x80-\xff]*)?", *_CRLF
+)
 # chunk-size [ BWS chunk-ext ] CRLF (RFC 9112 §7.1); 16 hex digits hold any 64-bit size.
 CHUNK_LINE: Final = _prefixes(rb"[0-9A-Fa-f]{1,16}", rb"[ \t]*(?:;[^\r\n]*)?", *_CRLF)
 

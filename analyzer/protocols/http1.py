@@ -95,6 +95,7 @@ Event: TypeAlias = MessageHead | MessageEnd | Upgraded | ParseAnomaly
 ANOMALY_KINDS: Final = (
     "http1-resync",  # bytes skipped to reach the next plausible head (never for 0 bytes)
     "http1-bad-head",  # bytes where a head should start are not one
+    "http1-bad-status",  # a status code that is not three digits: kept, without a status
     "http1-head-too-large",  # no end of head within max_head bytes
     "http1-bad-chunk",  # bad chunk-size line, chunk not followed by CRLF, bad trailers
     "http1-gap",  # bytes missing from the capture (the detail says whether still in step)
@@ -135,7 +136,7 @@ class HTTP1Parser:
     def __init__(self, side: Side, *, synced: bool = True, max_head: int = 64 * 1024) -> None:
         self._side = side
         self._is_req = side is Side.REQUEST
-        self._line_rx = syn.REQUEST_LINE if self._is_req else syn.STATUS_LINE
+        self._line_rx = syn.REQUEST_LINE if self._is_req else syn.STATUS_LINE_ANY_CODE
         self._max_head = max(max_head, 64)
         self._expect: deque[bytes] = deque(maxlen=1024)
         self._buf = bytearray()  # unfinished bytes kept between feeds
@@ -507,10 +508,17 @@ class HTTP1Parser:
             elif fr.offers_upgrade:
                 self._upgrade_after = fr.upgrade
         else:
-            status = int(first[9:12])
-            head = MessageHead(
-                Side.RESPONSE, at, end, version, None, None, status, first[13:], tuple(headers)
-            )
+            digits = first[9:].partition(b" ")[0]
+            code: int | None = int(digits) if len(digits) == 3 else None
+            if code is None:
+                # RFC 9112 §4: three digits. int() of thousands would raise, and any other
+                # number would be a guess: kept without a status, framed as a final response.
+                shown = digits[:8].decode("ascii") + ("..." if len(digits) > 8 else "")
+                out.append(ParseAnomaly(at, "http1-bad-status", f"a status code of {len(digits)} "
+                                        f"digits ({shown}); the response is kept without a status"))
+            head = MessageHead(Side.RESPONSE, at, end, version, None, None, code,
+                               first[10 + len(digits):], tuple(headers))
+            status = 200 if code is None else code
             method = b"GET"
             if status >= 200 or status == 101:  # answers the oldest request waiting
                 method = self._expect.popleft() if self._expect else b"GET"
