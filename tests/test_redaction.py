@@ -11,6 +11,7 @@ with --show-secrets the markers do appear, which shows they were decoded at all.
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -18,8 +19,10 @@ import pytest
 from hpack import Encoder, NeverIndexedHeaderTuple
 
 from analyzer.protocols._http1_syntax import describe, describe_field
-from analyzer.records import Header
+from analyzer.records import Endpoints, Header, Message
+from analyzer.report.messages import message_dict
 from analyzer.report.redact import Policy, is_secret, redact_url
+from analyzer.tracing import extract
 from analyzer.tracing.corroborate import Corroboration
 from tests.h2_adversarial import _literal, frame, settings
 from tests.packets import ACK, FIN, PSH, Conn, pcap, sll2
@@ -307,3 +310,26 @@ def test_policy_value_decisions() -> None:
     assert p.value(Header.of(b"x-request-id", XRID.encode())) == XRID
     assert Policy.of(True).value(unknown_key) == "Bearer abc"
     assert p.value(Header(b"x", None, b"x", "entry")) is None
+
+
+def _message(headers: tuple[Header, ...]) -> Message:
+    return Message("t", 1, 1, 0, "h2", "request", Endpoints("127.0.0.6", 1, "10.244.1.10", 2, 1), 1,
+                   b"POST", None, None, None, headers, extract(headers), ())
+
+
+@pytest.mark.parametrize("span", [SPAN, "b7ad6b7169203331"])
+def test_guess_beside_its_own_ids_under_known_names_is_shown(span: str) -> None:
+    """A guessed grpc-trace-bin whose trace and span ids the message's traceparent carries
+    shows nothing new; with another span id it is a guess like any other."""
+    ctx = base64.b64encode(b"\x00\x00" + bytes.fromhex(TRACE) + b"\x01" + bytes.fromhex(span) + b"\x02\x01")
+    value = ctx.rstrip(b"=")
+    entry = "name of entry #3 of the client's table"
+    headers = (Header(b"grpc-trace-bin", value, b"grpc-trace-bin", entry, True),
+               Header.of(b"traceparent", f"00-{TRACE}-{SPAN}-01".encode()))
+    d = message_dict(_message(headers), Policy(), Corroboration().confirms)
+    bin_header = d["headers"][0]
+    bin_context = next(c for c in d["trace"] if c["format"] == "grpc-trace-bin")
+    if span == SPAN:
+        assert bin_header["value"] == value.decode() and bin_context["trace_id"] == TRACE
+    else:
+        assert bin_header["value"] == f"<redacted, {len(value)} bytes>" and bin_context["trace_id"] is None

@@ -98,11 +98,33 @@ def header_list(fields: tuple[Header, ...], policy: Policy | bool = DEFAULT,
     return headers
 
 
+def same_ids(m: Message, confirms: Confirms | None) -> Confirms | None:
+    """``confirms``, extended to the guessed contexts whose trace and span ids a context
+    read under known names in the same message carries too (a guessed grpc-trace-bin beside
+    its traceparent): their values show nothing the message does not show already."""
+    guessed = [c for c in m.trace if c.guessed and c.trace_id is not None]
+    if not guessed:
+        return confirms
+    known = {(c.trace_id, c.span_id) for c in m.trace if not c.guessed and c.trace_id is not None}
+    names = {n.encode("latin-1") for c in guessed if (c.trace_id, c.span_id) in known for n in c.headers}
+    if not names:
+        return confirms
+    local = {h.value for h in m.headers if h.guessed and h.lname in names and h.value is not None}
+    local.update(c.raw.encode("latin-1") for c in guessed if (c.trace_id, c.span_id) in known)
+
+    def check(value: bytes) -> bool:
+        return value in local or (confirms is not None and confirms(value))
+
+    return check
+
+
 def message_dict(m: Message, policy: Policy | bool = DEFAULT,
                  confirms: Confirms | None = None) -> dict[str, Any]:
     """One message as a JSON object. ``confirms`` (a Corroboration's) decides whether a
-    guessed or unnamed tracing value may be shown; without it none is."""
+    guessed or unnamed tracing value may be shown; without it none is (but for one whose
+    ids the message shows under known names, ``same_ids``)."""
     policy = _policy(policy)
+    confirms = same_ids(m, confirms)
     ep = m.endpoints
     return {
         "capture": m.capture,
@@ -168,6 +190,7 @@ def csv_row(m: Message, policy: Policy | bool = DEFAULT, confirms: Confirms | No
     """One CSV row: every text cell escaped and defused against formulas (``csv_cell``);
     the headers cell has one line per field."""
     policy = _policy(policy)
+    confirms = same_ids(m, confirms)
     d = message_dict(m, policy, confirms)
     c = d["connection"]
     headers = "\n".join(
@@ -219,6 +242,7 @@ def short_trace_id(tid: str | None) -> str:
 
 def table_row(m: Message, policy: Policy = DEFAULT, confirms: Confirms | None = None) -> list[str]:
     """One table line's cells, each escaped: nothing from the capture reaches a terminal raw."""
+    confirms = same_ids(m, confirms)
     ep = m.endpoints
     flow = f"{format_endpoint(ep.src, ep.sport)} → {format_endpoint(ep.dst, ep.dport)}"
     if m.kind == "request":
