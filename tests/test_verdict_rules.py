@@ -97,6 +97,8 @@ def test_full_list_may_drop_its_oldest_members_only() -> None:
     assert tracestate_dropped(full, added) == []
     assert tracestate_dropped(full, [("mine", "x"), *full[1:]]) == ["k0"]  # not the oldest
     assert tracestate_dropped(full[:5], [("mine", "x"), *full[:3]]) == ["k3", "k4"]  # not over
+    assert tracestate_dropped(full, [("a", "1"), ("b", "2"), *full[:30]]) == ["k30", "k31"]  # one own
+    assert tracestate_dropped(full, [("a", "1"), *full[:30]]) == ["k30", "k31"]  # one added, two gone
 
 
 def test_tracestate_dropped_with_a_new_trace_is_the_one_changed_finding() -> None:
@@ -475,3 +477,24 @@ def test_inbound_connection_mid_body_counts_as_serving(tmp_path: Path) -> None:
     f.write_bytes(pcap([(1_700_000_000_000_000_000 + n * 500_000, sll2(p)) for n, p in enumerate(frames)]))
     r = analyze([f])
     assert r.findings == [] and r.not_in_capture == 1
+
+
+_BARS = tuple(",".join(f"bar{n:02d}={n:02d}" for n in range(k, k + 10)) for k in (1, 11, 21))
+_KEY = "".join(map(chr, range(0x61, 0x7B))) + "0123456789_-*/"
+_VALUE = "".join(map(chr, [*range(0x20, 0x2C), *range(0x2D, 0x3D), *range(0x3E, 0x7F)]))
+
+
+@pytest.mark.parametrize(("values", "valid"), [
+    ((*_BARS, "bar31=31,bar32=32"), True),  # the suite's 32 members: the limit
+    ((*_BARS, "bar31=31,bar32=32,bar33=33"), False),  # 33: one too many
+    ((_KEY + "=" + _VALUE,), True),  # every allowed key and value character
+    ((_KEY + "@a-z0-9_-*/=" + _VALUE,), True),  # the same with a multi-tenant vendor key
+])
+def test_w3c_suite_tracestate_limits_and_characters(values: tuple[str, ...], valid: bool) -> None:
+    pairs = [("x-request-id", RID), ("traceparent", tp())]
+    sent = pairs + [("tracestate", v) for v in values]
+    fs = findings(call([*pairs, ("tracestate", "foo=1")]), call(sent, ts=150))
+    assert [(f.kind, f.headers) for f in fs] == ([("partial", ["tracestate"])] if valid else
+                                                 [("malformed", ["tracestate"])])
+    # received and forwarded as is: never a finding
+    assert kinds(call(sent), call(sent, ts=150)) == []

@@ -128,10 +128,13 @@ def tracestate_dropped(inbound: Sequence[tuple[str, str]], outbound: Sequence[tu
     32 members may the oldest (right-most) ones be dropped, to make room.
     """
     out_keys = {k for k, _ in outbound}
-    dropped = [k for k, _ in inbound if k not in out_keys]
-    if not dropped or len(outbound) < _MAX_MEMBERS:
-        return dropped
-    # A full list: dropping from the right end of the inbound list is allowed.
     in_keys = [k for k, _ in inbound]
+    dropped = [k for k in in_keys if k not in out_keys]
+    if not dropped:
+        return dropped
+    # Only what the participant's own new member pushes over 32 may go, from the right end
+    # (it adds one member, its own; more new keys do not make room for anything).
+    added = min(1, len(out_keys - set(in_keys)))
+    room = len(in_keys) + added - _MAX_MEMBERS
     tail = in_keys[len(in_keys) - len(dropped):]
-    return [] if set(tail) == set(dropped) else dropped
+    return [] if len(dropped) <= room and set(tail) == set(dropped) else dropped
