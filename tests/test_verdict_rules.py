@@ -498,3 +498,10 @@ def test_w3c_suite_tracestate_limits_and_characters(values: tuple[str, ...], val
                                                  [("malformed", ["tracestate"])])
     # received and forwarded as is: never a finding
     assert kinds(call(sent), call(sent, ts=150)) == []
+
+
+def test_a_call_attributed_by_any_id_is_judged_even_while_serving_an_unseen_request() -> None:
+    from analyzer.analysis.engine import _before_capture
+
+    for method in ("x-request-id", "trace-id", "span-lineage"):
+        assert not _before_capture(call(OTEL, ts=50), Attribution(call(OTEL), method, "certain"), 60, 100)

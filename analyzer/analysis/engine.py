@@ -205,7 +205,7 @@ def _before_capture(o: Call, att: Attribution, serving: int | None, first_inboun
     not in the capture); and a call carrying an x-request-id or a parent span before the
     first inbound request appears continues a request the capture did not see begin.
     """
-    if att.method in ("x-request-id", "trace-id"):
+    if att.method not in ("time-window", "none"):  # an id in common settles it
         return False
     if serving is not None and o.ts_ns <= serving:
         return True
