@@ -18,8 +18,10 @@ that blocks may have been lost, so nothing is decoded against a table it cannot 
 
 from __future__ import annotations
 
+import re
 import struct
 from collections import OrderedDict, deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -196,19 +198,63 @@ def _chain_at(data: bytes | bytearray | memoryview, o: int, n: int, min_frames: 
         o += 9 + length
 
 
+def _class(values: Iterable[int]) -> str:
+    return "[" + "".join(f"\\x{v:02x}" for v in values) + "]"
+
+
+def _candidate_pattern(short: bool) -> re.Pattern[bytes]:
+    """Positions where nine bytes could be a frame header ``_plausible`` accepts: a
+    superset of it (lengths and non-zero stream ids are left to ``_plausible``), but one the
+    regex engine finds without a Python loop over every byte. ``short``: max_len < 65536, so
+    the first length byte is 0."""
+    any_, rc = "[\\x00-\\xff]", "[\\x00-\\x7f]"  # rc: the reserved bit of the stream id clear
+    odd = _class(range(1, 256, 2))
+    l0 = "\\x00" if short else any_
+    head = l0 + any_ * 2
+    headers_flags = _class(sorted({a | b | c | d for a in (0, 1) for b in (0, 4) for c in (0, 8)
+                                   for d in (0, 0x20)}))
+    alts = [
+        head + "\\x00" + _class((0, 1, 8, 9)) + rc + any_ * 2 + odd,  # DATA, odd stream
+        head + "\\x01" + headers_flags + rc + any_ * 2 + odd,  # HEADERS, odd stream
+        "\\x00\\x00\\x05\\x02\\x00" + rc + any_ * 3,  # PRIORITY
+        "\\x00\\x00\\x04\\x03\\x00" + rc + any_ * 3,  # RST_STREAM
+        head + "\\x04" + _class((0, 1)) + "\\x00" * 4,  # SETTINGS on stream 0
+        head + "\\x05" + _class((0, 4, 8, 12)) + rc + any_ * 3,  # PUSH_PROMISE
+        "\\x00\\x00\\x08\\x06" + _class((0, 1)) + "\\x00" * 4,  # PING on stream 0
+        head + "\\x07\\x00" + "\\x00" * 4,  # GOAWAY on stream 0
+        "\\x00\\x00\\x04\\x08\\x00" + rc + any_ * 3,  # WINDOW_UPDATE
+        head + "\\x09" + _class((0, 4)) + rc + any_ * 2 + odd,  # CONTINUATION, odd stream
+        head + _class((0x0A, 0x0C, 0x10)) + "\\x00" + rc + any_ * 3,  # ALTSVC, ORIGIN, PRIORITY_UPDATE
+    ]
+    return re.compile(("(?=(?:" + "|".join(alts) + "))").encode("ascii"), re.DOTALL)
+
+
+_CANDIDATES: Final = {short: _candidate_pattern(short) for short in (True, False)}
+
+
 def _scan(data: bytes | bytearray | memoryview, start: int, min_frames: int, max_len: int,
           final: bool) -> tuple[int, int]:
     """(status, offset): _YES at the first synchronised offset; _MORE at the first offset
     that needs more data (nothing before it can be a frame start); _NO with the offset
-    from which scanning must resume."""
+    from which scanning must resume.
+
+    Candidates come from a regular expression (C speed), so bytes that cannot start a frame
+    cost no Python step; each candidate is then checked frame by frame (at most
+    ``min_frames`` headers). Linear in the bytes scanned."""
     n = len(data)
-    for o in range(start, n - 8):
+    search = _CANDIDATES[max_len <= 0xFFFF].search
+    o = start
+    while True:
+        m = search(data, o)
+        if m is None:
+            return _NO, max(start, n - 8)
+        o = m.start()
         r = _chain_at(data, o, n, min_frames, max_len)
         if r == _YES or (r == _EDGE and final):
             return _YES, o
         if r != _NO:
             return _MORE, o
-    return _NO, max(start, n - 8)
+        o += 1
 
 
 def find_frame_sync(data: bytes | bytearray | memoryview, *, min_frames: int = 3,
@@ -223,6 +269,12 @@ def find_frame_sync(data: bytes | bytearray | memoryview, *, min_frames: int = 3
     """
     status, o = _scan(data, 0, min_frames, max_frame_size, final=True)
     return o if status == _YES else -1
+
+
+# For detection, which resumes a search as bytes arrive: (status, offset), found when
+# status is SCAN_FOUND, else the offset to resume from.
+scan_frames = _scan
+SCAN_FOUND: Final = _YES
 
 
 def looks_like_h2_frames(data: bytes | bytearray | memoryview) -> bool:

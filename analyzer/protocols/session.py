@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 
 from analyzer.decode.packet import format_addr
 from analyzer.protocols.detect import looks_like_h2_preface, looks_like_tls
-from analyzer.protocols.h2 import H2Connection, find_frame_sync
+from analyzer.protocols.h2 import (
+    DEFAULT_MAX_FRAME,
+    SCAN_FOUND,
+    H2Connection,
+    find_frame_sync,
+    scan_frames,
+)
 from analyzer.protocols.h2_messages import H2Messages
 from analyzer.protocols.http1 import (
     HTTP1Parser,
@@ -33,6 +39,10 @@ from analyzer.records import Anomaly, Endpoints, Message
 from analyzer.tracing import extract
 
 DETECT_LIMIT = 64 * 1024
+# Bytes a direction may hold for detection over its whole life (a gap starts the held bytes
+# over): past this the search gives up and the connection is "other". Bounds the work spent
+# on bytes that are no known protocol, whatever their shape.
+DETECT_BUDGET = 4 * DETECT_LIMIT
 
 HTTP1, TLS, H2, OTHER, UNKNOWN = "http/1", "tls", "h2c", "other", "undecided"
 
@@ -52,6 +62,8 @@ class Direction:
     h2_base: int | None = None  # stream offset where HTTP/2 starts in this direction
     waiting: Message | None = None  # an HTTP/1 message whose announced trailers are to come
     scan_at: int = 0  # held size at which the next mid-stream search runs (they cost O(held))
+    sync_scan: int = 0  # offset in held where the search for HTTP/2 frames resumes
+    detect_seen: int = 0  # bytes held for detection so far, over all restarts
     _readdressed: int = 0
     last: tuple[int, memoryview] | None = None  # the last chunk fed (offset, bytes)
 
@@ -148,6 +160,7 @@ class Session:
             d.held_from = offset
         if len(d.held) < DETECT_LIMIT:
             d.held += data[: DETECT_LIMIT - len(d.held)]
+        d.detect_seen += len(data)
         return self._detect(d, frame)
 
     def gap(self, flow: Flow, n: int, offset: int, frame: int, ts: int) -> list[Message]:
@@ -162,6 +175,7 @@ class Session:
         if self.protocol == UNKNOWN and d.held:
             # What was held is no longer contiguous with what comes next: start over.
             d.held.clear()
+            d.sync_scan = d.scan_at = 0
         return []
 
     def end(self, flow: Flow) -> list[Message]:
@@ -210,13 +224,13 @@ class Session:
             # again only once it has grown by half: linear in total, not quadratic.
             # (below 4 KiB every packet is looked at, so that detection stays prompt)
             d.scan_at = len(held) + 1 if len(held) < 4096 else len(held) + len(held) // 2
-            sync = find_frame_sync(held)
+            sync = self._frame_sync(d)
             if sync == 0 or (sync > 0 and not self._any_http1_head(held)):
                 return self._start_h2(d, mid_connection=True, final=final)
             for side in (Side.REQUEST, Side.RESPONSE):
                 if find_head_start(bytes(held), side) >= 0:
                     return self._start_http1(d, side, synced=False)
-        if len(held) >= DETECT_LIMIT:
+        if len(held) >= DETECT_LIMIT or d.detect_seen >= DETECT_BUDGET:
             self.protocol = OTHER  # 64 KiB without a sign of a known protocol
             self._release()
         elif at_start or final:
@@ -230,6 +244,16 @@ class Session:
                 self.protocol = OTHER
                 self._release()
         return []
+
+    @staticmethod
+    def _frame_sync(d: Direction) -> int:
+        """``find_frame_sync(d.held)``, resumed where the last search stopped: what it
+        rejected stays rejected as bytes are appended, so each held byte is looked at once."""
+        status, o = scan_frames(d.held, d.sync_scan, 3, DEFAULT_MAX_FRAME, final=True)
+        if status == SCAN_FOUND:
+            return o
+        d.sync_scan = o
+        return -1
 
     @staticmethod
     def _any_http1_head(held: bytearray) -> bool:

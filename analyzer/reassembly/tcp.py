@@ -41,6 +41,9 @@ MAX_PENDING_SEGMENTS = 1024
 MAX_PENDING_TOTAL_BYTES = 64 << 20
 MAX_PENDING_TOTAL_SEGMENTS = 64 * 1024
 RECENTLY_CLOSED = 4096
+# Bytes of the last delivered segment kept per direction, to check that a retransmission of
+# them carries the same bytes: a retransmission overlaps the end of what was delivered.
+RECENT_KEEP = 4096
 # Open connections kept at once. A pod rarely has more than a few thousand; beyond this the
 # least recently active one is ended early (evicted), so memory follows this limit, not the
 # number of connections an attacker (or a SYN flood) opens.
@@ -160,7 +163,9 @@ class Reassembler:
     def __init__(self, max_connections: int = MAX_CONNECTIONS,
                  half_open_timeout_ns: int = HALF_OPEN_TIMEOUT_NS) -> None:
         self.flows: dict[tuple[bytes, int, bytes, int], Flow] = {}
-        self.closed: dict[tuple[bytes, int, bytes, int], Flow] = {}
+        # 4-tuple of a recently ended direction -> its next sequence number (only that: the
+        # ended connection itself is not kept alive)
+        self.closed: dict[tuple[bytes, int, bytes, int], int | None] = {}
         self.connections = 0
         self.anomalies: list[Anomaly] = []
         # endpoint -> connections seen in one direction only, for pairing NAT halves
@@ -270,9 +275,10 @@ class Reassembler:
         for f in (conn.a, conn.b):
             assert f is not None
             key = (f.src, f.sport, f.dst, f.dport)
+            f.recent = None  # a retired flow only answers "was this seen before?"
             if self.flows.get(key) is f:
                 del self.flows[key]
-                self.closed[key] = f
+                self.closed[key] = f.next_seq
         while len(self.closed) > RECENTLY_CLOSED:
             del self.closed[next(iter(self.closed))]
 
@@ -282,12 +288,10 @@ class Reassembler:
         flow = self.flows.get(key)
         flags = seg.flags
         if flow is None:
-            old = self.closed.get(key)
-            if old is not None and not flags & SYN:
+            if key in self.closed and not flags & SYN:
                 # Late packets of a finished connection: a retransmission or a final ACK.
-                if not seg.payload or (
-                    old.next_seq is not None and seq_diff(seg.seq, old.next_seq) < 0
-                ):
+                old = self.closed[key]
+                if not seg.payload or (old is not None and seq_diff(seg.seq, old) < 0):
                     return out
             flow = self._nat_pair(seg) if not flags & SYN or flags & ACK else None
             if flow is None:
@@ -450,8 +454,12 @@ class Reassembler:
     ) -> None:
         n = len(payload)
         if n:
-            flow.recent_seq = flow.next_seq or 0
-            flow.recent = payload
+            if n <= RECENT_KEEP:
+                flow.recent_seq = flow.next_seq or 0
+                flow.recent = payload
+            else:  # a copy of the tail: a view would keep the whole record per direction
+                flow.recent_seq = ((flow.next_seq or 0) + n - RECENT_KEEP) & 0xFFFFFFFF
+                flow.recent = memoryview(bytes(payload[-RECENT_KEEP:]))
             out.append(Data(flow, payload, flow.offset, frame, ts))
             flow.offset += n
             flow.payload_bytes += n
