@@ -353,3 +353,21 @@ def test_detection_gives_up_after_a_bounded_search() -> None:
 def test_detection_of_junk_is_linear() -> None:
     """Mid-stream junk is searched incrementally: each byte once, not once per packet."""
     assert _ratio(lambda n: _junk_session(n, 1 << 40), 12 * 1024) < 8
+
+
+def test_gap_anomalies_are_counted_past_a_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A million holes must not keep a million anomalies: past MAX_LISTED, one count."""
+    monkeypatch.setattr(tcp_mod, "MAX_LISTED", 5)
+    monkeypatch.setattr(tcp_mod, "MAX_PENDING_SEGMENTS", 3)
+    r = Reassembler()
+    r.add(_seg(999, flags=SYN))
+    events: list[StreamEvent] = []
+    for i in range(20):
+        events += r.add(_seg(1001 + i * 3, b"ab", frame=i + 2))
+    events += r.finish(99, 0)
+    gaps = [e for e in events if isinstance(e, Gap)]
+    assert len(gaps) == 20 and sum(g.n for g in gaps) == 20  # every gap still reaches parsers
+    listed = [a for a in r.anomalies if a.kind == "tcp-gap"]
+    assert len(listed) == 6
+    assert listed[-1].detail.startswith("15 more like this (15 bytes missing in all)")
+    assert listed[-1].frame == gaps[5].frame

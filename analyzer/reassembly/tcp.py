@@ -41,6 +41,9 @@ MAX_PENDING_SEGMENTS = 1024
 MAX_PENDING_TOTAL_BYTES = 64 << 20
 MAX_PENDING_TOTAL_SEGMENTS = 64 * 1024
 RECENTLY_CLOSED = 4096
+# Anomalies of one kind (gaps, conflicting retransmissions) listed one by one; beyond this
+# they are counted, in one anomaly at the end, so their memory does not grow with the file.
+MAX_LISTED = 1000
 # Bytes of the last delivered segment kept per direction, to check that a retransmission of
 # them carries the same bytes: a retransmission overlaps the end of what was delivered.
 RECENT_KEEP = 4096
@@ -181,6 +184,10 @@ class Reassembler:
         self.pending_total_bytes = 0
         self.pending_total_segments = 0
         self.pending_conflicts = 0
+        # anomalies listed one by one, per kind, and those only counted past MAX_LISTED:
+        # kind -> (count, bytes, first frame)
+        self.listed: dict[str, int] = {}
+        self.unlisted: dict[str, tuple[int, int, int]] = {}
 
     # -- connection table -------------------------------------------------------------
 
@@ -415,20 +422,19 @@ class Reassembler:
                 first = e_payload[lo - e_start : hi - e_start]
                 again = payload[lo - start : hi - start]
                 if first != again:
-                    differ += sum(1 for x, y in zip(first, again, strict=True) if x != y)
+                    differ += _differing(first, again)
             pos = e_end
         if pos < end:
             new.append((pos, end))
         if differ:
             self.pending_conflicts += 1
-            self.anomalies.append(
-                Anomaly(
-                    "tcp-overlap-conflict",
-                    frame,
-                    f"a retransmission carries {differ} byte(s) that differ from the first copy "
-                    "(still waiting behind a hole), which is kept",
-                    flow_label(flow),
-                )
+            self._note(
+                "tcp-overlap-conflict",
+                frame,
+                f"a retransmission carries {differ} byte(s) that differ from the first copy "
+                "(still waiting behind a hole), which is kept",
+                flow,
+                differ,
             )
         if not new:
             flow.retransmitted += 1
@@ -482,16 +488,26 @@ class Reassembler:
         off = seq_diff(flow.recent_seq, seq)  # where recent starts, relative to payload
         first, again = recent[lo:hi], payload[lo + off : hi + off]
         if first != again:
-            differ = sum(1 for a, b in zip(first, again, strict=True) if a != b)
-            self.anomalies.append(
-                Anomaly(
-                    "tcp-overlap-conflict",
-                    frame,
-                    f"a retransmission carries {differ} byte(s) that differ from the first copy, "
-                    "which is kept",
-                    flow_label(flow),
-                )
+            differ = _differing(first, again)
+            self._note(
+                "tcp-overlap-conflict",
+                frame,
+                f"a retransmission carries {differ} byte(s) that differ from the first copy, "
+                "which is kept",
+                flow,
+                differ,
             )
+
+    def _note(self, kind: str, frame: int, detail: str, flow: Flow, n: int) -> None:
+        """Record an anomaly; past MAX_LISTED of a kind, only count it (and its bytes), so
+        that a capture with a million holes does not keep a million anomalies."""
+        listed = self.listed.get(kind, 0)
+        if listed < MAX_LISTED:
+            self.listed[kind] = listed + 1
+            self.anomalies.append(Anomaly(kind, frame, detail, flow_label(flow)))
+            return
+        count, total, first = self.unlisted.get(kind, (0, 0, frame))
+        self.unlisted[kind] = (count + 1, total + n, first)
 
     def _gap(
         self, flow: Flow, n: int, frame: int, ts: int, out: list[StreamEvent], why: str
@@ -499,14 +515,7 @@ class Reassembler:
         if n <= 0:
             return
         out.append(Gap(flow, n, flow.offset, frame, ts))
-        self.anomalies.append(
-            Anomaly(
-                "tcp-gap",
-                frame,
-                f"{n} bytes missing from the capture ({why})",
-                flow_label(flow),
-            )
-        )
+        self._note("tcp-gap", frame, f"{n} bytes missing from the capture ({why})", flow, n)
         flow.offset += n
         flow.gap_bytes += n
         assert flow.next_seq is not None
@@ -592,6 +601,17 @@ class Reassembler:
                 self._end(f, frame, ts, "eof", out)
         self.flows.clear()
         self.active.clear()
+        for kind, (count, total, first) in self.unlisted.items():
+            what = "bytes missing" if kind == "tcp-gap" else "bytes differing"
+            self.anomalies.append(
+                Anomaly(
+                    kind,
+                    first,
+                    f"{count} more like this ({total} {what} in all), counted but not listed: "
+                    f"only the first {MAX_LISTED} are",
+                )
+            )
+        self.unlisted.clear()
         if self.evicted:
             idle = self.half_open_timeout_ns // 1_000_000_000
             self.anomalies.append(
@@ -605,6 +625,12 @@ class Reassembler:
                 )
             )
         return out
+
+
+def _differing(a: bytes | memoryview, b: bytes | memoryview) -> int:
+    """How many bytes of two equal-length strings differ, without a Python step per byte."""
+    x = int.from_bytes(a, "big") ^ int.from_bytes(b, "big")
+    return len(a) - x.to_bytes(len(a), "big").count(0)
 
 
 def _no_data(conn: Connection) -> bool:
