@@ -701,3 +701,18 @@ def test_evicted_entry_keeps_one_identity() -> None:
     (second,), an2 = dec.decode(indexed(64))
     assert first == second == Header(None, None, None, "evicted entry 1 of the client's table")
     assert len(an1) == len(an2) == 1 and "already evicted" in an1[0]
+
+
+def test_problems_per_block_are_bounded_and_counted() -> None:
+    """A block of one-byte references to evicted entries: a few problems and a count,
+    not one anomaly per byte; every reference still decodes (as unknown)."""
+    from analyzer.protocols import hpack_state
+
+    dec = HPACKDecoder("client", synced=True, max_table_size=100)
+    dec.decode(lit_inc_new(b"a", b"x" * 60) + lit_inc_new(b"b", b"y" * 60))
+    headers, an = dec.decode(indexed(63) * 5000)
+    assert len(headers) == 5000 and all(h.unknown == "evicted entry 1 of the client's table"
+                                        for h in headers)
+    limit = hpack_state.MAX_PROBLEMS_PER_BLOCK
+    assert len(an) == limit + 1
+    assert an[-1] == f"{5000 - limit} more problems in this client header block"

@@ -47,6 +47,9 @@ MAX_HEADERS_PER_BLOCK: Final = 10_000
 # Envoy's default limit is 60 KiB; beyond this the rest of the block is decoded (the table
 # must stay in step) but not kept.
 MAX_HEADER_LIST: Final = 256 * 1024
+# Problems reported per block: one byte can reference an evicted entry, so a block of 10 KB
+# could otherwise make 10,000 anomalies. The rest are counted.
+MAX_PROBLEMS_PER_BLOCK: Final = 8
 
 # RFC 7541 Appendix A, 1-based (slot 0 is never looked up: index 0 is a decoding error).
 _STATIC: Final[tuple[Header, ...]] = (
@@ -371,6 +374,7 @@ class HPACKDecoder:
         seen_field = False
         overflow = False
         room = MAX_HEADER_LIST  # of the decoded header list, what may still be kept
+        more = 0  # problems beyond MAX_PROBLEMS_PER_BLOCK
         try:
             while i < n:
                 b = data[i]
@@ -402,6 +406,9 @@ class HPACKDecoder:
                     idx, i = _integer(data, i, 4)
                     h, i = self._literal(data, idx, i, anomalies)
                 seen_field = True
+                if len(anomalies) > MAX_PROBLEMS_PER_BLOCK:
+                    more += len(anomalies) - MAX_PROBLEMS_PER_BLOCK
+                    del anomalies[MAX_PROBLEMS_PER_BLOCK:]
                 if not overflow:
                     room -= ENTRY_OVERHEAD + len(h.name or b"") + len(h.value or b"")
                     if len(headers) < MAX_HEADERS_PER_BLOCK and room >= 0:
@@ -418,6 +425,11 @@ class HPACKDecoder:
         except (IndexError, ValueError) as err:  # defensive: never let a parser error escape
             anomalies.append(f"undecodable {self.side} header block ({err!r}); table state lost")
             self.desync()
+        if len(anomalies) > MAX_PROBLEMS_PER_BLOCK:
+            more += len(anomalies) - MAX_PROBLEMS_PER_BLOCK
+            del anomalies[MAX_PROBLEMS_PER_BLOCK:]
+        if more:
+            anomalies.append(f"{more} more problems in this {self.side} header block")
         if any(h.name is None and h.value is not None for h in headers):
             _apply_guesses(headers)
         return tuple(headers), anomalies
