@@ -888,9 +888,10 @@ def test_status_that_is_not_three_digits_is_kept_without_a_status() -> None:
         shown = digits[:8].decode() + ("..." if len(digits) > 8 else "")
         n = len(head)
         assert events == [
-            anomaly(0, "http1-bad-status",
-                    f"a status code of {len(digits)} digits ({shown}); the response is kept without a status"),
-            MessageHead(RESP, 0, n - 2, b"HTTP/1.1", None, None, None, b"OK", hdrs((b"Content-Length", b"2"))),
+            anomaly(0, "http1-bad-status", f"a status code of {len(digits)} digits ({shown}); "
+                    "the response is kept without a status"),
+            MessageHead(RESP, 0, n - 2, b"HTTP/1.1", None, None, None, b"OK",
+                        hdrs((b"Content-Length", b"2"))),
             done(RESP, n, 2),
             resp(n, n + len(R200_0), 200, b"", hdrs((b"Content-Length", b"0"))),
             done(RESP, n + len(R200_0)),
