@@ -166,6 +166,8 @@ def _stdout_to_devnull() -> None:
 
 def _flush_stdout() -> OSError | None:
     """Write out whatever was decoded so far; on failure say why (and silence stdout)."""
+    if sys.stdout is None:  # started with stdout closed; invoke() has said so
+        return None
     try:
         sys.stdout.flush()
     except OSError as err:
@@ -200,6 +202,8 @@ class Guarded(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         POSITION.capture, POSITION.reader = None, None
+        if sys.stdout is None:  # `tracewire ... >&-`: Python has no stdout at all
+            raise Trouble("cannot write the output: standard output is closed")
         try:
             rv = super().invoke(ctx)
             failed = _flush_stdout()  # a full disk shows here, not in the interpreter's exit

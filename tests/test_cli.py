@@ -307,6 +307,12 @@ def test_full_disk_is_one_line_and_status_2(command: str) -> None:
     assert (p.returncode, p.stderr) == (2, "tracewire: cannot write the output: No space left on device\n")
 
 
+@pytest.mark.parametrize("command", [f"info {MAIN}", f"messages --format jsonl {MAIN}"])
+def test_closed_stdout_is_one_line_and_status_2(command: str) -> None:
+    p = _sh(f"{TW} {command} >&-")
+    assert (p.returncode, p.stderr) == (2, "tracewire: cannot write the output: standard output is closed\n")
+
+
 def test_full_disk_for_an_output_file() -> None:
     p = _sh(f"{TW} export --to zipkin -o /dev/full {MAIN}")
     assert (p.returncode, p.stderr) == (2, "tracewire: /dev/full: cannot write: No space left on device\n")
