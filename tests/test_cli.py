@@ -313,6 +313,11 @@ def test_closed_stdout_is_one_line_and_status_2(command: str) -> None:
     assert (p.returncode, p.stderr) == (2, "tracewire: cannot write the output: standard output is closed\n")
 
 
+def test_closed_stdin_is_one_line_and_status_2() -> None:
+    p = _sh(f"{TW} messages - <&-")
+    assert (p.returncode, p.stderr) == (2, "tracewire: -: cannot read: standard input is closed\n")
+
+
 def test_full_disk_for_an_output_file() -> None:
     p = _sh(f"{TW} export --to zipkin -o /dev/full {MAIN}")
     assert (p.returncode, p.stderr) == (2, "tracewire: /dev/full: cannot write: No space left on device\n")

@@ -132,6 +132,8 @@ def open_capture(path: str | Path) -> CaptureReader:
     name = str(path)
     raw: BinaryIO
     if name == "-":
+        if sys.stdin is None:  # started with stdin closed (<&-): Python has none
+            raise CaptureError(f"{name}: cannot read: standard input is closed")
         raw = sys.stdin.buffer
     else:
         try:
