@@ -127,3 +127,41 @@ def test_flood_of_distinct_indexed_fields_decodes_every_field(tmp_path: Path) ->
         for h in flood:
             assert h.name == b"x-flood-%08d" % k and h.value == (b"%08d" % k) * 50
             k += 1
+
+
+def test_http1_message_awaiting_trailers_is_bounded_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An HTTP/1 chunked response that announces trailers waits for them like an HTTP/2
+    one; let out early, its trailers become a record of their own."""
+    from analyzer import pipeline
+    from tests.h2_adversarial import _pcap
+    from tests.packets import ACK, FIN, Conn
+
+    a = Conn(client="10.244.1.10", cport=42000, server="127.0.0.1", sport=15001)
+    b = Conn(client="10.244.1.10", cport=42001, server="127.0.0.1", sport=15001)
+    get = b"GET /%d HTTP/1.1\r\nHost: s\r\n\r\n"
+    head = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: grpc-status\r\n\r\n"
+            b"3\r\nabc\r\n")
+    packets = [*a.handshake(), a.send(get % 0), a.send(head, False), *b.handshake()]
+    for k in range(40):
+        packets += [b.send(get % k), b.send(b"HTTP/1.1 204 No Content\r\n\r\n", False)]
+    packets.append(a.send(b"0\r\ngrpc-status: 0\r\n\r\n", False))
+    for c in (a, b):
+        packets += [c.send(b"", True, FIN | ACK), c.send(b"", False, FIN | ACK)]
+    body = _pcap(packets)
+
+    msgs, s = _read(tmp_path, body)
+    assert not [a for a in s.anomalies if a.kind == "held-limit"]
+    (held,) = [m for m in msgs if m.endpoints.connection == 1 and m.kind == "response"]
+    assert held.status == 200 and [(h.name, h.value) for h in held.trailers] == [(b"grpc-status", b"0")]
+    assert [m.frame for m in msgs] == sorted(m.frame for m in msgs)
+
+    monkeypatch.setattr(pipeline, "MAX_READY", 10)
+    early, s2 = _read(tmp_path, body)
+    on1 = [m for m in early if m.endpoints.connection == 1 and m.kind == "response"]
+    assert [(m.status, m.headers == held.headers, m.trailers) for m in on1] == [
+        (200, True, ()), (None, False, held.trailers)]
+    assert [m.frame for m in early] == [*(m.frame for m in msgs), on1[1].frame]
+    (limit,) = [a for a in s2.anomalies if a.kind == "held-limit"]
+    assert limit.frame == held.frame and limit.detail.startswith("1 messages")

@@ -61,6 +61,7 @@ class Direction:
     messages: int = 0
     h2_base: int | None = None  # stream offset where HTTP/2 starts in this direction
     waiting: Message | None = None  # an HTTP/1 message whose announced trailers are to come
+    released: Message | None = None  # one let out before them: they follow on their own
     scan_at: int = 0  # held size at which the next mid-stream search runs (they cost O(held))
     sync_scan: int = 0  # offset in held where the search for HTTP/2 frames resumes
     detect_seen: int = 0  # bytes held for detection so far, over all restarts
@@ -300,6 +301,7 @@ class Session:
         out: list[Message] = []
         for ev in events:
             if isinstance(ev, MessageHead):
+                d.released = None  # its end, if it had one, has passed
                 m = self._message(d, ev)
                 self._release_waiting(d, out)
                 if _announces_trailers(ev):
@@ -317,6 +319,15 @@ class Session:
                                        w.kind, w.endpoints, w.stream, w.method, w.path,
                                        w.authority, w.status, w.headers, w.trace, w.anomalies,
                                        ev.trailers))
+                elif d.released is not None:
+                    r, d.released = d.released, None
+                    if ev.trailers:
+                        # As for HTTP/2: trailers whose message went out are a record of
+                        # their own, so that nothing decoded is lost.
+                        frame, ts = d.frame_at(ev.end - 1)
+                        out.append(Message(r.capture, frame, frame, ts, r.protocol, r.kind,
+                                           r.endpoints, None, None, None, None, None, (),
+                                           extract(ev.trailers), (), ev.trailers))
             elif isinstance(ev, ParseAnomaly):
                 frame, _ = d.frame_at(ev.offset)
                 a = Anomaly(ev.kind, frame, ev.detail, flow_label(d.flow))
@@ -500,6 +511,7 @@ class Session:
             w = d.waiting
             if w is not None and w.frame == low:
                 d.waiting = None
+                d.released = w
                 self.h1_waiting -= 1
                 if not self.early:
                     self.early_frame = w.frame
