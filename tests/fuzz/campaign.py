@@ -32,6 +32,10 @@ from tests.fuzz.streams import (
 )
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "fuzz-corpus"
+# Recordings of other pods, to analyse a mutated capture with: calls joined across captures.
+PARTNERS = [p for p in (CAPTURES / "pods" / "productpage.pcap", CAPTURES / "pods" / "reviews.pcap",
+                        CAPTURES / "mesh" / "orders.pcap", CAPTURES / "mesh" / "payments.pcap")
+            if p.is_file()]
 
 
 def sources() -> list[tuple[str, bytes]]:
@@ -110,7 +114,9 @@ def run(seed: int, iterations: int | None = None, seconds: float | None = None,
             path.write_bytes(data)
             t0 = time.process_time()
             rss0 = peak_rss_mb()
-            lib, failure = check_library(path, per_input_seconds)
+            # every 5th input is also analysed together with another pod's recording
+            partner = PARTNERS[i // 5 % len(PARTNERS)] if PARTNERS and i % 5 == 0 else None
+            lib, failure = check_library(path, per_input_seconds, partner)
             if failure is None and cli_every and i % cli_every == 0:
                 stats.cli_inputs += 1
                 failure = check_cli(path, lib)

@@ -20,7 +20,7 @@ from types import FrameType
 
 from click.testing import CliRunner
 
-from analyzer.analysis import analyze
+from analyzer.analysis import Result, analyze
 from analyzer.analysis.diff import diff
 from analyzer.cli import cli, info_dict
 from analyzer.errors import CaptureError
@@ -83,9 +83,19 @@ class LibraryRun:
     frames: int = 0
 
 
-def exercise_library(path: Path) -> LibraryRun:
+def _reports(result: Result) -> None:
+    json.dumps(analysis_report.result_dict(result))
+    analysis_report.table(result, True)
+    analysis_report.markdown(result, True)
+    for to in (export.to_jaeger, export.to_zipkin, export.to_otlp):
+        json.dumps(to(result))
+
+
+def exercise_library(path: Path, partner: Path | None = None) -> LibraryRun:
     """read_messages, every message report, info, analyze, every analysis report, every
-    export and a diff of the result with itself. Raises whatever escapes."""
+    export and a diff of the result with itself; with ``partner`` (another pod's capture),
+    the two analysed together too (calls joined across captures) and diffed. Raises
+    whatever escapes."""
     out = LibraryRun()
     summary = CaptureSummary(str(path))
     try:
@@ -100,22 +110,25 @@ def exercise_library(path: Path) -> LibraryRun:
     out.frames = summary.frames
     json.dumps(info_dict(summary))
     result = analyze([path])
-    json.dumps(analysis_report.result_dict(result))
-    analysis_report.table(result, True)
-    analysis_report.markdown(result, True)
-    for to in (export.to_jaeger, export.to_zipkin, export.to_otlp):
-        json.dumps(to(result))
-    d = diff(result, result)
-    json.dumps(diff_report.diff_dict(d))
-    diff_report.table(d, True)
-    diff_report.markdown(d, True)
+    _reports(result)
+    pairs = [(result, result)]
+    if partner is not None:
+        joined = analyze([partner, path])
+        _reports(joined)
+        pairs.append((analyze([partner]), joined))
+    for before, after in pairs:
+        d = diff(before, after)
+        json.dumps(diff_report.diff_dict(d))
+        diff_report.table(d, True)
+        diff_report.markdown(d, True)
     return out
 
 
-def check_library(path: Path, seconds: float = 0) -> tuple[LibraryRun | None, Failure | None]:
+def check_library(path: Path, seconds: float = 0,
+                  partner: Path | None = None) -> tuple[LibraryRun | None, Failure | None]:
     try:
         with time_limit(seconds):
-            return exercise_library(path), None
+            return exercise_library(path, partner), None
     except Hang as err:
         return None, Failure("Hang", str(err))
     except Exception as err:
