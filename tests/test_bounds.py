@@ -371,3 +371,11 @@ def test_gap_anomalies_are_counted_past_a_limit(monkeypatch: pytest.MonkeyPatch)
     assert len(listed) == 6
     assert listed[-1].detail.startswith("15 more like this (15 bytes missing in all)")
     assert listed[-1].frame == gaps[5].frame
+
+
+def test_undecided_direction_forgets_frames_behind_a_gap() -> None:
+    """Frame bookkeeping of held bytes goes with them when a gap makes detection start over."""
+    sess = _junk_session(100 * 1024, 16 * 1024)
+    assert sess.protocol == "undecided"
+    d = next(iter(sess.dirs.values()))
+    assert len(d.pieces) <= 16 * 1024 // 1400 + 3, len(d.pieces)

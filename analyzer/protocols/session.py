@@ -177,6 +177,7 @@ class Session:
             # What was held is no longer contiguous with what comes next: start over.
             d.held.clear()
             d.sync_scan = d.scan_at = 0
+            d.forget_before(offset + n)  # no message can start in what was held
         return []
 
     def end(self, flow: Flow) -> list[Message]:
