@@ -17,6 +17,7 @@ from pathlib import Path
 from analyzer.capture import open_capture
 from analyzer.capture.reader import CaptureReader
 from analyzer.decode import Segment, decode_frame, format_addr, format_endpoint
+from analyzer.protocols.session import UNKNOWN as UNDECIDED
 from analyzer.protocols.session import Session
 from analyzer.reassembly import Data, End, Gap, Reassembler
 from analyzer.reassembly.tcp import Connection
@@ -25,6 +26,9 @@ from analyzer.records import Anomaly, Message
 # Messages that may wait behind a held one (a response waiting for trailers) to keep the
 # output in frame order; beyond, the oldest held message is let out early (and counted).
 MAX_READY = 50_000
+# Bytes held for protocol detection over all connections at once (each undecided direction
+# holds up to 64 KiB); past this the connection holding longest is counted as "other".
+DETECT_HELD_BUDGET = 64 << 20
 
 
 @dataclass(slots=True)
@@ -192,16 +196,41 @@ def read_messages(
         while ready and (low is None or ready[0][0] < low):
             yield heapq.heappop(ready)[2]
 
+    # Bytes held for protocol detection, over all connections: past DETECT_HELD_BUDGET the
+    # connection that has held bytes longest gives up ("other"), so that many undecided
+    # connections (each may hold 64 KiB a direction) cannot add up to gigabytes.
+    detecting: dict[Session, None] = {}
+    detect_held = [0, 0, 0]  # bytes held now, connections given up, frame of the first
+
+    def account(sess: Session, before: int, frame: int) -> None:
+        after = sess.held_bytes
+        detect_held[0] += after - before
+        if after:
+            detecting.setdefault(sess, None)
+        else:
+            detecting.pop(sess, None)
+        while detect_held[0] > DETECT_HELD_BUDGET and detecting:
+            victim = next(iter(detecting))
+            detect_held[0] -= victim.held_bytes
+            victim.give_up()
+            del detecting[victim]
+            detect_held[1] += 1
+            detect_held[2] = detect_held[2] or frame
+
     def handle(events: list[Data | Gap | End]) -> Iterator[Message]:
         for ev in events:
             flow = ev.flow
             sess = session_of(flow.conn)
+            undecided = sess.protocol == UNDECIDED
+            before = sess.held_bytes if undecided else 0
             if isinstance(ev, Data):
                 msgs = sess.data(flow, ev.data, ev.offset, ev.frame, ev.ts_ns)
             elif isinstance(ev, Gap):
                 msgs = sess.gap(flow, ev.n, ev.offset, ev.frame, ev.ts_ns)
             else:
                 msgs = sess.end(flow)
+            if undecided:
+                account(sess, before, ev.frame)
             if sess.h2_out is not None or ready or holders or sess.h1_waiting:
                 yield from release(msgs, sess)
             elif msgs:  # HTTP/1 with nothing held anywhere: straight out
@@ -210,6 +239,9 @@ def read_messages(
                 # both directions over: keep a summary, drop the state
                 conn = flow.conn
                 s.anomalies.extend(sess.anomalies)
+                if sess in detecting:
+                    detect_held[0] -= sess.held_bytes
+                    del detecting[sess]
                 s.connection_count += 1
                 if keep_connections:
                     s.connections.append(_summarise(conn, sess))
@@ -238,6 +270,11 @@ def read_messages(
         for msg in handle(reasm.finish(last_frame, last_ts)):
             s.messages += 1
             yield msg
+        if detect_held[1]:
+            s.anomalies.append(Anomaly(
+                "detect-budget", detect_held[2],
+                f"{detect_held[1]} connection(s) counted as other before their protocol showed: "
+                f"bytes held for detection over all connections reached {DETECT_HELD_BUDGET >> 20} MiB"))
         s.frames = reader.frames
         s.last_ts = last_ts if reader.frames else None
         s.linktypes = sorted(reader.linktypes)

@@ -406,3 +406,32 @@ def test_pipeline_out_of_order_segments_in_huge_records_stay_small(tmp_path: Pat
     assert summary.tcp_segments == n + 1
     assert [a.kind for a in summary.anomalies].count("tcp-gap") == 1
     assert peak < 8 << 20, peak  # the records alone would be 50 MiB
+
+
+def test_bytes_held_for_detection_are_bounded_over_all_connections(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many undecided connections: past the shared budget the one holding longest becomes
+    "other"; a connection whose protocol shows is unaffected, and the count is one anomaly."""
+    rnd = random.Random(4)
+    frames: list[tuple[int, bytes]] = []
+    for c in range(10):
+        isn, ack = rnd.getrandbits(32), rnd.getrandbits(32)
+        for k in range(2):
+            junk = rnd.randbytes(3000)
+            pkt = ipv4(f"10.2.0.{c + 1}", "10.244.2.20", tcp(30000 + c, 9000, isn + k * 3000, ack,
+                                                               PSH | ACK, junk))
+            frames.append((len(frames) * 1000, sll2(pkt)))
+    req = b"GET /ok HTTP/1.1\r\nhost: a\r\n\r\n"
+    pkt = ipv4("10.244.1.10", "10.244.2.20", tcp(41000, 80, 77, 88, PSH | ACK, req))
+    frames.append((len(frames) * 1000, sll2(pkt)))
+    f = tmp_path / "junk.pcap"
+    f.write_bytes(pcap(frames))
+    monkeypatch.setattr(pipeline, "DETECT_HELD_BUDGET", 16 * 1024)
+    summary = pipeline.CaptureSummary(str(f))
+    msgs = list(pipeline.read_messages(f, summary))
+    assert [m.path for m in msgs] == [b"/ok"]
+    (a,) = [a for a in summary.anomalies if a.kind == "detect-budget"]
+    # 10 x 6000 bytes held against a 16 KiB budget: all but the last two gave up early
+    assert a.detail.startswith("8 connection(s)"), a.detail
+    assert sorted(c.protocol for c in summary.connections) == ["http/1"] + ["other"] * 10

@@ -247,6 +247,18 @@ class Session:
                 self._release()
         return []
 
+    @property
+    def held_bytes(self) -> int:
+        """Bytes held while the protocol is undecided (0 once it is decided)."""
+        return sum(len(d.held) for d in self.dirs.values())
+
+    def give_up(self) -> None:
+        """Stop detection: the connection is "other" (a budget shared by all connections
+        ran out; see the pipeline)."""
+        if self.protocol == UNKNOWN:
+            self.protocol = OTHER
+            self._release()
+
     @staticmethod
     def _frame_sync(d: Direction) -> int:
         """``find_frame_sync(d.held)``, resumed where the last search stopped: what it
