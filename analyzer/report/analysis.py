@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from tabulate import tabulate
@@ -12,7 +14,7 @@ from analyzer.analysis import KINDS, Call, Finding, Hop, Pod, Result, Trace
 from analyzer.analysis.naming import name_said, reply_address, target_label, target_of, unknown_target
 from analyzer.records import Header
 from analyzer.report.messages import anomaly_dict
-from analyzer.report.redact import DEFAULT, Confirms, Policy, escape, marker, md_code
+from analyzer.report.redact import DEFAULT, Confirms, Policy, csv_cell, escape, json_safe, marker, md_code
 from analyzer.tracing.corroborate import Corroboration
 
 WIDTH = 120
@@ -371,3 +373,56 @@ def markdown(r: Result, show_all: bool = False, policy: Policy | bool = DEFAULT)
 
 def _longest_backticks(s: str) -> int:
     return max((len(run) for run in re.findall("`+", s)), default=0)
+
+
+# -- findings for tools: JSON Lines and CSV ---------------------------------------------------
+# Both stream from the same dicts as --format json, so redaction and escaping are decided
+# in one place; nothing is truncated.
+
+
+def jsonl_lines(r: Result, policy: Policy | bool = DEFAULT) -> Iterator[str]:
+    """``analyze --format jsonl``: one line per finding, then one per trace; each object's
+    ``record`` says which ("finding" or "trace"), so `jq 'select(.record == "finding")'`
+    picks one kind."""
+    policy = _policy(policy)
+    confirms = corroboration(r.calls).confirms
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    for f in r.findings:
+        yield json_safe(dumps({"record": "finding", **finding_dict(f, policy, confirms)}))
+    for t in r.traces:
+        yield json_safe(dumps({"record": "trace", **trace_dict(t, policy)}))
+
+
+FINDING_CSV_FIELDS = (
+    "kind", "trace_id", "x_request_id", "source", "target", "target_source", "target_address",
+    "headers", "expected", "found", "rule", "attribution", "confidence", "candidates",
+    "inbound_capture", "inbound_frame", "inbound_request", "outbound_capture", "outbound_frame",
+    "outbound_request", "protocol", "stream",
+)
+
+
+def _request(c: dict[str, Any] | None) -> str:
+    return "" if c is None else f"{c['method'] or '?'} {c['path'] or '<unknown path>'}"
+
+
+def finding_csv_rows(r: Result, policy: Policy | bool = DEFAULT) -> Iterator[list[object]]:
+    """``analyze --format csv``: one row per finding (no header row; FINDING_CSV_FIELDS is
+    it). Several values in one cell go one per line; every text cell is escaped and
+    defused against spreadsheet formulas (``csv_cell``)."""
+    policy = _policy(policy)
+    confirms = corroboration(r.calls).confirms
+    for f in r.findings:
+        d = finding_dict(f, policy, confirms)
+        i, o = d["inbound"], d["outbound"]
+        row: list[object] = [
+            d["kind"], d["trace_id"] or "", d["x_request_id"] or "", d["source"], d["target"] or "",
+            d["target_source"], d["target_address"] or "", ", ".join(d["headers"]),
+            "\n".join(escape(f"{k}: {v}") for k, v in d["expected"].items()),
+            "\n".join(escape(f"{k}: {v}") for k, v in d["found"].items()),
+            d["rule"] or "", d["attribution"], d["confidence"], " ".join(map(str, d["candidates"])),
+            "" if i is None else i["capture"], "" if i is None else i["frame"], _request(i),
+            o["capture"], o["frame"], _request(o), o["protocol"], "" if o["stream"] is None else o["stream"],
+        ]
+        multiline = (8, 9)  # expected, found: escaped line by line above
+        yield [csv_cell(v if n in multiline or not isinstance(v, str) else escape(v))
+               for n, v in enumerate(row)]
