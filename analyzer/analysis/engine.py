@@ -194,6 +194,7 @@ def analyze(paths: Sequence[str | Path], opts: Options | None = None) -> Result:
         not_in_capture=not_in_capture,
         limited=limited,
         unknown_headers=unknown_headers,
+        seen={cap.path: (cap.summary.messages, cap.summary.frames) for cap in caps},
     )
 
 

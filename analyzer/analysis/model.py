@@ -210,3 +210,5 @@ class Result:
     not_in_capture: int = 0  # outbound calls whose serving request the capture does not show
     limited: int = 0  # outbound calls whose verdict unknown headers limited
     unknown_headers: int = 0  # headers of those calls the capture cannot show
+    # capture -> (HTTP messages, frames) read: what an empty or HTTP-less capture showed
+    seen: dict[str, tuple[int, int]] = field(default_factory=dict)
