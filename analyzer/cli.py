@@ -489,22 +489,35 @@ def analyze(
     show_default=True,
     help="File to write (- for standard output).",
 )
+@click.option(
+    "--split",
+    "split_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    metavar="DIR",
+    help="Write one file per trace into DIR (created if missing), named TRACEID.FORMAT.json: "
+    "Zipkin Lens and Grafana show one trace per uploaded file.",
+)
 @pod_options
 @redaction_options
-def export(captures: tuple[str, ...], target: str, output: str, opts: Options, policy: Policy) -> None:
+def export(captures: tuple[str, ...], target: str, output: str, split_dir: str | None,
+           opts: Options, policy: Policy) -> None:
     """Write the traces found as spans, to load in Jaeger or Zipkin; broken hops become
     span logs. Credentials never appear: only tracing ids and request lines (credential
-    query parameters redacted) are exported."""
+    query parameters redacted) are exported.
+
+    A span whose parent span is in another trace (its caller changed the trace id) is
+    tagged tracewire.parent_outside and counted in a warning on stderr."""
     from analyzer.report import export as exporters
 
+    if split_dir is not None and output != "-":
+        raise Trouble("give -o FILE or --split DIR, not both")
     result = _analysis(captures, opts)
-    doc: object
-    if target == "jaeger":
-        doc = exporters.to_jaeger(result, policy)
-    elif target == "zipkin":
-        doc = exporters.to_zipkin(result, policy)
-    else:
-        doc = exporters.to_otlp(result, policy)
+    _warn_orphans(exporters.orphans(result), len(result.traces))
+    if split_dir is not None:
+        _write_split(split_dir, target, exporters.documents(result, target, policy))
+        return
+    doc = exporters.document(result, target, policy)
     text = json_safe(json.dumps(doc, indent=1, ensure_ascii=False)) + "\n"
     if output == "-":
         sys.stdout.write(text)  # its errors (closed pipe, full disk) are the group's to report
@@ -514,6 +527,31 @@ def export(captures: tuple[str, ...], target: str, output: str, opts: Options, p
             f.write(text)
     except OSError as err:  # a missing folder, a full disk, no permission
         raise Trouble(f"{_printable(output)}: cannot write: {err.strerror or err}") from err
+
+
+def _warn_orphans(orphans: Sequence[Any], traces: int) -> None:
+    """UIs draw a trace with a span whose parent is elsewhere as a fragment: say so once."""
+    if not orphans:
+        return
+    o = orphans[0]
+    n = len({x.trace_id for x in orphans})
+    click.echo(f"tracewire: warning: {n} of {traces} trace{'s' if traces != 1 else ''} "
+               f"{'have' if n != 1 else 'has'} a span whose parent span is outside it (tagged "
+               f"tracewire.parent_outside): first {_printable(o.service)} at "
+               f"{_printable(o.capture)} frame {o.frame}, {o.detail()}", err=True)
+
+
+def _write_split(folder: str, target: str, docs: Iterator[tuple[str, object]]) -> None:
+    """One file per trace, TRACEID.TARGET.json: the trace id is 32 hex digits (the
+    exporter sees to it), so capture content never chooses a path."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        for trace_id, doc in docs:
+            path = os.path.join(folder, f"{trace_id}.{target}.json")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(json_safe(json.dumps(doc, indent=1, ensure_ascii=False)) + "\n")
+    except OSError as err:  # a file in the way, a full disk, no permission
+        raise Trouble(f"{_printable(folder)}: cannot write: {err.strerror or err}") from err
 
 
 @cli.command()

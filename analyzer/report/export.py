@@ -6,18 +6,36 @@ frames as tags, and every finding on it as a log/annotation/event. Header values
 exported beyond the tracing ids, so no credential can leak through an export: paths and
 hosts pass through the redaction policy (credential query parameters), and an id read from
 a header whose name was only guessed is exported when another call corroborates it.
+
+Jaeger and Zipkin spans carry the tag names their UIs read (``http.method``,
+``http.status_code``...); OTLP spans carry OpenTelemetry's current semantic conventions
+(``http.request.method``, ``url.path``, ``server.address``...) with typed values.
+
+Every export is a whole file or one document per trace (``documents``): Zipkin Lens and
+Grafana show one trace per uploaded file, so ``export --split`` writes one file each. A
+span whose parent span is not in its own trace (the caller changed the trace id, or the
+parent's call is in no trace the captures show) keeps its reference and is marked, so the
+fragment the UIs draw says why.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from analyzer import __version__
-from analyzer.analysis import Finding, Result, Span, Trace
+from analyzer.analysis import Finding, Pod, Result, Span, Trace
 from analyzer.analysis.naming import target_of
 from analyzer.report.analysis import corroboration, request_id, shown_value
 from analyzer.report.redact import DEFAULT, Confirms, Policy
+
+TARGETS = ("jaeger", "zipkin", "otlp")
+
+_HEX32 = re.compile(r"[0-9a-f]{32}")
 
 
 def _us(ns: int) -> int:
@@ -37,8 +55,78 @@ def _name(s: Span) -> str:
     return f"{c.method or 'request'} {path}"
 
 
-def _tags(s: Span, policy: Policy = DEFAULT, confirms: Confirms | None = None) -> dict[str, str]:
+def _trace_id(t: Trace) -> str:
+    """The trace id as the exports spell it: 32 lower-case hex digits. Trace ids are
+    validated hex (or a synthetic hash) already; anything else is hashed, so that an id
+    never reaches a file name or a UI in a shape they do not expect."""
+    tid = t.trace_id.rjust(32, "0")[-32:]
+    return tid if _HEX32.fullmatch(tid) else hashlib.sha1(t.trace_id.encode()).hexdigest()[:32]
+
+
+@dataclass(slots=True)
+class _Context:
+    """What every span of one export needs, computed once per result (so that exporting
+    trace by trace stays linear in the number of spans)."""
+
+    policy: Policy
+    confirms: Confirms
+    home: dict[str, str]  # span id -> the exported trace id of the trace holding it
+    pods: dict[tuple[str, str], Pod]  # (capture, service) -> the pod
+
+    @classmethod
+    def of(cls, r: Result, policy: Policy) -> _Context:
+        home = {s.span_id: _trace_id(t) for t in r.traces for s in t.spans}
+        pods: dict[tuple[str, str], Pod] = {}
+        for p in r.pods:
+            pods.setdefault((p.capture, p.service), p)
+        return cls(policy, corroboration(r.calls).confirms, home, pods)
+
+    def parent_elsewhere(self, s: Span, tid: str) -> tuple[bool, str | None]:
+        """Whether the span's parent is outside its trace, and the trace holding it (None
+        when no exported trace does)."""
+        if not s.parent_id:
+            return False, None
+        where = self.home.get(s.parent_id)
+        return where != tid, where
+
+
+@dataclass(frozen=True, slots=True)
+class Orphan:
+    """A span whose parent span is not in the span's own trace."""
+
+    trace_id: str  # the exported trace holding the span
+    span_id: str
+    parent_id: str
+    parent_trace: str | None  # the exported trace holding the parent; None: in none of them
+    service: str
+    capture: str
+    frame: int
+
+    def detail(self) -> str:
+        where = (f"in trace {self.parent_trace}" if self.parent_trace
+                 else "in no trace the captures show")
+        return f"its parent span {self.parent_id} is {where}"
+
+
+def orphans(r: Result) -> list[Orphan]:
+    """Every span whose parent is outside its own trace: UIs draw such a trace as a
+    fragment, so the exports mark these spans and the CLI says so on stderr."""
+    ctx = _Context.of(r, DEFAULT)
+    out = []
+    for t in r.traces:
+        tid = _trace_id(t)
+        for s in t.spans:
+            elsewhere, where = ctx.parent_elsewhere(s, tid)
+            if elsewhere and s.parent_id:
+                out.append(Orphan(tid, s.span_id, s.parent_id, where, s.service,
+                                  s.call.capture, s.call.frame))
+    return out
+
+
+def _tags(s: Span, tid: str, ctx: _Context) -> dict[str, str]:
+    """Tags in the names Jaeger and Zipkin read (OpenTracing conventions)."""
     c = s.call
+    policy = ctx.policy
     path = policy.url(c.path) or ""
     tags = {
         "span.kind": s.kind,
@@ -72,15 +160,26 @@ def _tags(s: Span, policy: Policy = DEFAULT, confirms: Confirms | None = None) -
         tags["tracewire.h2_stream"] = str(c.stream)
     if c.nat_reply_from:
         tags["tracewire.cluster_ip"] = c.nat_reply_from
-    rid = request_id(c, policy, confirms)
+    rid = request_id(c, policy, ctx.confirms)
     if rid:
         tags["guid:x-request-id"] = rid
-    seen = next((t.trace_id for t in policy.visible(c.trace, confirms) if t.trace_id), None)
+    seen = next((t.trace_id for t in policy.visible(c.trace, ctx.confirms) if t.trace_id), None)
     if seen:
         tags["tracewire.seen_trace_id"] = seen
+    tags.update(_parent_tags(s, tid, ctx))
     if s.findings:
         tags["error"] = "true"
         tags["tracewire.broken"] = ",".join(f.kind for f in s.findings)
+    return tags
+
+
+def _parent_tags(s: Span, tid: str, ctx: _Context) -> dict[str, str]:
+    elsewhere, where = ctx.parent_elsewhere(s, tid)
+    if not elsewhere:
+        return {}
+    tags = {"tracewire.parent_outside": "true"}
+    if where:
+        tags["tracewire.parent_trace"] = where
     return tags
 
 
@@ -101,47 +200,66 @@ def _finding_fields(f: Finding, policy: Policy = DEFAULT) -> dict[str, str]:
     return d
 
 
-def _trace_id(t: Trace) -> str:
-    return t.trace_id.rjust(32, "0")[-32:]
+def _process_tags(s: Span, ctx: _Context) -> dict[str, str]:
+    """Where the span was seen: the capture file, the pod's address and name."""
+    tags = {"tracewire.capture": s.call.capture}
+    pod = ctx.pods.get((s.call.capture, s.service))
+    if pod is not None:
+        if pod.address:
+            tags["ip"] = pod.address  # the tag Jaeger's own clients set on a process
+        if pod.pod_name:
+            tags["k8s.pod.name"] = pod.pod_name
+    return tags
 
 
 # -- Jaeger ---------------------------------------------------------------------------------
 
 
+def _jaeger_trace(t: Trace, ctx: _Context) -> dict[str, Any]:
+    tid = _trace_id(t)
+    processes: dict[str, dict[str, Any]] = {}
+    pid_of: dict[tuple[str, str], str] = {}
+    spans = []
+    for s in t.spans:
+        key = (s.service, s.call.capture)  # one process per pod capture: the same service
+        pid = pid_of.get(key)              # in two captures is two pods
+        if pid is None:
+            pid = pid_of[key] = f"p{len(pid_of) + 1}"
+            processes[pid] = {"serviceName": s.service,
+                              "tags": [{"key": k, "type": "string", "value": v}
+                                       for k, v in _process_tags(s, ctx).items()]}
+        elsewhere, where = ctx.parent_elsewhere(s, tid)
+        spans.append({
+            "traceID": tid,
+            "spanID": s.span_id,
+            "operationName": _name(s),
+            "references": [{"refType": "CHILD_OF", "traceID": where or tid, "spanID": s.parent_id}]
+            if s.parent_id else [],
+            "startTime": _us(s.call.ts_ns),
+            "duration": _us(_duration_ns(s)),
+            "tags": [{"key": k, "type": "string", "value": v} for k, v in _tags(s, tid, ctx).items()],
+            "logs": [
+                {"timestamp": _us(f.outbound.ts_ns),
+                 "fields": [{"key": k, "type": "string", "value": v}
+                            for k, v in _finding_fields(f, ctx.policy).items()]}
+                for f in s.findings
+            ],
+            "processID": pid,
+            # The UI lists a span's warnings on it: the fragment says why it is one.
+            "warnings": [f"tracewire: parent span {s.parent_id} is "
+                         + (f"in trace {where}" if where else "in no trace the captures show")]
+            if elsewhere else None,
+        })
+    return {"traceID": tid, "spans": spans, "processes": processes, "warnings": None}
+
+
+def _jaeger_doc(traces: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"data": traces, "total": 0, "limit": 0, "offset": 0, "errors": None}
+
+
 def to_jaeger(r: Result, policy: Policy = DEFAULT) -> dict[str, Any]:
-    confirms = corroboration(r.calls).confirms
-    data = []
-    for t in r.traces:
-        tid = _trace_id(t)
-        processes: dict[str, dict[str, Any]] = {}
-        pid_of: dict[str, str] = {}
-        spans = []
-        for s in t.spans:
-            pid = pid_of.get(s.service)
-            if pid is None:
-                pid = pid_of[s.service] = f"p{len(pid_of) + 1}"
-                processes[pid] = {"serviceName": s.service, "tags": []}
-            spans.append({
-                "traceID": tid,
-                "spanID": s.span_id,
-                "operationName": _name(s),
-                "references": [{"refType": "CHILD_OF", "traceID": tid, "spanID": s.parent_id}]
-                if s.parent_id else [],
-                "startTime": _us(s.call.ts_ns),
-                "duration": _us(_duration_ns(s)),
-                "tags": [{"key": k, "type": "string", "value": v}
-                         for k, v in _tags(s, policy, confirms).items()],
-                "logs": [
-                    {"timestamp": _us(f.outbound.ts_ns),
-                     "fields": [{"key": k, "type": "string", "value": v}
-                                for k, v in _finding_fields(f, policy).items()]}
-                    for f in s.findings
-                ],
-                "processID": pid,
-                "warnings": None,
-            })
-        data.append({"traceID": tid, "spans": spans, "processes": processes, "warnings": None})
-    return {"data": data, "total": 0, "limit": 0, "offset": 0, "errors": None}
+    ctx = _Context.of(r, policy)
+    return _jaeger_doc([_jaeger_trace(t, ctx) for t in r.traces])
 
 
 # -- Zipkin v2 ------------------------------------------------------------------------------
@@ -167,82 +285,216 @@ def _known_peer(s: Span) -> str | None:
     return None if source == "unknown" else target
 
 
-def to_zipkin(r: Result, policy: Policy = DEFAULT) -> list[dict[str, Any]]:
-    confirms = corroboration(r.calls).confirms
+def _zipkin_trace(t: Trace, ctx: _Context) -> list[dict[str, Any]]:
+    tid = _trace_id(t)
     out = []
-    for t in r.traces:
-        tid = _trace_id(t)
-        for s in t.spans:
-            c = s.call
-            local = (_endpoint(c.dst, c.dport, s.service) if s.kind == "server"
-                     else _endpoint(c.src, c.sport, s.service))
-            remote = (_endpoint(c.src, c.sport) if s.kind == "server"
-                      else _endpoint(c.dst, c.dport, _known_peer(s)))
-            span: dict[str, Any] = {
-                "traceId": tid,
-                "id": s.span_id,
-                "name": _name(s).lower(),
-                "kind": s.kind.upper(),
-                "timestamp": _us(c.ts_ns),
-                "duration": _us(_duration_ns(s)),
-                "localEndpoint": local,
-                "remoteEndpoint": remote,
-                "tags": _tags(s, policy, confirms),
-                "annotations": [
-                    {"timestamp": _us(f.outbound.ts_ns),
-                     "value": f"tracewire.finding {f.kind}: {', '.join(f.headers)}"}
-                    for f in s.findings
-                ],
-            }
-            if s.parent_id:
-                span["parentId"] = s.parent_id
-            out.append(span)
+    for s in t.spans:
+        c = s.call
+        local = (_endpoint(c.dst, c.dport, s.service) if s.kind == "server"
+                 else _endpoint(c.src, c.sport, s.service))
+        remote = (_endpoint(c.src, c.sport) if s.kind == "server"
+                  else _endpoint(c.dst, c.dport, _known_peer(s)))
+        span: dict[str, Any] = {
+            "traceId": tid,
+            "id": s.span_id,
+            "name": _name(s).lower(),
+            "kind": s.kind.upper(),
+            "timestamp": _us(c.ts_ns),
+            "duration": _us(_duration_ns(s)),
+            "localEndpoint": local,
+            "remoteEndpoint": remote,
+            "tags": _tags(s, tid, ctx),
+            "annotations": [
+                {"timestamp": _us(f.outbound.ts_ns),
+                 "value": f"tracewire.finding {f.kind}: {', '.join(f.headers)}"}
+                for f in s.findings
+            ],
+        }
+        if s.parent_id:
+            span["parentId"] = s.parent_id
+        out.append(span)
     return out
+
+
+def to_zipkin(r: Result, policy: Policy = DEFAULT) -> list[dict[str, Any]]:
+    ctx = _Context.of(r, policy)
+    return [span for t in r.traces for span in _zipkin_trace(t, ctx)]
 
 
 # -- OTLP -----------------------------------------------------------------------------------
 
 SPAN_KIND = {"server": 2, "client": 3}
+_PROTOCOL_VERSION = {"http/1.1": "1.1", "http/1.0": "1.0", "h2": "2"}
 
 
-def _attrs(d: dict[str, str]) -> list[dict[str, Any]]:
-    return [{"key": k, "value": {"stringValue": v}} for k, v in d.items()]
+def _value(v: str | int | bool | list[str]) -> dict[str, Any]:
+    """An OTLP/JSON AnyValue: int64 is written as a decimal string, as OTLP/JSON encodes it."""
+    if isinstance(v, bool):
+        return {"boolValue": v}
+    if isinstance(v, int):
+        return {"intValue": str(v)}
+    if isinstance(v, list):
+        return {"arrayValue": {"values": [{"stringValue": x} for x in v]}}
+    return {"stringValue": v}
+
+
+def _attrs(d: dict[str, str | int | bool | list[str]]) -> list[dict[str, Any]]:
+    return [{"key": k, "value": _value(v)} for k, v in d.items()]
+
+
+def host_port(authority: str) -> tuple[str, int | None]:
+    """Split an authority (``host``, ``host:port``, ``[v6]:port``) into host and port; a
+    port that is not one (hostile input) is left out, not guessed."""
+    host, port = authority, ""
+    if authority.startswith("["):
+        end = authority.find("]")
+        if end > 0:
+            host, rest = authority[1:end], authority[end + 1:]
+            port = rest[1:] if rest.startswith(":") else ""
+    elif authority.count(":") == 1:
+        host, port = authority.split(":")
+    n = int(port) if port.isascii() and port.isdigit() and len(port) <= 5 else 0
+    return host, n if 0 < n < 65536 else None
+
+
+def _otel_attributes(s: Span, tid: str, ctx: _Context) -> dict[str, str | int | bool | list[str]]:
+    """The span in OpenTelemetry's HTTP semantic conventions; only what the capture shows:
+    no scheme-default port, no server address when neither the authority nor the NAT
+    replies name one."""
+    c = s.call
+    policy = ctx.policy
+    a: dict[str, str | int | bool | list[str]] = {}
+    if c.method:
+        a["http.request.method"] = c.method
+    url = policy.url(c.path) if c.path is not None else None
+    if url is not None:
+        path, sep, query = url.partition("?")
+        a["url.path"] = path
+        if sep:
+            a["url.query"] = query
+    a["url.scheme"] = "http"  # the legs tracewire reads are plaintext: TLS is not decoded
+    authority = policy.url(c.authority) if c.authority else None
+    server: tuple[str, int | None] | None = None
+    if authority:
+        server = host_port(authority)
+        if s.kind == "client" and url is not None:
+            a["url.full"] = f"http://{authority}{url}"
+    elif s.kind == "client" and c.nat_reply_from:
+        server = host_port(c.nat_reply_from)  # the ClusterIP the replies came from
+    if server is not None and server[0]:
+        a["server.address"] = server[0]
+        if server[1] is not None:
+            a["server.port"] = server[1]
+    if s.kind == "server" and "server.port" not in a:
+        a["server.port"] = c.dport  # the port the app was reached on
+    a["network.peer.address"] = c.src if s.kind == "server" else c.dst
+    a["network.peer.port"] = c.sport if s.kind == "server" else c.dport
+    a["network.protocol.name"] = "http"
+    if c.protocol in _PROTOCOL_VERSION:
+        a["network.protocol.version"] = _PROTOCOL_VERSION[c.protocol]
+    if c.status is not None:
+        a["http.response.status_code"] = c.status
+    rid = request_id(c, policy, ctx.confirms)
+    if rid:
+        a["http.request.header.x-request-id"] = [rid]
+    if s.kind == "client":
+        target, source = target_of(c)
+        a["tracewire.target"] = target
+        a["tracewire.target_source"] = source
+        if source != "unknown":
+            a["peer.service"] = target
+    a["tracewire.capture"] = c.capture
+    a["tracewire.frame"] = c.frame
+    if c.response_frame is not None:
+        a["tracewire.response_frame"] = c.response_frame
+    else:
+        a["tracewire.no_response"] = True
+    if c.stream is not None:
+        a["tracewire.h2_stream"] = c.stream
+    if c.nat_reply_from:
+        a["tracewire.cluster_ip"] = c.nat_reply_from
+    seen = next((t.trace_id for t in policy.visible(c.trace, ctx.confirms) if t.trace_id), None)
+    if seen:
+        a["tracewire.seen_trace_id"] = seen
+    a.update(_parent_tags(s, tid, ctx))
+    if s.findings:
+        a["tracewire.broken"] = ",".join(f.kind for f in s.findings)
+    return a
+
+
+def _otlp_trace(t: Trace, ctx: _Context,
+                by_resource: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
+    tid = _trace_id(t)
+    for s in t.spans:
+        c = s.call
+        span: dict[str, Any] = {
+            "traceId": tid,
+            "spanId": s.span_id,
+            "name": _name(s),
+            "kind": SPAN_KIND[s.kind],
+            "startTimeUnixNano": str(c.ts_ns),
+            "endTimeUnixNano": str(c.ts_ns + _duration_ns(s)),
+            "attributes": _attrs(_otel_attributes(s, tid, ctx)),
+            "events": [
+                {"timeUnixNano": str(f.outbound.ts_ns), "name": "tracewire.finding",
+                 "attributes": _attrs(dict(_finding_fields(f, ctx.policy)))}
+                for f in s.findings
+            ],
+            "status": {"code": 2, "message": "tracing headers not propagated"}
+            if s.findings else {},
+        }
+        if s.parent_id:
+            span["parentSpanId"] = s.parent_id
+        by_resource.setdefault((s.service, c.capture), []).append(span)
+
+
+def _otlp_doc(by_resource: dict[tuple[str, str], list[dict[str, Any]]],
+              ctx: _Context) -> dict[str, Any]:
+    resources = []
+    for (service, capture), spans in by_resource.items():
+        res: dict[str, str | int | bool | list[str]] = {"service.name": service,
+                                                         "tracewire.capture": capture}
+        pod = ctx.pods.get((capture, service))
+        if pod is not None and pod.address:
+            res["k8s.pod.ip"] = pod.address  # the k8sattributes processor's name for it
+        if pod is not None and pod.pod_name:
+            res["k8s.pod.name"] = pod.pod_name
+        resources.append({
+            "resource": {"attributes": _attrs(res)},
+            "scopeSpans": [{"scope": {"name": "tracewire", "version": __version__}, "spans": spans}],
+        })
+    return {"resourceSpans": resources}
 
 
 def to_otlp(r: Result, policy: Policy = DEFAULT) -> dict[str, Any]:
     """OTLP/JSON (ExportTraceServiceRequest); ids hex-encoded as OTLP/JSON requires."""
-    confirms = corroboration(r.calls).confirms
-    by_service: dict[str, list[dict[str, Any]]] = {}
+    ctx = _Context.of(r, policy)
+    by_resource: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for t in r.traces:
-        tid = _trace_id(t)
-        for s in t.spans:
-            c = s.call
-            span: dict[str, Any] = {
-                "traceId": tid,
-                "spanId": s.span_id,
-                "name": _name(s),
-                "kind": SPAN_KIND[s.kind],
-                "startTimeUnixNano": str(c.ts_ns),
-                "endTimeUnixNano": str(c.ts_ns + _duration_ns(s)),
-                "attributes": _attrs(_tags(s, policy, confirms)),
-                "events": [
-                    {"timeUnixNano": str(f.outbound.ts_ns), "name": "tracewire.finding",
-                     "attributes": _attrs(_finding_fields(f, policy))}
-                    for f in s.findings
-                ],
-                "status": {"code": 2, "message": "tracing headers not propagated"}
-                if s.findings else {},
-            }
-            if s.parent_id:
-                span["parentSpanId"] = s.parent_id
-            by_service.setdefault(s.service, []).append(span)
-    return {
-        "resourceSpans": [
-            {
-                "resource": {"attributes": _attrs({"service.name": service})},
-                "scopeSpans": [{"scope": {"name": "tracewire", "version": __version__},
-                                "spans": spans}],
-            }
-            for service, spans in by_service.items()
-        ]
-    }
+        _otlp_trace(t, ctx, by_resource)
+    return _otlp_doc(by_resource, ctx)
+
+
+# -- one document per trace -----------------------------------------------------------------
+
+
+def document(r: Result, target: str, policy: Policy = DEFAULT) -> Any:
+    """The whole export in one document for ``target`` (jaeger, zipkin or otlp)."""
+    return {"jaeger": to_jaeger, "zipkin": to_zipkin, "otlp": to_otlp}[target](r, policy)
+
+
+def documents(r: Result, target: str, policy: Policy = DEFAULT) -> Iterator[tuple[str, Any]]:
+    """(trace id, a document holding that trace alone) for every trace, in the export's
+    order: what Zipkin Lens and Grafana need to show one trace per uploaded file."""
+    ctx = _Context.of(r, policy)
+    for t in r.traces:
+        if target == "jaeger":
+            yield _trace_id(t), _jaeger_doc([_jaeger_trace(t, ctx)])
+        elif target == "zipkin":
+            yield _trace_id(t), _zipkin_trace(t, ctx)
+        elif target == "otlp":
+            by_resource: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            _otlp_trace(t, ctx, by_resource)
+            yield _trace_id(t), _otlp_doc(by_resource, ctx)
+        else:
+            raise ValueError(f"unknown export target {target!r}")
