@@ -10,6 +10,7 @@ import csv
 import enum
 import errno
 import functools
+import ipaddress
 import json
 import os
 import sys
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 import click
 
 from analyzer import __version__
+from analyzer.analysis.model import KINDS
 from analyzer.decode import LINKTYPE_NAMES
 from analyzer.errors import AnalyzerError
 from analyzer.pipeline import POSITION, CaptureSummary, read_messages
@@ -39,6 +41,7 @@ from analyzer.report.redact import escape, json_safe
 if TYPE_CHECKING:
     from analyzer.analysis import Options, Result
     from analyzer.report.redact import Policy
+    from analyzer.report.select import TraceQuery
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,6 +52,25 @@ class Exit(enum.IntEnum):
     OK = 0
     FOUND = 1
     TROUBLE = 2
+
+
+def exit_status(one: str) -> str:
+    """The exit statuses, as every command's --help ends (diff(1)'s convention); ``one``
+    says when this command exits 1."""
+    return (f"Exit status: 0 fine; 1 {one}; 2 trouble (a capture that cannot be read, a bad "
+            "option, output that cannot be written); 130 interrupted (Ctrl-C). A closed pipe "
+            "(| head) ends quietly with status 0.")
+
+
+class Usage(click.UsageError):
+    """A bad command line: one line saying what is wrong, and where help is."""
+
+    def __init__(self, err: click.UsageError) -> None:
+        super().__init__(" ".join(err.format_message().split()), err.ctx)
+
+    def show(self, file: Any = None) -> None:
+        where = self.ctx.command_path if self.ctx is not None else "tracewire"
+        click.echo(f"tracewire: {_printable(self.format_message())}\nTry '{where} --help'.", err=True)
 
 
 class Trouble(click.ClickException):
@@ -78,6 +100,52 @@ def _pod_names(ctx: click.Context, param: click.Parameter,
     return tuple(out)
 
 
+def _address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An IP address, written as the reports write addresses (so that it compares)."""
+    if value is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        raise click.BadParameter(f"{_printable(value)!r} is not an IP address", ctx, param) from None
+
+
+def _trace_query(ctx: click.Context, param: click.Parameter, value: str | None) -> TraceQuery | None:
+    from analyzer.report.select import TraceQuery
+
+    if value is None:
+        return None
+    try:
+        return TraceQuery.parse(value)
+    except ValueError as err:
+        raise click.BadParameter(f"{_printable(value)!r}: {err}", ctx, param) from None
+
+
+TRACE_HELP = ("Only this trace, across every capture given: the trace id Jaeger shows (32 or 16 "
+              "hex digits), an x-request-id, or a B3 or W3C traceparent value.")
+
+
+def trace_option(help: str = TRACE_HELP) -> Callable[[F], F]:
+    """--trace ID, given to the command as ``trace`` (a TraceQuery, or None)."""
+    return click.option("--trace", "trace", metavar="ID", callback=_trace_query, help=help)
+
+
+def _unseen(r: Result, opts: Options) -> list[str]:
+    """The --pod-ip and --app-port values the captures never show: a typo, or the wrong
+    pod's capture. Said on stderr; the analysis goes on with what was given."""
+    out: list[str] = []
+    if opts.pod_ip is not None:
+        seen = {a for c in r.calls for a in (c.src, c.dst)}
+        seen |= {peer.rsplit(":", 1)[0] if peer.count(":") == 1 else peer
+                 for p in r.pods for peer in p.encrypted_peers}
+        if opts.pod_ip not in seen:
+            out.append(f"--pod-ip {opts.pod_ip}: no HTTP message in the capture has this address")
+    ports = {p for c in r.calls for p in (c.sport, c.dport)}
+    out += [f"--app-port {p}: no HTTP message in the capture has this port"
+            for p in opts.app_ports if p not in ports]
+    return out
+
+
 def pod_options(f: F) -> F:
     """--pod-ip, --app-port, --outbound-port and --name, given to the command as ``opts``."""
 
@@ -95,11 +163,12 @@ def pod_options(f: F) -> F:
         return f(*args, opts=Options(pod_ip, app_ports, outbound_port, names=names), **kwargs)
 
     for option in reversed((
-        click.option("--pod-ip", help="The pod's IP address, when it cannot be read off the traffic."),
-        click.option("--app-port", "app_ports", type=int, multiple=True,
+        click.option("--pod-ip", callback=_address,
+                     help="The pod's IP address, when it cannot be read off the traffic."),
+        click.option("--app-port", "app_ports", type=click.IntRange(1, 65535), multiple=True,
                      help="A port the application listens on (repeat for several); found from "
                      "the traffic otherwise."),
-        click.option("--outbound-port", type=int, default=15001, show_default=True,
+        click.option("--outbound-port", type=click.IntRange(1, 65535), default=15001, show_default=True,
                      help="The sidecar's outbound capture port that iptables redirects the app's "
                      "calls to."),
         click.option("--name", "names", multiple=True, metavar="POD=CAPTURE", callback=_pod_names,
@@ -111,6 +180,22 @@ def pod_options(f: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _counted(r: Result) -> str:
+    def n(k: int, what: str) -> str:
+        return f"{k} {what}" if k == 1 else f"{k} {what}s"
+
+    return f"{n(len(r.traces), 'trace')}, {n(len(r.findings), 'finding')}"
+
+
+def _seen(r: Result) -> str:
+    """What the captures showed, for a run that found nothing to report."""
+    def n(k: int, what: str) -> str:
+        return f"{k} {what}" if k == 1 else f"{k} {what}s"
+
+    return "; ".join(f"{_printable(cap)}: {n(msgs, 'HTTP message')} in {n(frames, 'frame')}"
+                     for cap, (msgs, frames) in r.seen.items())
+
+
 def _analysis(captures: Sequence[str], opts: Options) -> Result:
     from analyzer.analysis import analyze as run_analysis
 
@@ -118,8 +203,8 @@ def _analysis(captures: Sequence[str], opts: Options) -> Result:
         result = run_analysis(captures, opts)
     except AnalyzerError as err:
         raise Trouble(str(err)) from err
-    for warning in result.warnings:  # a capture given twice: counted once, said on stderr
-        click.echo(f"tracewire: warning: {warning}", err=True)
+    for warning in [*result.warnings, *_unseen(result, opts)]:  # a capture given twice, ...
+        click.echo(f"tracewire: warning: {escape(warning)}", err=True)
     return result
 
 
@@ -200,6 +285,13 @@ class Guarded(click.Group):
     Ctrl-C, 0 when the reader of a pipe left early. --debug (or TRACEWIRE_DEBUG=1) shows
     the traceback of an unexpected error instead of its one line."""
 
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as err:
+            raise err if isinstance(err, Usage) else Usage(err) from None
+
     def invoke(self, ctx: click.Context) -> Any:
         POSITION.capture, POSITION.reader = None, None
         if sys.stdout is None:  # `tracewire ... >&-`: Python has no stdout at all
@@ -210,6 +302,8 @@ class Guarded(click.Group):
             if failed is not None:
                 raise failed
             return rv
+        except click.UsageError as err:
+            raise err if isinstance(err, Usage) else Usage(err) from None
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             _flush_stdout()
             raise
@@ -232,7 +326,9 @@ class Guarded(click.Group):
             raise Trouble(f"{_where(err)}; a bug: --debug shows the traceback") from err
 
 
-@click.group(cls=Guarded, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Guarded, epilog=exit_status(
+    "when analyze --fail-on-broken finds a break or diff finds a difference"),
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tracewire")
 @click.option("--debug", is_flag=True, envvar="TRACEWIRE_DEBUG",
               help="Show the traceback of an unexpected error instead of one line "
@@ -265,17 +361,19 @@ def _table_line(cells: list[str]) -> str:
     return "  ".join(parts).rstrip()
 
 
-@cli.command()
+@cli.command(epilog=exit_status("never (messages lists, it does not judge)"))
 @click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
 @format_option(["table", "jsonl", "csv"],
                "table: one line per message for a terminal; jsonl: one JSON object per message; "
                "csv: one row per message.")
+@trace_option(TRACE_HELP + " Shows the messages that carry it and the responses to them.")
 @redaction_options
-def messages(captures: tuple[str, ...], fmt: str, policy: Policy) -> None:
+def messages(captures: tuple[str, ...], fmt: str, trace: TraceQuery | None, policy: Policy) -> None:
     """List every HTTP message with its tracing headers, in capture order.
 
     CAPTURE is a pcap or pcapng file, optionally gzip-compressed, or - for stdin.
     """
+    from analyzer.report.select import MessageFilter
     from analyzer.tracing.corroborate import Corroboration
 
     out: TextIO = sys.stdout  # CliRunner swaps it in tests
@@ -284,12 +382,21 @@ def messages(captures: tuple[str, ...], fmt: str, policy: Policy) -> None:
     # carried it under a known name.
     seen = Corroboration()
     confirms = seen.confirms
+    keep = None if trace is None else MessageFilter(trace)
+    shown: dict[str, int] = {}  # capture -> messages shown
+
+    def selected() -> Iterator[Message]:
+        for m in _messages(captures, summaries):
+            seen.see(m.headers)  # every message corroborates, shown or not
+            if keep is None or keep(m):
+                shown[m.capture] = shown.get(m.capture, 0) + 1
+                yield m
+
     if fmt == "jsonl":
         dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
         batch: list[str] = []
         try:
-            for m in _messages(captures, summaries):
-                seen.see(m.headers)
+            for m in selected():
                 batch.append(json_safe(dumps(message_dict(m, policy, confirms))))
                 if len(batch) >= 256:  # fewer, larger writes; still streaming
                     batch.append("")
@@ -303,14 +410,12 @@ def messages(captures: tuple[str, ...], fmt: str, policy: Policy) -> None:
     elif fmt == "csv":
         w = csv.writer(out)
         w.writerow(CSV_FIELDS)
-        for m in _messages(captures, summaries):
-            seen.see(m.headers)
+        for m in selected():
             w.writerow(csv_row(m, policy, confirms))
     else:
         # Rows are written as they come (fixed widths), so a large capture streams.
         current = None
-        for m in _messages(captures, summaries):
-            seen.see(m.headers)
+        for m in selected():
             if m.capture != current:
                 if current is not None:
                     out.write("\n")
@@ -321,6 +426,9 @@ def messages(captures: tuple[str, ...], fmt: str, policy: Policy) -> None:
             out.write(_table_line(table_row(m, policy, confirms)) + "\n")
         for s in summaries:
             line = f"{escape(s.capture)}: {s.messages} messages in {s.frames} frames"
+            if trace is not None:
+                line = (f"{escape(s.capture)}: {shown.get(s.capture, 0)} of {s.messages} messages "
+                        f"in {s.frames} frames match --trace {escape(trace.text)}")
             if s.anomalies:
                 line += f", {len(s.anomalies)} anomalies (see `tracewire info`)"
             out.write(line + "\n")
@@ -368,13 +476,26 @@ def info_dict(s: CaptureSummary) -> dict[str, Any]:
     }
 
 
-@cli.command()
-@click.argument("capture", metavar="CAPTURE")
+@cli.command(epilog=exit_status("never (info describes, it does not judge)"))
+@click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
 @format_option(["table", "json"],
-               "table: readable summary; json: one JSON object.")
-def info(capture: str, fmt: str) -> None:
-    """Summarise a capture: format, link types, frames, time span, TCP connections and the
+               "table: readable summary; json: one JSON object (an array of them for several "
+               "captures).")
+def info(captures: tuple[str, ...], fmt: str) -> None:
+    """Summarise captures: format, link types, frames, time span, TCP connections and the
     protocol each carries, and every anomaly found."""
+    docs: list[dict[str, Any]] = []
+    for n, capture in enumerate(captures):
+        if n and fmt == "table":
+            click.echo()
+        docs.append(_info(capture, fmt))
+    if fmt == "json":
+        doc = docs[0] if len(captures) == 1 else docs
+        click.echo(json_safe(json.dumps(doc, indent=2, ensure_ascii=False)))
+
+
+def _info(capture: str, fmt: str) -> dict[str, Any]:
+    """One capture's summary; written out here for the table format."""
     from tabulate import tabulate
 
     s = CaptureSummary(capture)
@@ -385,8 +506,7 @@ def info(capture: str, fmt: str) -> None:
         raise Trouble(str(err)) from err
     d = info_dict(s)
     if fmt == "json":
-        click.echo(json_safe(json.dumps(d, indent=2, ensure_ascii=False)))
-        return
+        return d
     lts = ", ".join(f"{x['name']} ({x['id']})" for x in d["linktypes"]) or "-"
     not_tcp = ", ".join(f"{k} {v}" for k, v in d["not_tcp"].items()) or "none"
     protos = ", ".join(f"{k} {v}" for k, v in sorted(d["protocols"].items())) or "none"
@@ -431,13 +551,21 @@ def info(capture: str, fmt: str) -> None:
     for a in s.anomalies:
         where = f" [{a.flow}]" if a.flow else ""
         click.echo(escape(f"  frame {a.frame if a.frame is not None else '-'}: {a.kind}: {a.detail}{where}"))
+    return d
 
 
-@cli.command()
+@cli.command(epilog=exit_status("with --fail-on-broken when a finding is reported"))
 @click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
-@format_option(["table", "json", "markdown"],
-               "table: for a terminal; json: everything, for tools; markdown: for a ticket or a PR.")
+@format_option(["table", "json", "markdown", "jsonl", "csv"],
+               "table: for a terminal; json: everything, for tools; markdown: for a ticket or a PR; "
+               "jsonl: one line per finding, then one per trace; csv: one row per finding.")
 @click.option("--all", "show_all", is_flag=True, help="Show every trace, not only the broken ones.")
+@trace_option()
+@click.option("--service", "services", multiple=True, metavar="NAME",
+              help="Only calls made by NAME or to NAME (a service, or a target such as reviews, "
+              "reviews:9080 or its cluster name); repeat for several.")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(list(KINDS)),
+              help="Only findings of this kind; repeat for several.")
 @click.option(
     "--fail-on-broken",
     is_flag=True,
@@ -449,6 +577,9 @@ def analyze(
     captures: tuple[str, ...],
     fmt: str,
     show_all: bool,
+    trace: TraceQuery | None,
+    services: tuple[str, ...],
+    kinds: tuple[str, ...],
     fail_on_broken: bool,
     opts: Options,
     policy: Policy,
@@ -459,9 +590,26 @@ def analyze(
     joined by their ids, never by clock.
     """
     from analyzer.report import analysis as report
+    from analyzer.report.select import Selection, select
 
-    result = _analysis(captures, opts)
-    if fmt == "json":
+    selection = Selection(trace, services, kinds)
+    whole = _analysis(captures, opts)
+    result = select(whole, selection)
+    if not selection.empty and not (result.traces or result.findings or result.hops):
+        # Said on stderr; a table or Markdown report of nothing would only mislead
+        # ("no outbound calls found"), while the machine formats stay well-formed and empty.
+        click.echo(f"tracewire: nothing matches {escape(selection.describe())} "
+                   f"({_counted(whole)} in all)", err=True)
+        if fmt in ("table", "markdown"):
+            return
+    if fmt == "jsonl":
+        for line in report.jsonl_lines(result, policy):
+            sys.stdout.write(line + "\n")
+    elif fmt == "csv":
+        w = csv.writer(sys.stdout)
+        w.writerow(report.FINDING_CSV_FIELDS)
+        w.writerows(report.finding_csv_rows(result, policy))
+    elif fmt == "json":
         click.echo(json_safe(json.dumps(report.result_dict(result, policy), indent=2, ensure_ascii=False)))
     elif fmt == "markdown":
         click.echo(report.markdown(result, show_all, policy), nl=False)
@@ -471,7 +619,7 @@ def analyze(
         sys.exit(Exit.FOUND)
 
 
-@cli.command()
+@cli.command(epilog=exit_status("never (export writes what it finds)"))
 @click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
 @click.option(
     "--to",
@@ -498,10 +646,11 @@ def analyze(
     help="Write one file per trace into DIR (created if missing), named TRACEID.FORMAT.json: "
     "Zipkin Lens and Grafana show one trace per uploaded file.",
 )
+@trace_option()
 @pod_options
 @redaction_options
 def export(captures: tuple[str, ...], target: str, output: str, split_dir: str | None,
-           opts: Options, policy: Policy) -> None:
+           trace: TraceQuery | None, opts: Options, policy: Policy) -> None:
     """Write the traces found as spans, to load in Jaeger or Zipkin; broken hops become
     span logs. Credentials never appear: only tracing ids and request lines (credential
     query parameters redacted) are exported.
@@ -512,7 +661,14 @@ def export(captures: tuple[str, ...], target: str, output: str, split_dir: str |
 
     if split_dir is not None and output != "-":
         raise Trouble("give -o FILE or --split DIR, not both")
-    result = _analysis(captures, opts)
+    from analyzer.report.select import Selection, select
+
+    whole = _analysis(captures, opts)
+    result = select(whole, Selection(trace))
+    if not result.traces:  # an empty document loads as nothing: say why
+        why = (f"nothing matches --trace {escape(trace.text)} ({_counted(whole)} in all)"
+               if trace is not None else "no traces found: " + _seen(whole))
+        click.echo(f"tracewire: warning: {why}", err=True)
     _warn_orphans(exporters.orphans(result), len(result.traces))
     if split_dir is not None:
         _write_split(split_dir, target, exporters.documents(result, target, policy))
@@ -554,7 +710,8 @@ def _write_split(folder: str, target: str, docs: Iterator[tuple[str, object]]) -
         raise Trouble(f"{_printable(folder)}: cannot write: {err.strerror or err}") from err
 
 
-@cli.command()
+@cli.command(epilog=exit_status(
+    "when something differs (with --fail-on-regression: only when something got worse)"))
 @click.argument("captures", nargs=-1, metavar="[BEFORE AFTER]")
 @click.option("--before", "before", multiple=True, metavar="CAPTURE",
               help="A capture of the earlier state (repeat for several pods).")
