@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from tabulate import tabulate
@@ -296,7 +296,7 @@ def table(r: Result, show_all: bool = False, policy: Policy | bool = DEFAULT) ->
     if r.hops:
         out.append(tabulate(hop_rows(r.hops), headers=HOP_HEADERS, tablefmt="simple"))
     else:
-        out.append("no outbound calls found")
+        out.extend(nothing_found(r, escape))
     out.append("")
     broken = [t for t in r.traces if t.broken]
     if r.findings:
@@ -333,7 +333,7 @@ def markdown(r: Result, show_all: bool = False, policy: Policy | bool = DEFAULT)
     out.append("## Hops")
     out.append("")
     out.append(tabulate(hop_rows(r.hops, markdown=True), headers=HOP_HEADERS, tablefmt="github")
-               if r.hops else "No outbound calls found.")
+               if r.hops else "\n\n".join(nothing_found(r, md_code)))
     out.append("")
     out.append("## Findings")
     out.append("")
@@ -426,3 +426,17 @@ def finding_csv_rows(r: Result, policy: Policy | bool = DEFAULT) -> Iterator[lis
         multiline = (8, 9)  # expected, found: escaped line by line above
         yield [csv_cell(v if n in multiline or not isinstance(v, str) else escape(v))
                for n, v in enumerate(row)]
+
+
+def nothing_found(r: Result, quote: Callable[[str], str]) -> list[str]:
+    """What stands in for the hop table when no outbound call was found: what each capture
+    did show ("0 HTTP messages in 0 frames"), so an empty capture, one without HTTP, or the
+    wrong pod's capture is told apart from a pod that made no call. ``quote`` makes a
+    capture's path safe to show (``escape`` or ``md_code``)."""
+
+    def n(k: int, what: str) -> str:
+        return f"{k} {what}" if k == 1 else f"{k} {what}s"
+
+    out = [f"{quote(cap)}: {n(msgs, 'HTTP message')} in {n(frames, 'frame')}"
+           for cap, (msgs, frames) in r.seen.items()]
+    return [*out, "no outbound calls found"]
