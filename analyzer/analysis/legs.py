@@ -31,6 +31,10 @@ NOISE_AGENTS = (b"kube-probe/", b"prometheus/", b"envoy/health")
 
 @dataclass(slots=True)
 class Options:
+    """What the traffic may not show: the pod's IP, the ports its app listens on, the
+    sidecar's outbound capture port, whether to keep probe/metrics noise, and pod names
+    per capture (``--name POD=CAPTURE``). Found from the traffic when left out."""
+
     pod_ip: str | None = None
     app_ports: tuple[int, ...] = ()
     outbound_port: int = 15001
@@ -169,7 +173,7 @@ def classify(calls: list[Call], opts: Options, capture: str = "-") -> Roles:
         name = name_pod(capture, inbound, explicit_name(capture, opts.names), pod_ip or "pod")
         for c in live:
             if c.role in ("inbound", "outbound"):
-                c.service = "pod"
+                c.service = name.service  # the name every report uses, not the host key
         return Roles(True, pod_ip, ports, {"pod": name.service}, {"pod": name})
     # Generic: every server endpoint is a service; its host's own requests are its calls.
     by_host: dict[str, list[Call]] = {}
@@ -186,7 +190,7 @@ def classify(calls: list[Call], opts: Options, capture: str = "-") -> Roles:
     services = {host: n.service for host, n in names.items()}
     for c in live:
         c.role = "inbound"
-        c.service = c.dst
+        c.service = services[c.dst]  # the receiving service, as its role says
     return Roles(False, None, sorted({c.dport for c in live}), services, names)
 
 
