@@ -59,6 +59,10 @@ class Side:
 
 @dataclass(slots=True)
 class HopDiff:
+    """One hop compared: ``change`` (fixed, broken, improved, regressed, new, gone or
+    unchanged), each side's counts, and the tracing headers and formats that appeared
+    or went."""
+
     source: str
     target: str
     protocol: str
@@ -86,6 +90,9 @@ class Totals:
 
 @dataclass(slots=True)
 class DiffResult:
+    """Two analyses compared hop by hop; ``differs`` and ``regressed`` decide the exit
+    status of ``tracewire diff``."""
+
     before: Totals
     after: Totals
     hops: list[HopDiff]

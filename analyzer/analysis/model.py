@@ -96,6 +96,9 @@ class Call:
 
 @dataclass(slots=True)
 class Pod:
+    """One pod (or, without a sidecar, one server endpoint) a capture shows, and how it
+    was named."""
+
     capture: str
     service: str  # name from the inbound authority, or address
     address: str | None  # pod IP
@@ -110,6 +113,10 @@ class Pod:
 
 @dataclass(slots=True)
 class Finding:
+    """An outbound call where propagation breaks: its kind (``KINDS``), the headers
+    concerned, what the inbound request carried (``expected``) against what the call
+    carried (``found``), and how the call was attributed to that request."""
+
     kind: str
     trace_id: str | None
     x_request_id: str | None
@@ -128,6 +135,9 @@ class Finding:
 
 @dataclass(slots=True)
 class Note:
+    """Something a reader should know that is not a break (a root call, a format switch,
+    calls not judged), tied to a capture frame."""
+
     kind: str  # "format-switch", "inbound-malformed", "root-call", "unjoined"
     detail: str
     capture: str
@@ -136,6 +146,9 @@ class Note:
 
 @dataclass(slots=True)
 class Span:
+    """A call as a span: ``server`` for a request the pod received, ``client`` for a
+    call its app made; ``parent_id`` links across captures by the ids the calls carry."""
+
     span_id: str
     parent_id: str | None
     kind: str  # "server" or "client"
@@ -147,6 +160,9 @@ class Span:
 
 @dataclass(slots=True)
 class Trace:
+    """The spans of one trace (by trace id, or by x-request-id when no trace id is
+    carried), across every capture analysed."""
+
     trace_id: str
     spans: list[Span] = field(default_factory=list)
 
@@ -157,6 +173,9 @@ class Trace:
 
 @dataclass(slots=True)
 class Hop:
+    """Calls from one service to one target over one protocol: how many carried the
+    context on, how many broke (by kind), and which headers were lost."""
+
     source: str
     target: str
     protocol: str
@@ -197,6 +216,9 @@ class Outcome:
 
 @dataclass(slots=True)
 class Result:
+    """The analysis of one or more captures: ``findings`` (breaks with evidence),
+    ``hops``, ``traces``, ``pods``, ``notes`` and each capture's ``anomalies``."""
+
     captures: list[str]
     pods: list[Pod]
     hops: list[Hop]
