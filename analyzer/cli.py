@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 import click
 
 from analyzer import __version__
+from analyzer._build import build_info
 from analyzer.analysis.model import KINDS
 from analyzer.decode import LINKTYPE_NAMES
 from analyzer.errors import AnalyzerError
@@ -231,6 +232,46 @@ def redaction_options(f: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def layout_options(limit: bool = False) -> Callable[[F], F]:
+    """--color (and --limit N for analyze): how a text report is written for its reader. They
+    reach the report through the context (``_layout``), leaving the command's own arguments
+    alone."""
+
+    def decorate(f: F) -> F:
+        @functools.wraps(f)
+        def wrapper(*args: Any, color: str, **kwargs: Any) -> Any:
+            ctx = click.get_current_context()
+            ctx.meta["tracewire.color"] = color
+            if limit:
+                ctx.meta["tracewire.limit"] = kwargs.pop("limit")
+            return f(*args, **kwargs)
+
+        wrapper = click.option(
+            "--color", "--colour", "color", type=click.Choice(["auto", "always", "never"]), default="auto",
+            show_default=True, help="Colour the table for a terminal: auto colours when standard output "
+            "is one and NO_COLOR is not set.")(wrapper)
+        if limit:
+            wrapper = click.option(
+                "--limit", type=click.IntRange(min=0), default=10, show_default=True, metavar="N",
+                help="Findings shown in detail after the grouped verdict in the table (--all shows "
+                "every one).")(wrapper)
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def _layout() -> dict[str, Any]:
+    """The width, colour and detail limit a text report is laid out with."""
+    from analyzer.report.term import Paint, colour_wanted, width
+
+    meta = click.get_current_context().meta
+    out: dict[str, Any] = {"width": width(),
+                           "paint": Paint(colour_wanted(meta.get("tracewire.color", "auto")))}
+    if "tracewire.limit" in meta:
+        out["limit"] = meta["tracewire.limit"]
+    return out
+
+
 # Output errors: the disk is full, the file too big, the quota spent, the device failing, or
 # standard output closed. A closed pipe (EPIPE) is not among them: the reader left, that is fine.
 OUTPUT_ERRNOS = frozenset((errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EBADF,
@@ -329,7 +370,8 @@ class Guarded(click.Group):
 @click.group(cls=Guarded, epilog=exit_status(
     "when analyze --fail-on-broken finds a break or diff finds a difference"),
              context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="tracewire")
+# the build (compiled or pure, Huffman kernel) matters when comparing timings or reporting a bug
+@click.version_option(f"{__version__} ({build_info()})", prog_name="tracewire")
 @click.option("--debug", is_flag=True, envvar="TRACEWIRE_DEBUG",
               help="Show the traceback of an unexpected error instead of one line "
               "(also TRACEWIRE_DEBUG=1).")
@@ -571,6 +613,7 @@ def _info(capture: str, fmt: str) -> dict[str, Any]:
     is_flag=True,
     help="Exit with status 1 when any finding is reported (for CI pipelines that replay a capture).",
 )
+@layout_options(limit=True)
 @pod_options
 @redaction_options
 def analyze(
@@ -614,7 +657,8 @@ def analyze(
     elif fmt == "markdown":
         click.echo(report.markdown(result, show_all, policy), nl=False)
     else:
-        click.echo(report.table(result, show_all, policy), nl=False)
+        layout = _layout()  # click.echo keeps colour codes only when told to
+        click.echo(report.table(result, show_all, policy, **layout), nl=False, color=layout["paint"].on)
     if fail_on_broken and result.findings:
         sys.exit(Exit.FOUND)
 
@@ -726,6 +770,7 @@ def _write_split(folder: str, target: str, docs: Iterator[tuple[str, object]]) -
     help="Exit 1 only when something got worse (a hop regressed or broke, or a new hop is "
     "broken), not for every difference: for a CI step against a known-good capture.",
 )
+@layout_options()
 @pod_options
 @redaction_options
 def diff(
@@ -758,7 +803,8 @@ def diff(
     elif fmt == "markdown":
         click.echo(report.markdown(result, show_all, policy), nl=False)
     else:
-        click.echo(report.table(result, show_all, policy), nl=False)
+        layout = _layout()  # click.echo keeps colour codes only when told to
+        click.echo(report.table(result, show_all, policy, **layout), nl=False, color=layout["paint"].on)
     if result.regressed if fail_on_regression else result.differs:
         sys.exit(Exit.FOUND)
 

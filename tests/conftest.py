@@ -15,3 +15,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
+
+
+@pytest.fixture(autouse=True)
+def _terminal_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Text reports are laid out for the terminal's width: tests lay them out for 120
+    columns, whatever terminal runs them (a test that wants another width sets COLUMNS)."""
+    monkeypatch.setenv("COLUMNS", "120")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Final
 
 from tabulate import tabulate
 
@@ -15,9 +15,10 @@ from analyzer.analysis.naming import name_said, reply_address, target_label, tar
 from analyzer.records import Header
 from analyzer.report.messages import anomaly_dict
 from analyzer.report.redact import DEFAULT, Confirms, Policy, csv_cell, escape, json_safe, marker, md_code
+from analyzer.report.term import PLAIN, Column, Paint, plural, wrap, wrap_list
+from analyzer.report.term import table as grid
+from analyzer.report.term import width as term_width
 from analyzer.tracing.corroborate import Corroboration
-
-WIDTH = 120
 
 
 def _policy(p: Policy | bool) -> Policy:
@@ -190,40 +191,46 @@ def result_dict(r: Result, policy: Policy | bool = DEFAULT) -> dict[str, Any]:
 
 # -- text -----------------------------------------------------------------------------------
 # Every string from the capture is escaped (terminal) or put in a code span (Markdown)
-# where the line is built, after redaction: nothing raw reaches a reader.
+# where the line is built, after redaction: nothing raw reaches a reader. Lines are laid out
+# for a width and wrapped, never cut (``term``); colour is added to escaped text only.
 
-
-def _cut(s: str, n: int) -> str:
-    return s if len(s) <= n else s[: n - 1] + "…"
+# The detail shown by default: the grouped verdict above it names every broken hop already.
+DEFAULT_LIMIT = 10
 
 
 def _e(s: object) -> str:
     return escape(str(s))
 
 
-def pod_line(p: Pod) -> str:
-    legs = ", ".join(f"{n} {k}" for k, n in p.legs.items() if n or k in ("inbound", "outbound"))
+def _legs(p: Pod) -> str:
+    return ", ".join(f"{n} {k}" for k, n in p.legs.items() if n or k in ("inbound", "outbound"))
+
+
+def pod_line(p: Pod, width: int = 120) -> str:
     where = p.address or "?"
     ports = ",".join(map(str, p.app_ports)) or "?"
-    peers = ", ".join(f"{k} ({v})" for k, v in sorted(p.encrypted_peers.items())) or "none"
+    peers = [f"{k} ({v})" for k, v in sorted(p.encrypted_peers.items())] or ["none"]
     kind = "sidecar pod" if p.sidecar else "service"
     if p.pod_name and p.pod_name != p.service:
         where = f"pod {p.pod_name}, {where}"
-    return (_e(f"{p.capture}: {kind} {p.service} (named from {name_said(p.name_source)}; {where}, "
-               f"app port {ports})") + "\n"
-            + _cut(_e(f"  legs: {legs} | encrypted peers: {peers} | anomalies: {p.anomalies}"), WIDTH))
+    head = wrap(_e(f"{p.capture}: {kind} {p.service} (named from {name_said(p.name_source)}; {where}, "
+                   f"app port {ports})"), width, "    ")
+    parts = [_e(f"legs: {_legs(p)}"), _e(f"encrypted peers: {', '.join(peers)}"),
+             plural(p.anomalies, "anomaly")]
+    # one line when it fits; else each part on its own lines, a long one wrapped at its spaces
+    rest = wrap_list(parts, width, "  ", "  ", sep=" | ")
+    return "\n".join([*head, *(x for y in rest for x in wrap(y[2:], width, "    ", "  "))])
 
 
 def _pod_markdown(p: Pod) -> str:
-    legs = ", ".join(f"{n} {k}" for k, n in p.legs.items() if n or k in ("inbound", "outbound"))
     ports = ",".join(map(str, p.app_ports)) or "?"
     peers = ", ".join(f"{k} ({v})" for k, v in sorted(p.encrypted_peers.items())) or "none"
     kind = "sidecar pod" if p.sidecar else "service"
     pod = f"pod {md_code(p.pod_name)}, " if p.pod_name and p.pod_name != p.service else ""
     return (f"- {md_code(p.capture)}: {kind} {md_code(p.service)} (named from "
             f"{name_said(p.name_source)}; {pod}{md_code(p.address or '?')}, "
-            f"app port {ports}); legs: {legs} | encrypted peers: {md_code(peers)} | "
-            f"anomalies: {p.anomalies}")
+            f"app port {ports}); legs: {_legs(p)} | encrypted peers: {md_code(peers)} | "
+            f"{plural(p.anomalies, 'anomaly')}")
 
 
 def hop_rows(hops: list[Hop], markdown: bool = False) -> list[list[object]]:
@@ -235,90 +242,254 @@ def hop_rows(hops: list[Hop], markdown: bool = False) -> list[list[object]]:
             for h in hops
         ]
     return [
-        [_cut(_e(h.source), 20), _cut(_e(target_label(h.target, h.target_source, short=True)), 29),
+        [_e(h.source), _e(target_label(h.target, h.target_source, short=True)),
          h.protocol, h.calls, h.propagated,
-         *(h.broken[k] or "" for k in KINDS), _cut(_e(", ".join(sorted(h.headers_lost))), 19)]
+         *(h.broken[k] or "" for k in KINDS), _e(", ".join(sorted(h.headers_lost)))]
         for h in hops
     ]
 
 
 HOP_HEADERS = ["source", "target", "proto", "calls", "ok", "miss", "chg", "part", "malf",
                "headers affected"]
+HOP_COLUMNS = (
+    Column("source", wraps=True, sep=" "), Column("target", wraps=True, sep=" "), Column("proto"),
+    Column("calls", right=True), Column("ok", right=True),
+    *(Column(t, right=True) for t in ("miss", "chg", "part", "malf")),
+    Column("headers affected", wraps=True),
+)
 
 
-def _pairs(d: dict[str, str], policy: Policy | bool) -> str:
+def hop_table(hops: list[Hop], width: int, paint: Paint = PLAIN) -> list[str]:
+    """The hop table in ``width`` columns; a broken hop's row in the colour of a break, a
+    hop that carried every header on in the colour of success. When even the longest
+    header name leaves no room for the last column, the headers go under their row."""
+    rows = hop_rows(hops)
+    head, body = grid(HOP_COLUMNS, rows, width)
+    under: list[list[str]] = [[] for _ in hops]
+    if max(len(x) for x in head + [y for b in body for y in b]) > width:
+        head, body = grid(HOP_COLUMNS[:-1], [r[:-1] for r in rows], width)
+        under = [wrap_list(str(r[-1]).split(", "), width, "      ", "    headers affected: ")
+                 if r[-1] else [] for r in rows]
+    out = list(head)
+    for h, lines, extra in zip(hops, body, under, strict=True):
+        style = "broken" if h.broken_total else "ok" if h.propagated == h.calls else ""
+        out.extend(paint(style, x) for x in lines + extra)
+    return out
+
+
+def _pairs(d: dict[str, str], policy: Policy | bool) -> list[str]:
     if not d:
-        return "(none)"
-    return ", ".join(f"{k}: {shown_value(k, v, policy)}" for k, v in d.items())
+        return ["(none)"]
+    return [f"{k}: {shown_value(k, v, policy)}" for k, v in d.items()]
 
 
-def finding_lines(f: Finding, policy: Policy | bool = DEFAULT) -> list[str]:
+def attribution_words(f: Finding) -> str:
+    """How the outbound call was tied to the request it was made for, in words."""
+    if f.attribution == "none":
+        return "made while no request was being served (a root call)"
+    by = {"x-request-id": "matched to its inbound request by x-request-id",
+          "trace-id": "matched to its inbound request by trace id",
+          "span-lineage": "matched to its inbound request by its parent span id",
+          "time-window": "matched by time"}.get(f.attribution, f"matched by {f.attribution}")
+    why = ["made while that request was being served"] if f.attribution == "time-window" else []
+    if f.confidence == "likely":
+        why.append("likely, no id in common")
+    elif f.confidence == "ambiguous":
+        why.append(f"ambiguous: inbound frames {', '.join(map(str, f.candidates))} are candidates")
+    return by + (f" ({'; '.join(why)})" if why else "")
+
+
+def finding_lines(f: Finding, policy: Policy | bool = DEFAULT, width: int = 120,
+                  paint: Paint = PLAIN) -> list[str]:
     policy = _policy(policy)
-    how = f"by {f.attribution}, {f.confidence}"
-    if f.candidates:
-        how += f" among inbound frames {', '.join(map(str, f.candidates))}"
     name, source = target_of(f.outbound)
     target = policy.url(target_label(f.target or name, source))
-    head = f"{f.kind.upper():9} {f.source} → {target}  trace {f.trace_id or '-'}  ({how})"
     i, o = f.inbound, f.outbound
-    served = (f"  inbound  frame {i.frame:>6}  {line(i, policy)}  [{policy.url(i.authority) or '?'}]"
-              if i is not None else "  inbound  none: no request was being served (a root call)")
-    lines = [
-        head,
-        served,
-        f"  outbound frame {o.frame:>6}  {line(o, policy)}  "
-        f"[{policy.url(o.authority) or unknown_target(reply_address(o), o.connection)}, {o.protocol}"
-        + (f" stream {o.stream}" if o.stream is not None else "") + "]",
-        f"  headers  {', '.join(f.headers)}" + (f"  rule: {policy.prose(f.rule)}" if f.rule else ""),
-        f"  expected {_pairs(f.expected, policy)}",
-        f"  found    {_pairs(f.found, policy)}",
-    ]
-    return [_cut(_e(x), WIDTH) for x in lines]
+    lines = wrap(_e(f"{f.source} → {target}  trace {f.trace_id or '-'}"), width, "          ",
+                 f"{f.kind.upper():9} ")
+    lines[0] = paint(f.kind, lines[0][:9]) + lines[0][9:]
+    lines += wrap(_e(attribution_words(f)), width, "    ", "  ")
+    if i is not None:
+        lines += wrap(_e(f"{line(i, policy)}  [{policy.url(i.authority) or '?'}]"), width,
+                      " " * 17, f"  inbound  frame {i.frame:>6}  ")
+    where = policy.url(o.authority) or unknown_target(reply_address(o), o.connection)
+    stream = f" stream {o.stream}" if o.stream is not None else ""
+    outbound = f"{line(o, policy)}  [{where}, {o.protocol}{stream}]"
+    lines += wrap(_e(outbound), width, " " * 17, f"  outbound frame {o.frame:>6}  ")
+    lines += wrap_list([_e(h) for h in f.headers], width, " " * 11, "  headers  ")
+    if f.rule:
+        lines += wrap(_e(policy.prose(f.rule)), width, " " * 11, "  rule     ")
+    lines += wrap_list([_e(x) for x in _pairs(f.expected, policy)], width, " " * 11, "  expected ")
+    lines += wrap_list([_e(x) for x in _pairs(f.found, policy)], width, " " * 11, "  found    ")
+    return lines
 
 
-def trace_lines(t: Trace, policy: Policy = DEFAULT) -> list[str]:
-    lines = [f"trace {_e(t.trace_id)}" + ("  BROKEN" if t.broken else "")]
+def trace_lines(t: Trace, policy: Policy = DEFAULT, width: int = 120, paint: Paint = PLAIN) -> list[str]:
+    lines = [f"trace {_e(t.trace_id)}" + ("  " + paint("broken", "BROKEN") if t.broken else "")]
     depth: dict[str, int] = {}
     for s in t.spans:
         d = depth.get(s.parent_id or "", -1) + 1 if s.parent_id else 0
         depth[s.span_id] = d
         arrow = f"→ {target_label(s.peer or '', target_of(s.call)[1])}" if s.kind == "client" else "⇐"
         marks = f"  [{', '.join(f.kind for f in s.findings)}]" if s.findings else ""
-        lines.append(_cut(_e(f"  {'  ' * d}{s.service} {arrow} {line(s.call, policy)} "
-                             f"({s.call.capture.rsplit('/', 1)[-1]} frame {s.call.frame}){marks}"), WIDTH))
+        lead = f"  {'  ' * d}"
+        lines += wrap(_e(f"{s.service} {arrow} {line(s.call, policy)} "
+                         f"({s.call.capture.rsplit('/', 1)[-1]} frame {s.call.frame}){marks}"),
+                      width, lead + "    ", lead)
     return lines
 
 
-def table(r: Result, show_all: bool = False, policy: Policy | bool = DEFAULT) -> str:
+# -- the grouped verdict -----------------------------------------------------------------------
+
+_B3: Final = ("x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags")
+
+
+def header_words(headers: list[str]) -> str:
+    """Header names for a sentence: the B3 multi-header set named as one when all of it is
+    involved (the detail below lists each)."""
+    b3 = [h for h in headers if h in _B3]
+    whole = set(_B3[:4]) <= set(b3)  # only the whole set is "the B3 headers"
+    names = [h for h in headers if h not in _B3 or not whole]
+    if whole:
+        names.insert(headers.index(b3[0]) if b3[0] in headers else len(names), "the B3 headers")
+        names = list(dict.fromkeys(names))
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _fix(kind: str, source: str, target: str, headers: str, rules: list[str]) -> str:
+    if kind == "missing":
+        return f"{source} does not copy {headers} from its inbound request to its calls to {target}"
+    if kind == "partial":
+        return f"{source} copies some tracing headers but not {headers} to its calls to {target}"
+    if kind == "changed":
+        return (f"{source} sends {headers} with values of its own instead of copying them from its "
+                f"inbound request, on its calls to {target}")
+    rule = (f" ({rules[0]})" if len(rules) == 1 else
+            f" ({len(rules)} different rules, below)" if rules else "")
+    return (f"{source} sends {headers} in a form its specification does not allow{rule}, "
+            f"on its calls to {target}")
+
+
+def _hop_key(f: Finding) -> tuple[str, str, str]:
+    return (f.source, target_of(f.outbound)[0], f.outbound.protocol)
+
+
+def verdict_lines(r: Result, policy: Policy, width: int, paint: Paint = PLAIN) -> list[str]:
+    """One paragraph per broken hop, before any detail: the calls it broke, of how many, and
+    per kind of break what the app does wrong, in words, with the first frame to look at."""
+    groups: dict[tuple[str, str, str], dict[str, list[Finding]]] = {}
+    for f in r.findings:
+        groups.setdefault(_hop_key(f), {}).setdefault(f.kind, []).append(f)
+    hops = {(h.source, h.target, h.protocol): h for h in r.hops}
+    out: list[str] = []
+    for key, kinds in groups.items():
+        h = hops.get(key)
+        source, name, _ = key
+        first = next(iter(kinds.values()))[0]
+        target = policy.url(target_label(first.target or name, target_of(first.outbound)[1])) or name
+        broken = sum(len(v) for v in kinds.values())
+        of = f" of {h.calls}" if h is not None else ""
+        out += [paint("broken", x) for x in wrap(
+            _e(f"{source} → {target}: {broken}{of} {'call' if h and h.calls == 1 else 'calls'} broken"),
+            width, "    ")]
+        for kind in KINDS:
+            fs = kinds.get(kind)
+            if not fs:
+                continue
+            headers = list(dict.fromkeys(x for f in fs for x in f.headers))
+            rules = list(dict.fromkeys(policy.prose(f.rule) for f in fs if f.rule))
+            frame = min(f.outbound.frame for f in fs)
+            text = (f"{_fix(kind, source, target, header_words(headers), rules)}: "
+                    f"{len(fs)}{of} calls; first at frame {frame}")
+            lead = f"  {len(fs)} {kind}: "
+            lines = wrap(_e(text), width, "      ", lead)
+            lines[0] = "  " + paint(kind, lead[2:].rstrip()) + " " + lines[0][len(lead):]
+            out += lines
+    return out
+
+
+_IDS = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F-]{27}|\b[0-9a-fA-F]{16,}\b|\b\d+\b")
+
+
+def folded_notes(r: Result, policy: Policy, width: int) -> list[str]:
+    """Notes, those that differ only in their ids or numbers folded into one line that
+    shows the first in full and counts the others."""
+    groups: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    for n in r.notes:
+        if n.kind == "root-call":
+            continue
+        detail = policy.prose(n.detail)
+        groups.setdefault((n.kind, _IDS.sub("#", detail)), []).append((n.frame, detail))
+    out: list[str] = []
+    for items in groups.values():
+        frame, detail = items[0]
+        more = (f" (and {plural(len(items) - 1, 'more note')} like it, the last at frame {items[-1][0]})"
+                if len(items) > 1 else "")
+        out += wrap(_e(f"{detail}"), width, "    ", f"  frame {frame}{more}: ")
+    return out
+
+
+def _detail(findings: list[Finding], limit: int | None) -> list[Finding]:
+    """At most ``limit`` findings, in their order, the first of each hop and kind before
+    any other: every kind of break on every hop keeps an example."""
+    if limit is None or len(findings) <= limit:
+        return findings
+    chosen: set[int] = set()
+    seen: set[tuple[tuple[str, str, str], str]] = set()
+    for n, f in enumerate(findings):
+        if (_hop_key(f), f.kind) not in seen and len(chosen) < limit:
+            seen.add((_hop_key(f), f.kind))
+            chosen.add(n)
+    for n in range(len(findings)):
+        if len(chosen) >= limit:
+            break
+        chosen.add(n)
+    return [f for n, f in enumerate(findings) if n in chosen]
+
+
+def table(r: Result, show_all: bool = False, policy: Policy | bool = DEFAULT, *,
+          width: int | None = None, limit: int | None = DEFAULT_LIMIT, paint: Paint = PLAIN) -> str:
+    """The report for a terminal of ``width`` columns (the terminal's by default): pods, the
+    hop table, the grouped verdict, then up to ``limit`` findings in detail (all with
+    ``show_all``, which also lists every trace)."""
     policy = _policy(policy)
-    out: list[str] = [pod_line(p) for p in r.pods]
+    cols = term_width() if width is None else width
+    out: list[str] = [pod_line(p, cols) for p in r.pods]
     out.append("")
     if r.hops:
-        out.append(tabulate(hop_rows(r.hops), headers=HOP_HEADERS, tablefmt="simple"))
+        out.extend(hop_table(r.hops, cols, paint))
     else:
         out.extend(nothing_found(r, escape))
     out.append("")
     broken = [t for t in r.traces if t.broken]
     if r.findings:
-        out.append(f"{len(r.findings)} findings in {len(broken)} broken traces:")
-        for f in r.findings:
+        out.append(f"{plural(len(r.findings), 'finding')} in {plural(len(broken), 'broken trace')}:")
+        out.extend(verdict_lines(r, policy, cols, paint))
+        shown = r.findings if show_all else _detail(r.findings, limit)
+        if shown:
             out.append("")
-            out.extend(finding_lines(f, policy))
+            out.append("detail:" if len(shown) == len(r.findings) else
+                       f"detail ({len(shown)} of {len(r.findings)}; --limit N or --all shows more):")
+        for f in shown:
+            out.append("")
+            out.extend(finding_lines(f, policy, cols, paint))
     elif r.hops:
-        out.append("no break found: every outbound call carried the tracing headers on")
-    notes = [n for n in r.notes if n.kind != "root-call"]
+        out.append(paint("ok", "no break found: every outbound call carried the tracing headers on"))
+    notes = folded_notes(r, policy, cols)
     if notes:
         out.append("")
         out.append("notes:")
-        out.extend(_cut(_e(f"  frame {n.frame}: {policy.prose(n.detail)}"), WIDTH) for n in notes)
+        out.extend(notes)
     if show_all:
         out.append("")
-        out.append(f"{len(r.traces)} traces:")
+        out.append(f"{plural(len(r.traces), 'trace')}:")
         for t in r.traces:
-            out.extend(trace_lines(t, policy))
+            out.extend(trace_lines(t, policy, cols, paint))
     if r.anomalies:
         out.append("")
-        out.append(f"{len(r.anomalies)} anomalies (see `tracewire info`)")
+        out.append(f"{plural(len(r.anomalies), 'anomaly')} (see `tracewire info`)")
     return "\n".join(out) + "\n"
 
 
@@ -346,8 +517,8 @@ def markdown(r: Result, show_all: bool = False, policy: Policy | bool = DEFAULT)
         target = target_label(policy.url(f.target) or unknown_target(reply_address(o), o.connection),
                               target_of(o)[1])
         out.append(f"- **{f.kind}** {md_code(f.source)} → {md_code(target)}, "
-                   f"trace {md_code(f.trace_id or '-')} "
-                   f"(by {f.attribution}, {f.confidence}): {served}, "
+                   f"trace {md_code(f.trace_id or '-')}, "
+                   f"{attribution_words(f)}: {served}, "
                    f"outbound frame {o.frame} {md_code(line(o, policy))}; "
                    f"headers: {', '.join(md_code(h) for h in f.headers)}"
                    + (f"; rule: {md_code(policy.prose(f.rule))}" if f.rule else ""))

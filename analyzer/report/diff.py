@@ -13,6 +13,9 @@ from tabulate import tabulate
 from analyzer.analysis.diff import WORSE, DiffResult, HopDiff, Side, Totals
 from analyzer.analysis.model import KINDS
 from analyzer.report.redact import DEFAULT, Policy, escape, md_code
+from analyzer.report.term import PLAIN, Column, Paint, plural, wrap, wrap_list
+from analyzer.report.term import table as grid
+from analyzer.report.term import width as term_width
 
 BETTER = frozenset(("fixed", "improved"))
 
@@ -93,78 +96,85 @@ def _detail(h: HopDiff) -> str:
     return "; ".join(parts)
 
 
-def _cut(s: str, n: int) -> str:
-    return s if len(s) <= n else s[: n - 1] + "…"
-
-
 def _rows(hops: list[HopDiff], wide: bool = False, policy: Policy = DEFAULT) -> list[list[str]]:
     if wide:  # markdown: no terminal to fit, and every capture string in a code span
         return [[h.change, md_code(f"{h.source} → {h.target}", True),
                  md_code(f"{h.method} {policy.url(h.path)}", True),
                  _stat(h.before, True), _stat(h.after, True), md_code(_detail(h), True) if _detail(h) else ""]
                 for h in hops]
-    return [[h.change, _cut(escape(f"{h.source} → {h.target}"), 28),
-             _cut(escape(f"{h.method} {policy.url(h.path)}"), 18),
-             _stat(h.before), _stat(h.after), _cut(escape(_detail(h)), 16)] for h in hops]
+    return [[h.change, escape(f"{h.source} → {h.target}"), escape(f"{h.method} {policy.url(h.path)}"),
+             _stat(h.before), _stat(h.after), escape(_detail(h))] for h in hops]
 
 
 HEADERS = ["change", "hop", "call", "before", "after", "headers"]
+# Laid out for the terminal: a hop, a call or a list of headers wraps at its spaces, never cut.
+COLUMNS = (Column("change"), Column("hop", wraps=True, sep=" "), Column("call", wraps=True, sep=" "),
+           Column("before", wraps=True), Column("after", wraps=True), Column("headers", wraps=True, sep=" "))
 
 
-def _summary(d: DiffResult) -> list[str]:
+def _totals_line(t: Totals) -> str:
+    """Traces and findings said apart: a broken trace can hold several findings."""
+    kinds = ", ".join(f"{t.findings[k]} {k}" for k in KINDS if t.findings[k])
+    total = sum(t.findings[k] for k in KINDS)
+    return (f"{plural(t.traces, 'trace')}, {t.broken_traces} broken; "
+            f"{plural(total, 'finding')}" + (f" ({kinds})" if kinds else "")
+            + f"; formats {', '.join(t.formats) or '-'}; {plural(t.anomalies, 'anomaly')}")
+
+
+def _summary(d: DiffResult, cols: int = 10**9) -> list[str]:
     b, a = d.before, d.after
-
-    def kinds(t: Totals) -> str:
-        return ", ".join(f"{t.findings[k]} {k}" for k in KINDS if t.findings[k]) or "no findings"
-
     return [
-        _cut(escape(f"before: {', '.join(b.captures)}"), 120),
-        _cut(f"  {b.traces} traces, {b.broken_traces} broken ({kinds(b)}); "
-             f"formats {', '.join(b.formats) or '-'}; {b.anomalies} anomalies", 120),
-        _cut(escape(f"after:  {', '.join(a.captures)}"), 120),
-        _cut(f"  {a.traces} traces, {a.broken_traces} broken ({kinds(a)}); "
-             f"formats {', '.join(a.formats) or '-'}; {a.anomalies} anomalies", 120),
+        *wrap_list([escape(c) for c in b.captures], cols, "        ", "before: "),
+        *wrap(_totals_line(b), cols, "    ", "  "),
+        *wrap_list([escape(c) for c in a.captures], cols, "        ", "after:  "),
+        *wrap(_totals_line(a), cols, "    ", "  "),
     ]
 
 
-def table(d: DiffResult, show_all: bool = False, policy: Policy = DEFAULT) -> str:
-    out = _summary(d)
+def _grid(hops: list[HopDiff], cols: int, policy: Policy, paint: Paint, style: str) -> list[str]:
+    head, body = grid(COLUMNS, _rows(hops, policy=policy), cols)
+    return head + [paint(style, x) for lines in body for x in lines]
+
+
+def table(d: DiffResult, show_all: bool = False, policy: Policy = DEFAULT, *,
+          width: int | None = None, paint: Paint = PLAIN) -> str:
+    """The diff for a terminal of ``width`` columns (the terminal's by default), worse first."""
+    cols = term_width() if width is None else width
+    out = _summary(d, cols)
     groups = [
-        ("worse", [h for h in d.hops if h.change in WORSE or (h.change == "new" and h.after
-                   and h.after.broken_calls)]),
-        ("better", [h for h in d.hops if h.change in BETTER]),
-        ("other changes", [h for h in d.hops if h.change in ("new", "gone") and not (
+        ("worse", "broken", [h for h in d.hops if h.change in WORSE or (h.change == "new" and h.after
+                             and h.after.broken_calls)]),
+        ("better", "ok", [h for h in d.hops if h.change in BETTER]),
+        ("other changes", "", [h for h in d.hops if h.change in ("new", "gone") and not (
             h.change == "new" and h.after and h.after.broken_calls)]),
     ]
     unchanged = [h for h in d.hops if h.change == "unchanged"]
-    for title, hops in groups:
+    for title, style, hops in groups:
         if hops:
-            out += ["", f"{title}:", tabulate(_rows(hops, policy=policy), headers=HEADERS, tablefmt="simple")]
+            out += ["", f"{title}:", *_grid(hops, cols, policy, paint, style)]
     if unchanged:
         out.append("")
         if show_all:
-            out += ["unchanged:",
-                    tabulate(_rows(unchanged, policy=policy), headers=HEADERS, tablefmt="simple")]
+            out += ["unchanged:", *_grid(unchanged, cols, policy, paint, "")]
         else:
-            out.append(f"{len(unchanged)} unchanged hops (--all shows them)")
+            out.append(f"{plural(len(unchanged), 'unchanged hop')} (--all shows them)")
     out.append("")
     out.append("nothing differs" if not d.differs else
-               "regressions found" if d.regressed else "differences found, no regression")
+               paint("broken", "regressions found") if d.regressed else "differences found, no regression")
     return "\n".join(out) + "\n"
 
 
 def markdown(d: DiffResult, show_all: bool = False, policy: Policy = DEFAULT) -> str:
     out = ["### tracewire diff", ""]
-    lines = _summary(d)
-    out += [f"- before: {', '.join(md_code(c) for c in d.before.captures)}: {lines[1].lstrip()}",
-            f"- after: {', '.join(md_code(c) for c in d.after.captures)}: {lines[3].lstrip()}"]
+    out += [f"- before: {', '.join(md_code(c) for c in d.before.captures)}: {_totals_line(d.before)}",
+            f"- after: {', '.join(md_code(c) for c in d.after.captures)}: {_totals_line(d.after)}"]
     rows = [h for h in d.hops if show_all or h.change != "unchanged"]
     out.append("")
     if rows:
         out.append(tabulate(_rows(rows, True, policy), headers=HEADERS, tablefmt="github"))
     unchanged = sum(1 for h in d.hops if h.change == "unchanged")
     if unchanged and not show_all:
-        out += ["", f"<details><summary>{unchanged} unchanged hops</summary>", "",
+        out += ["", f"<details><summary>{plural(unchanged, 'unchanged hop')}</summary>", "",
                 tabulate(_rows([h for h in d.hops if h.change == "unchanged"], True, policy), headers=HEADERS,
                          tablefmt="github"), "", "</details>"]
     out += ["", "**Result:** " + ("nothing differs" if not d.differs else
