@@ -4,6 +4,7 @@ whole or one file per trace (--split); a span whose parent is elsewhere is marke
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import math
 import re
@@ -163,6 +164,23 @@ def test_a_parent_outside_the_trace_is_marked_not_silent(pods: Result) -> None:
         assert zipkin[o.span_id]["tracewire.parent_trace"] == o.parent_trace
         assert otlp[o.span_id]["tracewire.parent_trace"] == {"stringValue": o.parent_trace}
     assert sum("tracewire.parent_outside" in t for t in zipkin.values()) == len(found)
+
+
+def test_a_parent_in_no_exported_trace_is_said_so(pods: Result) -> None:
+    """Exporting a trace alone (as --trace does), its fragment's parent is in no trace of
+    the export: said so, never a trace id the export does not hold."""
+    (first, *_) = orphans(pods)
+    (alone,) = [t for t in pods.traces if any(s.span_id == first.span_id for s in t.spans)]
+    part = dataclasses.replace(pods, traces=[alone])
+    (o,) = [x for x in orphans(part) if x.span_id == first.span_id]
+    assert o.parent_trace is None and o.detail() == f"its parent span {o.parent_id} is in no exported trace"
+    (trace,) = to_jaeger(part)["data"]
+    (span,) = [s for s in trace["spans"] if s["spanID"] == first.span_id]
+    assert span["warnings"] == [f"tracewire: parent span {o.parent_id} is in no exported trace"]
+    tags = {t["key"]: t["value"] for t in span["tags"]}
+    assert tags["tracewire.parent_outside"] == "true" and "tracewire.parent_trace" not in tags
+    assert span["references"] == [{"refType": "CHILD_OF", "traceID": trace["traceID"],
+                                   "spanID": o.parent_id}]
 
 
 def test_the_cli_warns_once_about_fragments(pods: Result, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,7 @@ Jaeger and Zipkin spans carry the tag names their UIs read (``http.method``,
 Every export is a whole file or one document per trace (``documents``): Zipkin Lens and
 Grafana show one trace per uploaded file, so ``export --split`` writes one file each. A
 span whose parent span is not in its own trace (the caller changed the trace id, or the
-parent's call is in no trace the captures show) keeps its reference and is marked, so the
+parent is in no exported trace) keeps its reference and is marked, so the
 fragment the UIs draw says why.
 """
 
@@ -104,7 +104,7 @@ class Orphan:
 
     def detail(self) -> str:
         where = (f"in trace {self.parent_trace}" if self.parent_trace
-                 else "in no trace the captures show")
+                 else "in no exported trace")
         return f"its parent span {self.parent_id} is {where}"
 
 
@@ -247,7 +247,7 @@ def _jaeger_trace(t: Trace, ctx: _Context) -> dict[str, Any]:
             "processID": pid,
             # The UI lists a span's warnings on it: the fragment says why it is one.
             "warnings": [f"tracewire: parent span {s.parent_id} is "
-                         + (f"in trace {where}" if where else "in no trace the captures show")]
+                         + (f"in trace {where}" if where else "in no exported trace")]
             if elsewhere else None,
         })
     return {"traceID": tid, "spans": spans, "processes": processes, "warnings": None}
