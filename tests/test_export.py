@@ -17,8 +17,9 @@ import yaml
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from analyzer.analysis import Result, analyze
+from analyzer.analysis import Result, Trace, analyze
 from analyzer.report.export import documents, host_port, orphans, to_jaeger, to_otlp, to_zipkin
+from analyzer.report.redact import marker
 from tests.fixtures import CAPTURES, ROOT
 from tests.test_cli import run
 
@@ -297,6 +298,34 @@ def test_otlp_status_code_is_written_as_otlp_json_int64(result: Result) -> None:
     values = [a["value"] for rs in doc["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]
               for a in s["attributes"] if a["key"] == "http.response.status_code"]
     assert values and all(set(v) == {"intValue"} and v["intValue"].isdigit() for v in values)
+
+
+@pytest.mark.parametrize(("path", "authority", "nat", "expected"), [
+    ("/a/b?token=x&q=1", "reviews:9080", None,
+     {"url.path": "/a/b", "url.query": f"token={marker(1)}&q=1", "url.scheme": "http",
+      "url.full": f"http://reviews:9080/a/b?token={marker(1)}&q=1", "server.address": "reviews",
+      "server.port": "9080"}),
+    ("https://api.example/v1?x=1", "api.example", None,  # absolute-form, to a proxy
+     {"url.path": "/v1", "url.query": "x=1", "url.scheme": "https",
+      "url.full": "https://api.example/v1?x=1", "server.address": "api.example"}),
+    ("*", "[fd00::1]:8080", None,  # OPTIONS *: no URL to make up
+     {"url.path": "*", "url.scheme": "http", "server.address": "fd00::1", "server.port": "8080"}),
+    ("/x", None, "10.96.0.7:9080",  # no authority: the ClusterIP the replies came from
+     {"url.path": "/x", "url.scheme": "http", "server.address": "10.96.0.7", "server.port": "9080"}),
+    ("/x", None, None, {"url.path": "/x", "url.scheme": "http"}),  # nothing names the server
+])
+def test_otlp_url_and_server_say_only_what_the_request_shows(
+        result: Result, path: str, authority: str | None, nat: str | None,
+        expected: dict[str, str]) -> None:
+    (client,) = [s for t in result.traces for s in t.spans if s.kind == "client"][:1]
+    call = dataclasses.replace(client.call, path=path, authority=authority, nat_reply_from=nat)
+    span = dataclasses.replace(client, call=call, parent_id=None, findings=[])
+    doc = to_otlp(dataclasses.replace(result, traces=[Trace("ab" * 16, [span])]))
+    (out,) = [s for rs in doc["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]]
+    attrs = {a["key"]: next(iter(a["value"].values())) for a in out["attributes"]}
+    keys = ("url.path", "url.query", "url.scheme", "url.full", "server.address", "server.port")
+    assert {k: attrs[k] for k in keys if k in attrs} == expected
+    _otlp_message(doc)
 
 
 @pytest.mark.parametrize(("authority", "expected"), [

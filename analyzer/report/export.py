@@ -367,18 +367,29 @@ def _otel_attributes(s: Span, tid: str, ctx: _Context) -> dict[str, str | int | 
     if c.method:
         a["http.request.method"] = c.method
     url = policy.url(c.path) if c.path is not None else None
+    full = None
     if url is not None:
-        path, sep, query = url.partition("?")
+        target = url
+        if url.startswith(("http://", "https://")):  # absolute-form (a request to a proxy)
+            full = url
+            scheme_end = url.index("://") + 3
+            slash = url.find("/", scheme_end)
+            target = url[slash:] if slash >= 0 else "/"
+        path, sep, query = target.partition("?")
         a["url.path"] = path
         if sep:
             a["url.query"] = query
-    a["url.scheme"] = "http"  # the legs tracewire reads are plaintext: TLS is not decoded
     authority = policy.url(c.authority) if c.authority else None
     server: tuple[str, int | None] | None = None
     if authority:
         server = host_port(authority)
-        if s.kind == "client" and url is not None:
-            a["url.full"] = f"http://{authority}{url}"
+        if full is None and url is not None and url.startswith("/"):  # origin-form
+            full = f"http://{authority}{url}"
+    # The legs tracewire reads are plaintext (TLS is not decoded): http, unless an
+    # absolute-form request names its scheme.
+    a["url.scheme"] = "https" if full is not None and full.startswith("https:") else "http"
+    if s.kind == "client" and full is not None:
+        a["url.full"] = full
     elif s.kind == "client" and c.nat_reply_from:
         server = host_port(c.nat_reply_from)  # the ClusterIP the replies came from
     if server is not None and server[0]:
