@@ -69,7 +69,9 @@ class Usage(click.UsageError):
         super().__init__(" ".join(err.format_message().split()), err.ctx)
 
     def show(self, file: Any = None) -> None:
-        where = self.ctx.command_path if self.ctx is not None else "tracewire"
+        where = "tracewire"  # as main() names it, whatever argv[0] was
+        if self.ctx is not None and self.ctx.parent is not None:
+            where += " " + " ".join(self.ctx.command_path.split()[1:])
         click.echo(f"tracewire: {_printable(self.format_message())}\nTry '{where} --help'.", err=True)
 
 

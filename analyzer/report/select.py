@@ -161,11 +161,12 @@ def select(r: Result, sel: Selection) -> Result:
     q = sel.trace
     traces = r.traces
     if q is not None:
-        traces = [t for t in traces if q.matches_trace(t)]
-    if sel.services:
+        traces = _joined(traces, [n for n, t in enumerate(traces) if q.matches_trace(t)])
+    if sel.kinds:  # a trace with such a finding, on a hop of the service asked for
+        traces = [t for t in traces if any(f.kind in sel.kinds and sel._service(f.source, f.target)
+                                           for s in t.spans for f in s.findings)]
+    elif sel.services:
         traces = [t for t in traces if any(sel._service(s.service, s.peer) for s in t.spans)]
-    if sel.kinds:
-        traces = [t for t in traces if any(f.kind in sel.kinds for s in t.spans for f in s.findings)]
     in_traces = {id(s.call) for t in traces for s in t.spans}
 
     def keep_outcome(o: Outcome) -> bool:
@@ -196,6 +197,32 @@ def select(r: Result, sel: Selection) -> Result:
         limited=len(limited),
         unknown_headers=sum(len(o.call.unknown) for o in limited),
     )
+
+
+def _joined(traces: list[Trace], start: list[int]) -> list[Trace]:
+    """``start`` and every trace joined to them across captures: where a pod's inbound
+    request is another pod's outbound call, its span's parent is that call's span, even when
+    the trace id changed or was lost on the way (the break the user is looking at). One pass
+    over the spans and a walk over the links: linear in the spans."""
+    owner: dict[str, int] = {}
+    for n, t in enumerate(traces):
+        for sp in t.spans:
+            owner.setdefault(sp.span_id, n)
+    links: dict[int, set[int]] = {}
+    for n, t in enumerate(traces):
+        for sp in t.spans:
+            m = owner.get(sp.parent_id) if sp.parent_id is not None else None
+            if m is not None and m != n:
+                links.setdefault(n, set()).add(m)
+                links.setdefault(m, set()).add(n)
+    seen = set(start)
+    todo = list(start)
+    while todo:
+        for m in links.get(todo.pop(), ()):
+            if m not in seen:
+                seen.add(m)
+                todo.append(m)
+    return [t for n, t in enumerate(traces) if n in seen]
 
 
 def _hop_kept(h: Hop, sel: Selection) -> bool:
