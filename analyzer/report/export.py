@@ -75,19 +75,26 @@ class _Context:
 
     @classmethod
     def of(cls, r: Result, policy: Policy) -> _Context:
-        home = {s.span_id: _trace_id(t) for t in r.traces for s in t.spans}
         pods: dict[tuple[str, str], Pod] = {}
         for p in r.pods:
             pods.setdefault((p.capture, p.service), p)
-        return cls(policy, corroboration(r.calls).confirms, home, pods)
+        return cls(policy, corroboration(r.calls).confirms, _homes(r), pods)
 
     def parent_elsewhere(self, s: Span, tid: str) -> tuple[bool, str | None]:
-        """Whether the span's parent is outside its trace, and the trace holding it (None
-        when no exported trace does)."""
-        if not s.parent_id:
-            return False, None
-        where = self.home.get(s.parent_id)
-        return where != tid, where
+        return _parent_elsewhere(self.home, s, tid)
+
+
+def _homes(r: Result) -> dict[str, str]:
+    return {s.span_id: _trace_id(t) for t in r.traces for s in t.spans}
+
+
+def _parent_elsewhere(home: dict[str, str], s: Span, tid: str) -> tuple[bool, str | None]:
+    """Whether the span's parent is outside its trace, and the trace holding it (None when
+    no exported trace does)."""
+    if not s.parent_id:
+        return False, None
+    where = home.get(s.parent_id)
+    return where != tid, where
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +118,12 @@ class Orphan:
 def orphans(r: Result) -> list[Orphan]:
     """Every span whose parent is outside its own trace: UIs draw such a trace as a
     fragment, so the exports mark these spans and the CLI says so on stderr."""
-    ctx = _Context.of(r, DEFAULT)
+    home = _homes(r)
     out = []
     for t in r.traces:
         tid = _trace_id(t)
         for s in t.spans:
-            elsewhere, where = ctx.parent_elsewhere(s, tid)
+            elsewhere, where = _parent_elsewhere(home, s, tid)
             if elsewhere and s.parent_id:
                 out.append(Orphan(tid, s.span_id, s.parent_id, where, s.service,
                                   s.call.capture, s.call.frame))
