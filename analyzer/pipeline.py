@@ -17,6 +17,8 @@ from pathlib import Path
 from analyzer.capture import open_capture
 from analyzer.capture.reader import CaptureReader
 from analyzer.decode import Segment, decode_frame, format_addr, format_endpoint
+from analyzer.fastpath import enabled as fastpath_enabled
+from analyzer.fastpath import in_order
 from analyzer.protocols.session import UNKNOWN as UNDECIDED
 from analyzer.protocols.session import Session
 from analyzer.reassembly import Data, End, Gap, Reassembler
@@ -64,6 +66,7 @@ class CaptureSummary:
     connection_count: int = 0
     anomalies: list[Anomaly] = field(default_factory=list)
     messages: int = 0
+    lean_segments: int = 0  # segments that took the lean path (analyzer.fastpath)
 
 
 @dataclass(slots=True)
@@ -119,11 +122,14 @@ def read_messages(
     *,
     name: str | None = None,
     keep_connections: bool = True,
+    fastpath: bool | None = None,
 ) -> Iterator[Message]:
     """Yield every HTTP message of one capture in one pass; fill ``summary`` as it goes.
 
     With ``keep_connections`` the summary lists every connection (for ``info``); without,
     only counts are kept, so memory follows the connections open at any one time.
+    ``fastpath`` False forces the general path for every segment (see ``analyzer.fastpath``;
+    None: on unless ``TRACEWIRE_FASTPATH=0``); the output is the same either way.
 
     Raises ``CaptureError`` before the first message if ``path`` is not a capture.
     """
@@ -247,6 +253,9 @@ def read_messages(
                     s.connections.append(_summarise(conn, sess))
                 conn.state = None
 
+    lean = fastpath_enabled(fastpath)
+    flows = reasm.flows
+    deliver = reasm.deliver_in_order
     with reader:
         for frame in reader:
             last_frame = frame.number
@@ -262,7 +271,31 @@ def read_messages(
                 not_tcp[seg] += 1
                 continue
             s.tcp_segments += 1
-            events = reasm.add(seg)
+            if lean:
+                flow = flows.get((seg.src, seg.sport, seg.dst, seg.dport))
+                if flow is not None and in_order(flow, seg):
+                    # The lean path: in-order bytes straight to a session that knows its
+                    # protocol, as handle() would pass them, without the event objects.
+                    offset = deliver(flow, seg)
+                    sess = flow.conn.state
+                    if isinstance(sess, Session) and sess.protocol != UNDECIDED:
+                        s.lean_segments += 1
+                        msgs = sess.data(flow, seg.payload, offset, seg.frame, seg.ts_ns)
+                        if sess.h2_out is not None or ready or holders or sess.h1_waiting:
+                            for msg in release(msgs, sess):
+                                s.messages += 1
+                                yield msg
+                        else:
+                            for msg in msgs:
+                                s.messages += 1
+                                yield msg
+                        continue
+                    events: list[Data | Gap | End] = [
+                        Data(flow, seg.payload, offset, seg.frame, seg.ts_ns)]
+                else:
+                    events = reasm.add(seg)
+            else:
+                events = reasm.add(seg)
             if events:
                 for msg in handle(events):
                     s.messages += 1

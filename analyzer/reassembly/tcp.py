@@ -131,7 +131,7 @@ class Connection:
         return bool(self.a and self.a.ended and self.b and self.b.ended)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # not frozen: see analyzer/records.py
 class Data:
     flow: Flow
     data: memoryview
@@ -140,7 +140,7 @@ class Data:
     ts_ns: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # not frozen: see analyzer/records.py
 class Gap:
     flow: Flow
     n: int
@@ -149,7 +149,7 @@ class Gap:
     ts_ns: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # not frozen: see analyzer/records.py
 class End:
     flow: Flow
     frame: int
@@ -345,6 +345,30 @@ class Reassembler:
         if conn.closed:
             self._retire(conn)
         return out
+
+    def deliver_in_order(self, flow: Flow, seg: Segment) -> int:
+        """The lean path's step, for a segment that ``analyzer.fastpath.in_order`` admits (the
+        only caller decides there): the state ``add`` would leave, without building a ``Data``
+        event or a list. Returns the stream offset of the payload's first byte; the payload
+        is ``seg.payload``, delivered whole. ``tests/test_fastpath.py`` keeps the two equal."""
+        conn = flow.conn
+        conn.last_ts = seg.ts_ns
+        self.active.move_to_end(conn)
+        flow.segments += 1
+        flow.last_ack = seg.ack
+        payload = seg.payload
+        n = len(payload)
+        if n <= RECENT_KEEP:
+            flow.recent_seq = seg.seq
+            flow.recent = payload
+        else:  # a copy of the tail, as _deliver keeps
+            flow.recent_seq = (seg.seq + n - RECENT_KEEP) & 0xFFFFFFFF
+            flow.recent = memoryview(bytes(payload[-RECENT_KEEP:]))
+        offset = flow.offset
+        flow.offset = offset + n
+        flow.payload_bytes += n
+        flow.next_seq = (seg.seq + n) & 0xFFFFFFFF
+        return offset
 
     # -- data path ----------------------------------------------------------------------
 
