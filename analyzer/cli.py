@@ -717,14 +717,13 @@ def export(captures: tuple[str, ...], target: str, output: str, split_dir: str |
     if split_dir is not None:
         _write_split(split_dir, target, exporters.documents(result, target, policy))
         return
-    doc = exporters.document(result, target, policy)
-    text = json_safe(json.dumps(doc, indent=1, ensure_ascii=False)) + "\n"
     if output == "-":
-        sys.stdout.write(text)  # its errors (closed pipe, full disk) are the group's to report
+        # written trace by trace; its errors (closed pipe, full disk) are the group's to report
+        exporters.write(result, target, sys.stdout, policy)
         return
     try:
         with open(output, "w", encoding="utf-8") as f:
-            f.write(text)
+            exporters.write(result, target, f, policy)
     except OSError as err:  # a missing folder, a full disk, no permission
         raise Trouble(f"{_printable(output)}: cannot write: {err.strerror or err}") from err
 
@@ -744,12 +743,14 @@ def _warn_orphans(orphans: Sequence[Any], traces: int) -> None:
 def _write_split(folder: str, target: str, docs: Iterator[tuple[str, object]]) -> None:
     """One file per trace, TRACEID.TARGET.json: the trace id is 32 hex digits (the
     exporter sees to it), so capture content never chooses a path."""
+    from analyzer.report import export as exporters
+
     try:
         os.makedirs(folder, exist_ok=True)
         for trace_id, doc in docs:
             path = os.path.join(folder, f"{trace_id}.{target}.json")
             with open(path, "w", encoding="utf-8") as f:
-                f.write(json_safe(json.dumps(doc, indent=1, ensure_ascii=False)) + "\n")
+                f.write(exporters.dumps(doc) + "\n")
     except OSError as err:  # a file in the way, a full disk, no permission
         raise Trouble(f"{_printable(folder)}: cannot write: {err.strerror or err}") from err
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import io
 import json
 import math
 import re
@@ -18,7 +19,17 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from analyzer.analysis import Result, Trace, analyze
-from analyzer.report.export import documents, host_port, orphans, to_jaeger, to_otlp, to_zipkin
+from analyzer.report.export import (
+    document,
+    documents,
+    dumps,
+    host_port,
+    orphans,
+    to_jaeger,
+    to_otlp,
+    to_zipkin,
+    write,
+)
 from analyzer.report.redact import marker
 from tests.fixtures import CAPTURES, ROOT
 from tests.test_cli import run
@@ -400,6 +411,33 @@ def test_split_documents_match_the_whole_export(pods: Result) -> None:
     zipkin = to_zipkin(pods)
     for tid, spans in documents(pods, "zipkin"):
         assert spans == [s for s in zipkin if s["traceId"] == tid]
+
+
+@pytest.mark.parametrize("target", ["jaeger", "zipkin", "otlp"])
+def test_written_trace_by_trace_is_the_whole_document(target: str, result: Result, pods: Result) -> None:
+    """``write`` streams the export; its bytes are those of the document dumped whole, with
+    several traces and resources, with one, and with none."""
+    single = dataclasses.replace(pods, traces=pods.traces[:1])
+    empty = dataclasses.replace(pods, traces=[])
+    for r in (result, pods, single, empty):
+        out = io.StringIO()
+        write(r, target, out)
+        assert out.getvalue() == dumps(document(r, target)) + "\n"
+        json.loads(out.getvalue())
+
+
+def test_a_service_named_like_the_stream_marker_is_only_a_name(result: Result) -> None:
+    """The marker ``write`` splices arrays into is a JSON string; capture content names
+    services, so a name that looks like a marker must stay a name."""
+    hostile = "tracewire-spans-0-" + "0" * 32
+    renamed = dataclasses.replace(result, traces=[
+        dataclasses.replace(t, spans=[dataclasses.replace(s, service=hostile) for s in t.spans])
+        for t in result.traces])
+    for target in ("jaeger", "zipkin", "otlp"):
+        out = io.StringIO()
+        write(renamed, target, out)
+        assert out.getvalue() == dumps(document(renamed, target)) + "\n"
+        assert hostile in out.getvalue()
 
 
 def test_split_and_output_together_is_one_line_of_trouble(tmp_path: Path) -> None:

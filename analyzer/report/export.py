@@ -22,16 +22,18 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import re
-from collections.abc import Iterator
+import secrets
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 from analyzer import __version__
 from analyzer.analysis import Finding, Pod, Result, Span, Trace
 from analyzer.analysis.naming import target_of
 from analyzer.report.analysis import corroboration, request_id, shown_value
-from analyzer.report.redact import DEFAULT, Confirms, Policy
+from analyzer.report.redact import DEFAULT, Confirms, Policy, json_safe
 
 TARGETS = ("jaeger", "zipkin", "otlp")
 
@@ -260,7 +262,9 @@ def _jaeger_trace(t: Trace, ctx: _Context) -> dict[str, Any]:
     return {"traceID": tid, "spans": spans, "processes": processes, "warnings": None}
 
 
-def _jaeger_doc(traces: list[dict[str, Any]]) -> dict[str, Any]:
+def _jaeger_doc(traces: Any) -> dict[str, Any]:
+    """The upload document around its traces (a list, or the marker ``_stream`` writes
+    them in place of)."""
     return {"data": traces, "total": 0, "limit": 0, "offset": 0, "errors": None}
 
 
@@ -440,34 +444,43 @@ def _otel_attributes(s: Span, tid: str, ctx: _Context) -> dict[str, str | int | 
     return a
 
 
-def _otlp_trace(t: Trace, ctx: _Context,
-                by_resource: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
-    tid = _trace_id(t)
-    for s in t.spans:
-        c = s.call
-        span: dict[str, Any] = {
-            "traceId": tid,
-            "spanId": s.span_id,
-            "name": _name(s),
-            "kind": SPAN_KIND[s.kind],
-            "startTimeUnixNano": str(c.ts_ns),
-            "endTimeUnixNano": str(c.ts_ns + _duration_ns(s)),
-            "attributes": _attrs(_otel_attributes(s, tid, ctx)),
-            "events": [
-                {"timeUnixNano": str(f.outbound.ts_ns), "name": "tracewire.finding",
-                 "attributes": _attrs(dict(_finding_fields(f, ctx.policy)))}
-                for f in s.findings
-            ],
-            "status": {"code": 2, "message": "tracing headers not propagated"}
-            if s.findings else {},
-        }
-        if s.parent_id:
-            span["parentSpanId"] = s.parent_id
-        by_resource.setdefault((s.service, c.capture), []).append(span)
+def _otlp_span(s: Span, tid: str, ctx: _Context) -> dict[str, Any]:
+    c = s.call
+    span: dict[str, Any] = {
+        "traceId": tid,
+        "spanId": s.span_id,
+        "name": _name(s),
+        "kind": SPAN_KIND[s.kind],
+        "startTimeUnixNano": str(c.ts_ns),
+        "endTimeUnixNano": str(c.ts_ns + _duration_ns(s)),
+        "attributes": _attrs(_otel_attributes(s, tid, ctx)),
+        "events": [
+            {"timeUnixNano": str(f.outbound.ts_ns), "name": "tracewire.finding",
+             "attributes": _attrs(dict(_finding_fields(f, ctx.policy)))}
+            for f in s.findings
+        ],
+        "status": {"code": 2, "message": "tracing headers not propagated"}
+        if s.findings else {},
+    }
+    if s.parent_id:
+        span["parentSpanId"] = s.parent_id
+    return span
 
 
-def _otlp_doc(by_resource: dict[tuple[str, str], list[dict[str, Any]]],
-              ctx: _Context) -> dict[str, Any]:
+def _by_resource(traces: list[Trace]) -> dict[tuple[str, str], list[tuple[Span, str]]]:
+    """Spans (with their trace's exported id) per OTLP resource, one resource per service
+    and capture, in order of first appearance."""
+    out: dict[tuple[str, str], list[tuple[Span, str]]] = {}
+    for t in traces:
+        tid = _trace_id(t)
+        for s in t.spans:
+            out.setdefault((s.service, s.call.capture), []).append((s, tid))
+    return out
+
+
+def _otlp_doc(by_resource: dict[tuple[str, str], Any], ctx: _Context) -> dict[str, Any]:
+    """The ExportTraceServiceRequest around each resource's spans (a list, or the marker
+    ``_write`` streams them in place of)."""
     resources = []
     for (service, capture), spans in by_resource.items():
         res: dict[str, str | int | bool | list[str]] = {"service.name": service,
@@ -487,10 +500,8 @@ def _otlp_doc(by_resource: dict[tuple[str, str], list[dict[str, Any]]],
 def to_otlp(r: Result, policy: Policy = DEFAULT) -> dict[str, Any]:
     """OTLP/JSON (ExportTraceServiceRequest); ids hex-encoded as OTLP/JSON requires."""
     ctx = _Context.of(r, policy)
-    by_resource: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for t in r.traces:
-        _otlp_trace(t, ctx, by_resource)
-    return _otlp_doc(by_resource, ctx)
+    return _otlp_doc({k: [_otlp_span(s, tid, ctx) for s, tid in spans]
+                      for k, spans in _by_resource(r.traces).items()}, ctx)
 
 
 # -- one document per trace -----------------------------------------------------------------
@@ -511,8 +522,60 @@ def documents(r: Result, target: str, policy: Policy = DEFAULT) -> Iterator[tupl
         elif target == "zipkin":
             yield _trace_id(t), _zipkin_trace(t, ctx)
         elif target == "otlp":
-            by_resource: dict[tuple[str, str], list[dict[str, Any]]] = {}
-            _otlp_trace(t, ctx, by_resource)
-            yield _trace_id(t), _otlp_doc(by_resource, ctx)
+            yield _trace_id(t), _otlp_doc({k: [_otlp_span(s, tid, ctx) for s, tid in spans]
+                                           for k, spans in _by_resource([t]).items()}, ctx)
         else:
             raise ValueError(f"unknown export target {target!r}")
+
+
+# -- written as it is made ------------------------------------------------------------------
+
+
+def dumps(doc: Any) -> str:
+    """A document as every export writes it: indented JSON, non-ASCII kept, C1 controls
+    and bidi marks escaped."""
+    return json_safe(json.dumps(doc, indent=1, ensure_ascii=False))
+
+
+def _stream(out: TextIO, skeleton: Any, marks: list[str], lists: list[Iterable[Any]]) -> None:
+    """Write ``skeleton`` with the JSON string ``marks[i]`` replaced by the array of
+    ``lists[i]``, element by element, in the very bytes ``dumps`` gives the whole document
+    (an element indented one level deeper than the line its array opens on). The marks
+    carry a random nonce, so no string from a capture can be taken for one."""
+    text = dumps(skeleton)
+    pos = 0
+    for mark, items in zip(marks, lists, strict=True):
+        quoted = json.dumps(mark)
+        at = text.index(quoted, pos)
+        out.write(text[pos:at])
+        line = text[text.rfind("\n", 0, at) + 1:at]
+        depth = len(line) - len(line.lstrip(" "))
+        pad = "\n" + " " * (depth + 1)
+        first = True
+        for item in items:  # JSON text has no raw newline but between tokens
+            out.write(("[" if first else ",") + pad + dumps(item).replace("\n", pad))
+            first = False
+        out.write("[]" if first else "\n" + " " * depth + "]")
+        pos = at + len(quoted)
+    out.write(text[pos:])
+
+
+def write(r: Result, target: str, out: TextIO, policy: Policy = DEFAULT) -> None:
+    """Write the whole export for ``target`` to ``out``, trace by trace: the same bytes as
+    ``dumps(document(...))`` and a newline, without the whole document in memory."""
+    ctx = _Context.of(r, policy)
+    nonce = secrets.token_hex(16)
+    if target == "jaeger":
+        mark = f"tracewire-traces-{nonce}"
+        _stream(out, _jaeger_doc(mark), [mark], [(_jaeger_trace(t, ctx) for t in r.traces)])
+    elif target == "zipkin":
+        mark = f"tracewire-spans-{nonce}"
+        _stream(out, mark, [mark], [(span for t in r.traces for span in _zipkin_trace(t, ctx))])
+    elif target == "otlp":
+        groups = _by_resource(r.traces)
+        marks = [f"tracewire-spans-{n}-{nonce}" for n in range(len(groups))]
+        _stream(out, _otlp_doc(dict(zip(groups, marks, strict=True)), ctx), marks,
+                [(_otlp_span(s, tid, ctx) for s, tid in spans) for spans in groups.values()])
+    else:
+        raise ValueError(f"unknown export target {target!r}")
+    out.write("\n")
