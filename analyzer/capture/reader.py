@@ -25,7 +25,7 @@ PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 READ_BUFFER = 1 << 20
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # not frozen: see analyzer/records.py
 class Frame:
     """One captured packet: its Wireshark frame number (1-based) and its bytes."""
 

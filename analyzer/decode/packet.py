@@ -36,7 +36,7 @@ _I = struct.Struct("!I")
 _TCP = struct.Struct("!HHIIBB")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # not frozen: see analyzer/records.py
 class Segment:
     """A TCP segment, with addresses kept as packed bytes (formatted only for display).
 

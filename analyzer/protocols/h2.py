@@ -75,7 +75,7 @@ _FLAGS: Final = {
 _C_HEAD, _C_DATA, _C_END, _S_FINAL, _S_DATA, _S_END = 1, 2, 4, 8, 16, 32
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # not frozen: see analyzer/records.py
 class HeaderBlock:
     """A complete HEADERS (or PUSH_PROMISE) block with its CONTINUATIONs, decoded.
 
@@ -102,7 +102,7 @@ class StreamReset:
     offset: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # not frozen: see analyzer/records.py
 class StreamEnd:
     """A DATA frame with END_STREAM: this side finished the stream (``offset``: its frame)."""
 

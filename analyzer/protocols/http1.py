@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # not frozen: see analyzer/records.py
 class MessageHead:
     """A request or response head; ``start``/``end`` are stream offsets (end past CRLFCRLF)."""
 
@@ -61,7 +61,7 @@ class MessageHead:
     headers: tuple[Header, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # not frozen: see analyzer/records.py
 class MessageEnd:
     """The message whose head came last is complete; ``body_length`` counts payload bytes
     (decoded chunk sizes for chunked bodies), including any missing from the capture."""

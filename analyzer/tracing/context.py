@@ -31,7 +31,7 @@ FORMATS: tuple[str, ...] = (
 Field = tuple[str, bytes]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # not frozen: see analyzer/records.py
 class TraceContext:
     """One tracing format's view of one message's headers.
 
