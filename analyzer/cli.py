@@ -11,7 +11,6 @@ import enum
 import errno
 import functools
 import ipaddress
-import json
 import os
 import sys
 import traceback
@@ -26,6 +25,7 @@ from analyzer.decode import LINKTYPE_NAMES
 from analyzer.errors import AnalyzerError
 from analyzer.pipeline import POSITION, CaptureSummary, read_messages
 from analyzer.records import Message
+from analyzer.report import jsonout
 from analyzer.report.messages import (
     CSV_FIELDS,
     TABLE_HEADERS,
@@ -435,7 +435,7 @@ def messages(captures: tuple[str, ...], fmt: str, trace: TraceQuery | None, poli
                 yield m
 
     if fmt == "jsonl":
-        dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        dumps = jsonout.compact  # orjson, the bytes json wrote
         batch: list[str] = []
         try:
             for m in selected():
@@ -533,7 +533,7 @@ def info(captures: tuple[str, ...], fmt: str) -> None:
         docs.append(_info(capture, fmt))
     if fmt == "json":
         doc = docs[0] if len(captures) == 1 else docs
-        click.echo(json_safe(json.dumps(doc, indent=2, ensure_ascii=False)))
+        click.echo(json_safe(jsonout.indent2(doc)))
 
 
 def _info(capture: str, fmt: str) -> dict[str, Any]:
@@ -653,7 +653,7 @@ def analyze(
         w.writerow(report.FINDING_CSV_FIELDS)
         w.writerows(report.finding_csv_rows(result, policy))
     elif fmt == "json":
-        click.echo(json_safe(json.dumps(report.result_dict(result, policy), indent=2, ensure_ascii=False)))
+        click.echo(json_safe(jsonout.indent2(report.result_dict(result, policy))))
     elif fmt == "markdown":
         click.echo(report.markdown(result, show_all, policy), nl=False)
     else:
@@ -800,7 +800,7 @@ def diff(
         raise Trouble("give BEFORE AFTER, or --before CAPTURE... --after CAPTURE...")
     result = run_diff(_analysis(before, opts), _analysis(after, opts))
     if fmt == "json":
-        click.echo(json_safe(json.dumps(report.diff_dict(result, policy), indent=2, ensure_ascii=False)))
+        click.echo(json_safe(jsonout.indent2(report.diff_dict(result, policy))))
     elif fmt == "markdown":
         click.echo(report.markdown(result, show_all, policy), nl=False)
     else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterator
 from typing import Any, Final
@@ -13,6 +12,7 @@ from analyzer import __version__
 from analyzer.analysis import KINDS, Call, Finding, Hop, Pod, Result, Trace
 from analyzer.analysis.naming import name_said, reply_address, target_label, target_of, unknown_target
 from analyzer.records import Header
+from analyzer.report import jsonout
 from analyzer.report.messages import anomaly_dict
 from analyzer.report.redact import DEFAULT, Confirms, Policy, csv_cell, escape, json_safe, marker, md_code
 from analyzer.report.term import PLAIN, Column, Paint, plural, wrap, wrap_list
@@ -557,7 +557,7 @@ def jsonl_lines(r: Result, policy: Policy | bool = DEFAULT) -> Iterator[str]:
     picks one kind."""
     policy = _policy(policy)
     confirms = corroboration(r.calls).confirms
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    dumps = jsonout.compact  # orjson, the bytes json wrote
     for f in r.findings:
         yield json_safe(dumps({"record": "finding", **finding_dict(f, policy, confirms)}))
     for t in r.traces:
