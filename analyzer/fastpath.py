@@ -22,7 +22,8 @@ import os
 from typing import Final
 
 from analyzer.decode.packet import ACK, FIN, RST, SYN, Segment
-from analyzer.reassembly.tcp import Flow
+from analyzer.protocols.session import UNKNOWN, Session
+from analyzer.reassembly.tcp import Connection, Flow
 
 ENV: Final = "TRACEWIRE_FASTPATH"
 # A segment may take the lean path only with exactly these flags: ACK, maybe PSH (and any of
@@ -56,3 +57,13 @@ def in_order(flow: Flow | None, seg: Segment) -> bool:
         and not flow.pending
         and not flow.peer.pending
     )
+
+
+def decided(conn: Connection) -> Session | None:
+    """The session that may take in-order bytes of ``conn`` directly: one that knows its
+    protocol. While detection runs, bytes go through the general path, which accounts for
+    what detection holds over all connections."""
+    sess = conn.state
+    if isinstance(sess, Session) and sess.protocol != UNKNOWN:
+        return sess
+    return None

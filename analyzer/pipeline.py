@@ -17,8 +17,8 @@ from pathlib import Path
 from analyzer.capture import open_capture
 from analyzer.capture.reader import CaptureReader
 from analyzer.decode import Segment, decode_frame, format_addr, format_endpoint
+from analyzer.fastpath import decided, in_order
 from analyzer.fastpath import enabled as fastpath_enabled
-from analyzer.fastpath import in_order
 from analyzer.protocols.session import UNKNOWN as UNDECIDED
 from analyzer.protocols.session import Session
 from analyzer.reassembly import Data, End, Gap, Reassembler
@@ -277,8 +277,8 @@ def read_messages(
                     # The lean path: in-order bytes straight to a session that knows its
                     # protocol, as handle() would pass them, without the event objects.
                     offset = deliver(flow, seg)
-                    sess = flow.conn.state
-                    if isinstance(sess, Session) and sess.protocol != UNDECIDED:
+                    sess = decided(flow.conn)
+                    if sess is not None:
                         s.lean_segments += 1
                         msgs = sess.data(flow, seg.payload, offset, seg.frame, seg.ts_ns)
                         if sess.h2_out is not None or ready or holders or sess.h1_waiting:
