@@ -109,7 +109,7 @@ def _address(ctx: click.Context, param: click.Parameter, value: str | None) -> s
     try:
         return str(ipaddress.ip_address(value.strip()))
     except ValueError:
-        raise click.BadParameter(f"{_printable(value)!r} is not an IP address", ctx, param) from None
+        raise click.BadParameter(f"'{_printable(value)}' is not an IP address", ctx, param) from None
 
 
 def _trace_query(ctx: click.Context, param: click.Parameter, value: str | None) -> TraceQuery | None:
@@ -120,7 +120,7 @@ def _trace_query(ctx: click.Context, param: click.Parameter, value: str | None) 
     try:
         return TraceQuery.parse(value)
     except ValueError as err:
-        raise click.BadParameter(f"{_printable(value)!r}: {err}", ctx, param) from None
+        raise click.BadParameter(f"'{_printable(value)}': {err}", ctx, param) from None
 
 
 TRACE_HELP = ("Only this trace, across every capture given: the trace id Jaeger shows (32 or 16 "
