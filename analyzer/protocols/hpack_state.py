@@ -25,6 +25,7 @@ import base64
 import binascii
 import re
 from collections import deque
+from collections.abc import Callable
 from typing import Final
 
 from hpack.huffman_table import HUFFMAN_COMPLETE, HUFFMAN_EMIT_SYMBOL, HUFFMAN_FAIL, HUFFMAN_TABLE
@@ -32,7 +33,9 @@ from hpack.table import HeaderTable
 
 from analyzer.records import Header
 
-__all__ = ["ENTRY_OVERHEAD", "HPACKDecoder", "guess_name", "huffman_decode"]
+__all__ = [
+    "ENTRY_OVERHEAD", "HUFFMAN_KERNEL", "HPACKDecoder", "guess_name", "huffman_decode", "huffman_decode_py",
+]
 
 # RFC 7541 §4.1: an entry's size is its name and value lengths plus 32.
 ENTRY_OVERHEAD: Final = 32
@@ -105,8 +108,12 @@ def _build_huffman() -> None:
     _HUFF_NEXT[:] = nxt
 
 
-def huffman_decode(raw: bytes) -> bytes:
-    """RFC 7541 §5.2 Huffman string; ValueError when invalid or incomplete."""
+def huffman_decode_py(raw: bytes) -> bytes:
+    """RFC 7541 §5.2 Huffman string; ValueError when invalid or incomplete.
+
+    The pure-Python decoder: the fallback of the C kernel, and the reference it is tested
+    against (tests/test_huffman.py).
+    """
     if not _HUFF_NEXT:
         _build_huffman()
     nxt, emit = _HUFF_NEXT, _HUFF_OUT
@@ -123,6 +130,19 @@ def huffman_decode(raw: bytes) -> bytes:
     if not x & 1:
         raise ValueError("incomplete Huffman code")
     return bytes(out)
+
+
+# The C kernel (analyzer/_huffman.c) is built with the compiled build and gives the same
+# bytes and the same errors about ten times faster; without a C compiler it is absent.
+huffman_decode: Callable[[bytes], bytes] = huffman_decode_py
+HUFFMAN_KERNEL = "Python"
+try:
+    from analyzer import _huffman
+except ImportError:
+    pass
+else:
+    huffman_decode = _huffman.decode
+    HUFFMAN_KERNEL = "C"
 
 
 def _integer(data: bytes, i: int, prefix: int) -> tuple[int, int]:
