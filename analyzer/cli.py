@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 import click
 
 from analyzer import __version__
+from analyzer._build import build_info
 from analyzer.analysis.model import KINDS
 from analyzer.decode import LINKTYPE_NAMES
 from analyzer.errors import AnalyzerError
@@ -371,7 +372,8 @@ class Guarded(click.Group):
 @click.group(cls=Guarded, epilog=exit_status(
     "when analyze --fail-on-broken finds a break or diff finds a difference"),
              context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="tracewire")
+# the build (compiled or pure, Huffman kernel) matters when comparing timings or reporting a bug
+@click.version_option(f"{__version__} ({build_info()})", prog_name="tracewire")
 @click.option("--debug", is_flag=True, envvar="TRACEWIRE_DEBUG",
               help="Show the traceback of an unexpected error instead of one line "
               "(also TRACEWIRE_DEBUG=1).")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from builtins import memoryview  # mypyc resolves dataclass field annotations here
 from dataclasses import dataclass
 from typing import Final
 

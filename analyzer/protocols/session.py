@@ -10,6 +10,7 @@ carried them, so each message names the Wireshark frames of its first and last h
 
 from __future__ import annotations
 
+from builtins import bytearray, memoryview  # mypyc resolves dataclass field annotations here
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field

@@ -25,6 +25,7 @@ Zeek's connection timeouts. Evictions are counted in one anomaly.
 from __future__ import annotations
 
 import bisect
+from builtins import memoryview, object  # noqa: UP029  (mypyc: field annotations resolve here)
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from itertools import islice

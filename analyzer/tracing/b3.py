@@ -17,7 +17,7 @@ SPAN_ID = "x-b3-spanid"
 PARENT_SPAN_ID = "x-b3-parentspanid"
 SAMPLED = "x-b3-sampled"
 FLAGS = "x-b3-flags"
-MULTI_NAMES = (TRACE_ID, SPAN_ID, PARENT_SPAN_ID, SAMPLED, FLAGS)
+MULTI_NAMES: tuple[str, ...] = (TRACE_ID, SPAN_ID, PARENT_SPAN_ID, SAMPLED, FLAGS)  # typed for mypyc
 SINGLE_NAME = "b3"
 
 _TRACE_LENGTHS = (16, 32)

@@ -34,7 +34,7 @@ DD_PARENT_ID = "x-datadog-parent-id"
 DD_PRIORITY = "x-datadog-sampling-priority"
 DD_ORIGIN = "x-datadog-origin"
 DD_TAGS = "x-datadog-tags"
-DATADOG_NAMES = (DD_TRACE_ID, DD_PARENT_ID, DD_PRIORITY, DD_ORIGIN, DD_TAGS)
+DATADOG_NAMES: tuple[str, ...] = (DD_TRACE_ID, DD_PARENT_ID, DD_PRIORITY, DD_ORIGIN, DD_TAGS)  # mypyc
 SW8 = "sw8"
 XRAY = "x-amzn-trace-id"
 
