@@ -17,7 +17,12 @@ buggy app would. Responses carry JSON bodies of 200 B to 20 KB, some chunked, cu
 loopback-sized (65483-byte) or Ethernet-sized (1448-byte) segments, with ACK-only packets
 in between. IP and TCP checksums are correct.
 
-Usage: ``python bench/gen_capture.py OUT.pcap [--size-mb 200] [--seed 1]``
+``--shape dense`` writes issue 10's dense shape instead: 2 long keep-alive connections open
+before the capture (inbound 127.0.0.6 -> app, outbound app -> 127.0.0.1:15001), each
+request and each response in one segment of at most 32 KiB, response bodies of 2-4 KB, no
+ACK-only packets: many messages per byte and per packet, few connections.
+
+Usage: ``python bench/gen_capture.py OUT.pcap [--size-mb 200] [--seed 1] [--shape dense]``
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ ARPHRD_LOOPBACK = 772
 SNAPLEN = 262144
 LOOPBACK_MSS = 65483  # 65535 - 20 (IPv4) - 32 (TCP + timestamps)
 ETHERNET_MSS = 1448  # 1500 - 20 - 32
+DENSE_MSS = 32768  # the dense shape: one message per segment, at most 32 KiB
 SYN_MSS = 65495  # what a loopback SYN advertises (without the timestamp option)
 WINDOW = 6379  # raw window after the handshake (scaled by 2**7: about 800 KB)
 WSCALE = 7
@@ -150,6 +156,7 @@ class Pool:
     """Bodies and header pieces built once, picked at random per message."""
 
     bodies: list[tuple[bytes, bytes]] = field(default_factory=list)  # (identity, chunked)
+    dense_bodies: list[tuple[bytes, bytes]] = field(default_factory=list)  # 2-4 KB, dense shape
     post_bodies: list[bytes] = field(default_factory=list)
     jwts: list[str] = field(default_factory=list)
     xfcc_hashes: list[str] = field(default_factory=list)
@@ -278,9 +285,15 @@ class Shared:
 
 
 class Generator:
-    def __init__(self, out: BinaryIO, seed: int, target_bytes: int, start_us: int) -> None:
+    def __init__(self, out: BinaryIO, seed: int, target_bytes: int, start_us: int,
+                 dense: bool = False) -> None:
+        self.dense = dense
         self.rng = random.Random(seed)
         self.pool = build_pool(self.rng)
+        if dense:  # drawn after the common pool, so the default shape's bytes stay as they were
+            for _ in range(64):
+                body = json_body(self.rng, self.rng.randrange(2000, 4001))
+                self.pool.dense_bodies.append((body, chunked(self.rng, body)))
         self.cap = Capture(out, start_us, self.rng)
         self.target = target_bytes
         self.shared = Shared()
@@ -387,7 +400,7 @@ class Generator:
         """(head, body) of a response; inbound ones come from the app, outbound from Envoy."""
         rng = self.rng
         code, reason = rng.choice(STATUSES)
-        identity, chunk_form = rng.choice(self.pool.bodies)
+        identity, chunk_form = rng.choice(self.pool.dense_bodies if self.dense else self.pool.bodies)
         use_chunked = rng.random() < 0.25
         if use_chunked:
             self.cap.stats.chunked_responses += 1
@@ -436,8 +449,11 @@ class Generator:
         """Yields after each packet so the caller can interleave connections."""
         rng, cap, stats = self.rng, self.cap, self.cap.stats
         c, s = self.new_direction_pair(inbound)
-        mss = LOOPBACK_MSS if rng.random() < 0.6 else ETHERNET_MSS
-        ack_every = 1 if mss == LOOPBACK_MSS else 2
+        if self.dense:  # one message per segment; the next request acknowledges the response
+            mss, ack_every = DENSE_MSS, 1 << 30
+        else:
+            mss = LOOPBACK_MSS if rng.random() < 0.6 else ETHERNET_MSS
+            ack_every = 1 if mss == LOOPBACK_MSS else 2
         stats.connections += 1
         if handshake:
             stats.syn_connections += 1
@@ -448,6 +464,8 @@ class Generator:
             cap.send(c, ACK)
             yield
         n_requests = int(math.exp(rng.uniform(math.log(3), math.log(400))))
+        if self.dense:  # kept alive until the capture ends
+            n_requests = 1 << 62
         for _ in range(n_requests):
             if self.shared.stopping:
                 return
@@ -457,12 +475,12 @@ class Generator:
             for i, seg in enumerate(segs):
                 cap.send(c, ACK | PSH if i == len(segs) - 1 else ACK, seg)
                 yield
-            if rng.random() < 0.3:
+            if not self.dense and rng.random() < 0.3:
                 cap.send(s, ACK)
                 yield
             head, body = self.response(inbound)
             stats.responses += 1
-            if rng.random() < 0.3:  # headers and body written separately
+            if not self.dense and rng.random() < 0.3:  # headers and body written separately
                 parts = [head, *self.segments(body, mss)]
                 pushed = {0, len(parts) - 1}
             else:
@@ -473,7 +491,7 @@ class Generator:
                 cap.send(s, ACK | PSH if i in pushed else ACK, seg)
                 yield
                 unacked += 1
-                if unacked >= ack_every or i == len(parts) - 1:
+                if unacked >= ack_every or (i == len(parts) - 1 and not self.dense):
                     cap.send(c, ACK)
                     unacked = 0
                     yield
@@ -489,9 +507,12 @@ class Generator:
     def run(self, concurrent: int) -> Stats:
         rng = self.rng
         active: list[tuple[bool, Iterator[None]]] = []
+        if self.dense:
+            concurrent = 1
         for i in range(concurrent * 2):
             inbound = i % 2 == 0
-            active.append((inbound, self.connection(inbound, handshake=rng.random() < 0.3)))
+            handshake = not self.dense and rng.random() < 0.3
+            active.append((inbound, self.connection(inbound, handshake=handshake)))
         stats = self.cap.stats
         while active:
             if not self.shared.stopping and stats.bytes >= self.target:
@@ -516,6 +537,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="concurrent connections per direction (inbound and outbound)")
     ap.add_argument("--start", type=int, default=1_714_564_800,
                     help="capture start, Unix seconds (default 2024-05-01T12:00:00Z)")
+    ap.add_argument("--shape", choices=("mesh", "dense"), default="mesh",
+                    help="mesh: many interleaved connections (default); dense: 2 keep-alive "
+                         "connections, one message per segment of at most 32 KiB, 2-4 KB bodies")
     ap.add_argument("--stats-json", type=Path, help="also write the counts here as JSON")
     ap.add_argument("-q", "--quiet", action="store_true")
     args = ap.parse_args(argv)
@@ -523,9 +547,10 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     target = int(args.size_mb * 1024 * 1024)
     with args.out.open("wb", buffering=4 * 1024 * 1024) as out:
-        stats = Generator(out, args.seed, target, args.start * 1_000_000).run(args.connections)
+        gen = Generator(out, args.seed, target, args.start * 1_000_000, dense=args.shape == "dense")
+        stats = gen.run(args.connections)
     elapsed = time.perf_counter() - t0
-    result = {**stats.__dict__, "seconds": round(elapsed, 3), "seed": args.seed,
+    result = {**stats.__dict__, "shape": args.shape, "seconds": round(elapsed, 3), "seed": args.seed,
               "file": str(args.out)}
     if args.stats_json:
         args.stats_json.write_text(json.dumps(result, indent=2) + "\n")

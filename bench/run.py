@@ -21,6 +21,13 @@ http2.header.value``, and for each tool the header fields it recovered, left unk
 and got wrong, checked against the truth. Targets: tracewire at least 10x faster, peak RSS
 under 100 MiB, no wrong header.
 
+--shapes mesh,dense,h2 measures issue 10's table in one run: for each shape (``mesh``: the
+generator's many interleaved connections; ``dense``: ``gen_capture.py --shape dense``; ``h2``:
+``gen_h2_capture.py``) and each size, ``messages --format jsonl``, ``analyze`` and ``analyze
+--format json`` of every build given with ``--python`` against the shape's tshark command,
+each tool best of ``--repeat``; the ratio is tshark's CPU time over tracewire's. Peak RSS per
+size shows whether memory is flat. No targets are checked in this mode (exit 0 unless trouble).
+
 Exit status: 0 targets met, 1 not met, 2 trouble (a tool failed, the generator failed, ...).
 """
 
@@ -28,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shlex
 import shutil
@@ -112,17 +120,18 @@ def gnu_time() -> str | None:
     return path if "GNU" in proc.stdout + proc.stderr else None
 
 
-def measure(tool: str, cmd: list[str], out: Path, err: Path, time_bin: str | None) -> Measurement:
+def measure(tool: str, cmd: list[str], out: Path, err: Path, time_bin: str | None,
+            cwd: Path = REPO) -> Measurement:
     """Run ``cmd`` once in a fresh wrapper process: wall-clock seconds and peak RSS.
 
     A child's ru_maxrss includes what its parent had mapped when it forked, so the Python
     wrapper's own ~14 MiB is a floor under any tool it starts directly. With GNU time in
     between, the floor is GNU time's ~2 MiB and %M is the tool's own peak.
     """
-    rss_file = out.with_suffix(".rss")
+    rss_file = err.with_suffix(".rss")  # beside stderr: stdout may be /dev/null
     run_cmd = [time_bin, "-f", "%M", "-o", str(rss_file), *cmd] if time_bin else cmd
     proc = subprocess.run(
-        [sys.executable, "-c", WRAPPER, json.dumps(run_cmd), str(out), str(err), str(REPO)],
+        [sys.executable, "-c", WRAPPER, json.dumps(run_cmd), str(out), str(err), str(cwd)],
         capture_output=True,
         text=True,
     )
@@ -748,6 +757,227 @@ def run_h2(args: argparse.Namespace, work: Path) -> bool:
     return ok
 
 
+# -- issue 10's table: shapes x sizes x commands x builds -------------------------------------
+
+SHAPES = ("mesh", "dense", "h2")
+COMMANDS: tuple[tuple[str, list[str]], ...] = (
+    ("messages", ["messages", "--format", "jsonl"]),
+    ("analyze", ["analyze"]),
+    ("analyze json", ["analyze", "--format", "json"]),
+)
+BUILD_PROBE = ("import analyzer, analyzer.pipeline as p; "
+               "print(p.__file__); print(analyzer.__file__)")
+
+
+@dataclass
+class Build:
+    """One tracewire to measure: an interpreter (a venv's python) and the directory it runs in.
+
+    ``python -m analyzer`` imports the package from its working directory first, so a source
+    tree given with @TREE is what runs; without one the command runs in the work directory and
+    imports what that interpreter has installed (a compiled wheel, say).
+    """
+
+    label: str
+    python: str
+    cwd: Path | None
+    kind: str = "?"  # "compiled" (mypyc extension modules) or "pure", probed before measuring
+    source: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.label if self.label == self.kind else f"{self.label} ({self.kind})"
+
+
+def parse_build(spec: str) -> Build:
+    """``[LABEL=]PYTHON[@TREE]``."""
+    label, _, rest = spec.rpartition("=") if "=" in spec else ("", "", spec)
+    python, _, tree = rest.partition("@")
+    # abspath, not resolve: a venv's python is a symlink that must stay the venv's
+    return Build(label, os.path.abspath(python), Path(tree).resolve() if tree else None)
+
+
+def probe(build: Build, work: Path) -> None:
+    cwd = build.cwd or work
+    proc = subprocess.run([build.python, "-c", BUILD_PROBE], capture_output=True, text=True,
+                          cwd=cwd)
+    if proc.returncode != 0:
+        raise Trouble(f"{build.python} cannot import analyzer (in {cwd}): {proc.stderr.strip()}")
+    pipeline_file, package_file = proc.stdout.split("\n")[:2]
+    # mypyc turns each module into an extension module: the pipeline is a .so then.
+    build.kind = "pure" if pipeline_file.endswith(".py") else "compiled"
+    build.source = str(Path(package_file).parent)
+    build.label = build.label or build.kind
+
+
+@dataclass
+class Cell:
+    """One command of one build (or tshark) on one capture: the best of the repetitions."""
+
+    shape: str
+    size_mib: float
+    build: str
+    command: str
+    cmd: list[str]
+    cpu: float = float("inf")
+    wall: float = float("inf")
+    rss_mib: float = 0.0
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, m: Measurement) -> None:
+        self.cpu = min(self.cpu, m.user + m.sys)
+        self.wall = min(self.wall, m.seconds)
+        self.rss_mib = max(self.rss_mib, m.rss_mib)
+
+
+def generate_shape(shape: str, out: Path, size_mb: float, seed: int) -> dict[str, Any]:
+    stats = out.with_suffix(".stats.json")
+    if shape == "h2":  # no truth file: this table counts, it does not score fields
+        cmd = [sys.executable, str(GEN_H2), str(out), "--size-mb", str(size_mb), "--seed",
+               str(seed), "--stats-json", str(stats)]
+    else:
+        cmd = [sys.executable, str(GEN), str(out), "--size-mb", str(size_mb), "--seed", str(seed),
+               "--shape", shape, "--stats-json", str(stats)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise Trouble(f"generator failed:\n{proc.stdout}{proc.stderr}")
+    print(proc.stdout.strip(), f"[{time.perf_counter() - t0:.1f} s]", flush=True)
+    result: dict[str, Any] = json.loads(stats.read_text())
+    return result
+
+
+def tshark_shape_cmd(shape: str, tshark: str, capture: Path, written: dict[str, Any]) -> list[str]:
+    if shape == "h2":
+        ports = [int(p) for p in written.get("server_ports") or H2_PORTS]
+        return tshark_h2_cmd(tshark, capture, ports)
+    return [tshark, "-r", str(capture), "-Y", "http.request", "-T", "fields",
+            "-e", "http.request.line"]
+
+
+def bench_shape(shape: str, size: float, capture: Path, written: dict[str, Any], builds: list[Build],
+                work: Path, args: argparse.Namespace) -> list[Cell]:
+    tag = capture.stem
+    runs: list[tuple[Cell, Path, Path]] = []
+    ts = Cell(shape, 0.0, "tshark", "tshark", tshark_shape_cmd(shape, args.tshark, capture, written))
+    runs.append((ts, work / f"{tag}.tshark.out", work / f"{tag}.tshark.err"))
+    for b in builds:
+        for i, (command, argv) in enumerate(COMMANDS):
+            cell = Cell(shape, 0.0, b.name, command, [b.python, "-m", "analyzer", *argv, str(capture)])
+            # Only messages' output is read back (to count); analyze's can be large.
+            out = work / f"{tag}.{b.label}.{i}.out" if command == "messages" else Path(os.devnull)
+            runs.append((cell, out, work / f"{tag}.{b.label}.{i}.err"))
+    warm(capture)
+    for rep in range(args.repeat):
+        for cell, out, err in runs if rep % 2 == 0 else runs[::-1]:
+            print(f"  [{rep + 1}/{args.repeat}] {cell.build}: {shlex.join(cell.cmd)}", flush=True)
+            cwd = next((b.cwd or work for b in builds if b.name == cell.build), REPO)
+            m = measure(cell.build, cell.cmd, out, err, args.time_bin, cwd=cwd)
+            print(f"    {m.user + m.sys:.2f} s CPU, {m.seconds:.2f} s wall, "
+                  f"peak RSS {m.rss_mib:.1f} MiB", flush=True)
+            cell.add(m)
+    size_mib = capture.stat().st_size / 1048576
+    for cell, out, _ in runs:
+        cell.size_mib = size_mib
+        if cell.command == "messages":
+            cell.counts = count_jsonl(out)
+        elif cell.build == "tshark" and shape != "h2":
+            cell.counts = count_lines(out)
+    return [c for c, _, _ in runs]
+
+
+def report_summary(cells: list[Cell]) -> None:
+    """Issue 10's table: one row per shape, size and build; the ratio per command."""
+    tshark = {(c.shape, c.size_mib): c for c in cells if c.build == "tshark"}
+    rows: dict[tuple[str, float, str], dict[str, Cell]] = {}
+    for c in cells:
+        if c.build != "tshark":
+            rows.setdefault((c.shape, c.size_mib, c.build), {})[c.command] = c
+    names = [name for name, _ in COMMANDS]
+    print("\n| shape | MiB | build | " + " | ".join(names) + " | peak RSS MiB ("
+          + " / ".join(names) + ") |")
+    print("|---|---:|---|" + "---:|" * (len(names) + 1))
+    for (shape, size, build), by in rows.items():
+        t = tshark[(shape, size)]
+        ratios = [f"{t.cpu / max(by[n].cpu, 1e-9):.2f}x" if n in by else "–" for n in names]
+        rss = " / ".join(f"{by[n].rss_mib:.0f}" if n in by else "–" for n in names)
+        print(f"| {shape} | {size:.1f} | {build} | " + " | ".join(ratios) + f" | {rss} |")
+
+
+def report_matrix(cells: list[Cell], written: dict[tuple[str, float], dict[str, Any]]) -> None:
+    report_summary(cells)
+    print("\nCPU seconds (user + system) and peak RSS, best of the repetitions; ratio = tshark CPU "
+          "seconds / tracewire CPU seconds, same file, same run.\n")
+    print("| shape | MiB | build | command | CPU s | wall s | peak RSS MiB | tshark CPU s | "
+          "tshark RSS MiB | ratio |")
+    print("|---|---:|---|---|---:|---:|---:|---:|---:|---:|")
+    tshark = {(c.shape, c.size_mib): c for c in cells if c.build == "tshark"}
+    for c in cells:
+        if c.build == "tshark":
+            continue
+        t = tshark[(c.shape, c.size_mib)]
+        print(f"| {c.shape} | {c.size_mib:.1f} | {c.build} | {c.command} | {c.cpu:.2f} | "
+              f"{c.wall:.2f} | {c.rss_mib:.1f} | {t.cpu:.2f} | {t.rss_mib:.1f} | "
+              f"{t.cpu / max(c.cpu, 1e-9):.2f}x |")
+    print()
+    for c in cells:
+        if c.command != "messages":
+            continue
+        w = next((v for (shape, _), v in written.items()
+                  if shape == c.shape and abs(v["_mib"] - c.size_mib) < 1e-6), None)
+        wrote = f" (generator wrote {w['requests']})" if w is not None and "requests" in w else ""
+        print(f"{c.shape} {c.size_mib:.1f} MiB, {c.build}: messages printed "
+              f"{c.counts.get('requests', 0)} requests, {c.counts.get('responses', 0)} "
+              f"responses{wrote}")
+    sizes = sorted({c.size_mib for c in cells})
+    if len(sizes) < 2:
+        return
+    print("\npeak RSS MiB by capture size (flat memory: the same at every size)\n")
+    keys = sorted({(c.shape, c.build, c.command) for c in cells},
+                  key=lambda k: (SHAPES.index(k[0]), k[1] != "tshark", k[1], k[2]))
+    by = {(c.shape, c.build, c.command, c.size_mib): c for c in cells}
+    per_shape = {s: sorted({c.size_mib for c in cells if c.shape == s}) for s in SHAPES}
+    print("| shape | build | command | " + " | ".join(f"size {i + 1}" for i in
+                                                     range(max(map(len, per_shape.values())))) + " |")
+    print("|---|---|---|" + "---:|" * max(map(len, per_shape.values())))
+    for shape, build, command in keys:
+        vals = [by[(shape, build, command, m)] for m in per_shape[shape]
+                if (shape, build, command, m) in by]
+        print(f"| {shape} | {build} | {command} | "
+              + " | ".join(f"{v.rss_mib:.1f} @ {v.size_mib:.0f} MiB" for v in vals) + " |")
+
+
+def run_matrix(args: argparse.Namespace, work: Path) -> None:
+    shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
+    for shape in shapes:
+        if shape not in SHAPES:
+            raise Trouble(f"unknown shape {shape!r}: choose from {', '.join(SHAPES)}")
+    builds = [parse_build(spec) for spec in args.python] or [Build("", sys.executable, REPO)]
+    for b in builds:
+        probe(b, work)
+        print(f"build {b.name}: {b.python}, analyzer from {b.source}")
+    if len({b.label for b in builds}) != len(builds):
+        raise Trouble("two builds with the same label: name them, --python LABEL=PATH")
+    sizes = [float(s) for s in args.sizes.split(",")] if args.sizes else [args.size_mb]
+    cells: list[Cell] = []
+    written: dict[tuple[str, float], dict[str, Any]] = {}
+    for size in sizes:
+        for shape in shapes:
+            capture = work / f"{shape}-{size:g}mb.pcap"
+            w = generate_shape(shape, capture, size, args.seed)
+            w["_mib"] = capture.stat().st_size / 1048576
+            written[(shape, size)] = w
+            cells += bench_shape(shape, size, capture, w, builds, work, args)
+            capture.unlink()  # the next capture needs the room more than a rerun does
+    report_matrix(cells, written)
+    if args.json_out is not None:
+        args.json_out.write_text(json.dumps(
+            {"builds": [{"label": b.label, "kind": b.kind, "python": b.python,
+                         "source": b.source} for b in builds],
+             "cells": [{k: v for k, v in c.__dict__.items()} for c in cells]},
+            indent=2) + "\n")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description="tracewire vs tshark on the same capture")
     ap.add_argument("--size-mb", type=float, default=None,
@@ -781,6 +1011,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="peak RSS from GNU time's %%M (auto: when /usr/bin/time is GNU time) "
                          "or from the wrapper's RUSAGE_CHILDREN")
     ap.add_argument("--json-out", type=Path, help="also write the measurements here as JSON")
+    ap.add_argument("--shapes",
+                    help="issue 10's table: comma-separated shapes from mesh, dense, h2; "
+                         "messages, analyze and analyze --format json of every --python build "
+                         "against tshark, per --sizes (CPU-time ratio; no targets checked)")
+    ap.add_argument("--python", action="append", default=[], metavar="[LABEL=]PYTHON[@TREE]",
+                    help="with --shapes: a tracewire build to measure, as the interpreter that "
+                         "runs it (a venv's bin/python) and optionally the source tree to run "
+                         "it from; repeat to compare builds in one run (default: this python, "
+                         "this checkout)")
     args = ap.parse_args(argv)
     if args.sizes and args.capture:
         ap.error("--sizes generates its captures: it cannot be used with --capture")
@@ -788,6 +1027,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ap.error("--repeat must be at least 1")
     if args.truth is not None and not (args.h2 and args.capture):
         ap.error("--truth goes with --h2 --capture")
+    if args.shapes and (args.h2 or args.capture or args.tracewire_cmd):
+        ap.error("--shapes generates its captures and runs tracewire itself: not with --h2, "
+                 "--capture or --tracewire-cmd")
+    if args.python and not args.shapes:
+        ap.error("--python goes with --shapes")
     if args.min_speedup is None:
         args.min_speedup = 10.0 if args.h2 else 3.0
     if args.size_mb is None:
@@ -811,6 +1055,9 @@ def run(args: argparse.Namespace) -> int:
         args.workdir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="tracewire-bench-", dir=args.workdir))
     try:
+        if args.shapes:
+            run_matrix(args, work)
+            return 0
         if args.h2:
             ok = run_h2(args, work)
             print(f"\ntargets {'met' if ok else 'NOT met'}")
