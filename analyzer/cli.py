@@ -29,13 +29,10 @@ from analyzer.records import Message
 from analyzer.report import jsonout
 from analyzer.report.messages import (
     CSV_FIELDS,
-    TABLE_HEADERS,
-    TABLE_WIDTHS,
     anomaly_dict,
     csv_row,
     message_dict,
     rfc3339,
-    table_row,
 )
 from analyzer.report.redact import escape, json_safe
 
@@ -398,13 +395,6 @@ def _messages(captures: tuple[str, ...], summaries: list[CaptureSummary]) -> Ite
             raise Trouble(str(err)) from err
 
 
-def _table_line(cells: list[str]) -> str:
-    parts = [
-        c.rjust(w) if i == 0 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, TABLE_WIDTHS, strict=True))
-    ]
-    return "  ".join(parts).rstrip()
-
-
 @cli.command(epilog=exit_status("never (messages lists, it does not judge)"))
 @click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
 @format_option(["table", "jsonl", "csv"],
@@ -457,7 +447,12 @@ def messages(captures: tuple[str, ...], fmt: str, trace: TraceQuery | None, poli
         for m in selected():
             w.writerow(csv_row(m, policy, confirms))
     else:
-        # Rows are written as they come (fixed widths), so a large capture streams.
+        # Rows are written as they come (widths fixed for the terminal), so a large capture streams.
+        from analyzer.report.messages import message_table
+        from analyzer.report.term import plural, width, wrap
+
+        cols = width()
+        layout = message_table(cols)
         current = None
         for m in selected():
             if m.capture != current:
@@ -466,16 +461,16 @@ def messages(captures: tuple[str, ...], fmt: str, trace: TraceQuery | None, poli
                 current = m.capture
                 if len(captures) > 1:
                     out.write(f"== {escape(current)}\n")
-                out.write(_table_line(TABLE_HEADERS) + "\n")
-            out.write(_table_line(table_row(m, policy, confirms)) + "\n")
+                out.write(layout.head() + "\n")
+            out.write("\n".join(layout.lines(m, policy, confirms)) + "\n")
         for s in summaries:
             line = f"{escape(s.capture)}: {s.messages} messages in {s.frames} frames"
             if trace is not None:
                 line = (f"{escape(s.capture)}: {shown.get(s.capture, 0)} of {s.messages} messages "
                         f"in {s.frames} frames match --trace {escape(trace.text)}")
             if s.anomalies:
-                line += f", {len(s.anomalies)} anomalies (see `tracewire info`)"
-            out.write(line + "\n")
+                line += f", {plural(len(s.anomalies), 'anomaly')} (see `tracewire info`)"
+            out.write("\n".join(wrap(line, cols, "    ")) + "\n")
 
 
 def _span(s: CaptureSummary) -> str:

@@ -25,6 +25,7 @@ def _at_root(monkeypatch: pytest.MonkeyPatch) -> None:
 CASES = {
     "analyze-pod": ("analyze", POD),
     "analyze-pod-all": ("analyze", "--all", POD),
+    "messages-grpc": ("messages", "captures/grpc-warm.pcap"),
     "diff-fixed": ("diff", "captures/productpage-http1.pcap", "captures/diff/productpage-fixed.pcap"),
 }
 
@@ -94,7 +95,8 @@ def test_wrap_never_splits_a_word() -> None:
     lines = wrap(f"trace {word} is long", 20, "  ")
     assert lines == ["trace", "  " + word, "  is long"]
     items = ["x-b3-traceid: " + "a" * 32, "x-b3-spanid: " + "b" * 16]
-    assert wrap_list(items, 40, "   ", "e ") == ["e x-b3-traceid: " + "a" * 32 + ",", "   x-b3-spanid: " + "b" * 16]
+    assert wrap_list(items, 40, "   ", "e ") == ["e x-b3-traceid: " + "a" * 32 + ",",
+                                                "   x-b3-spanid: " + "b" * 16]
 
 
 def test_table_wraps_the_wrapping_columns_only() -> None:
@@ -152,3 +154,14 @@ def test_colour_cannot_be_injected_by_capture_text(tmp_path: object) -> None:
     # exactly the one SGR we add, around text whose ESC and BEL are shown, not sent
     assert SGR.findall(line) == ["\x1b[1;31m", "\x1b[0m"]
     assert "\\x1b[2J" in line and "\x07" not in line
+
+
+def test_messages_table_shows_ids_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    for cols in ("80", "200"):
+        monkeypatch.setenv("COLUMNS", cols)
+        _, out, _ = run("messages", POD)
+        assert "d535bbb3-7d1c-90c4-8d8d-da5d485aa781" in out and "be8bd71d3fefa6c8084b8269732d79bc" in out
+        assert "…" not in out
+    monkeypatch.setenv("COLUMNS", "200")
+    _, wide, _ = run("messages", POD)
+    assert wide.splitlines()[0].split()[-3:] == ["x-request-id", "trace", "id"]

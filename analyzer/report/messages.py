@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
 
 from analyzer.decode.packet import format_endpoint
 from analyzer.records import Anomaly, Header, Message
 from analyzer.report.redact import DEFAULT, Confirms, Policy, csv_cell, escape, marker, text
+from analyzer.report.term import wrap, wrap_list
 from analyzer.tracing import TraceContext
 
 _last_second: list[object] = [None, ""]
@@ -276,3 +278,89 @@ def table_row(m: Message, policy: Policy = DEFAULT, confirms: Confirms | None = 
 # anomaly; full values are in --format jsonl.
 TABLE_WIDTHS = (6, 12, 36, 28, 9, 19)
 TABLE_HEADERS = ["frame", "time (UTC)", "connection", "message", "req-id", "trace id"]
+
+
+# -- the table, laid out for the terminal ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MessageTable:
+    """The message table for a width known before the first message (rows stream): frame,
+    time, connection and message, with the full x-request-id and trace id in columns of
+    their own when there is room, on a line under the message otherwise. A long connection
+    or message wraps onto continuation lines; nothing is cut."""
+
+    connection: int
+    message: int
+    inline_ids: bool
+
+    def head(self) -> str:
+        cells = ["frame".rjust(6), "time (UTC)".ljust(12), "connection".ljust(self.connection),
+                 "message".ljust(self.message)]
+        if self.inline_ids:
+            cells += ["x-request-id".ljust(ID_WIDTH), "trace id"]
+        return "  ".join(cells).rstrip()
+
+    def lines(self, m: Message, policy: Policy = DEFAULT, confirms: Confirms | None = None) -> list[str]:
+        frame, clock, flow, what, _, _ = table_row_full(m, policy, confirms)
+        rid, tid, marks = _ids(m, policy, confirms)
+        total = 22 + self.connection + 2 + self.message
+        below: list[str] = []
+        if not self.inline_ids and len(what) > self.message:
+            # too long for its column: the message gets a line of its own, the width of the table
+            below, what = wrap(what, total, " " * 22, " " * 22, split=True), ""
+        cols = [wrap(flow, self.connection), wrap(what, self.message, split=True)]
+        if self.inline_ids:
+            cols += [[rid or "-"], [(tid or "-") + marks]]
+        height = max(len(c) for c in cols)
+        widths = [self.connection, self.message, ID_WIDTH, 0][: len(cols)]
+        out = []
+        for k in range(height):
+            lead = f"{frame:>6}  {clock:12}" if k == 0 else " " * 20
+            cells = [(c[k] if k < len(c) else "").ljust(w) for c, w in zip(cols, widths, strict=True)]
+            out.append("  ".join([lead, *cells]).rstrip())
+        out += below
+        if not self.inline_ids and (rid or tid or marks):
+            ids = ([f"x-request-id {rid}"] if rid else []) + [f"trace {tid or '-'}{marks}"]
+            out += wrap_list(ids, total, " " * 22, " " * 22, sep="  ")
+        return out
+
+
+ID_WIDTH: Final = 36  # an x-request-id UUID; a trace id is at most 32 hex digits and 2 marks
+
+
+def message_table(cols: int) -> MessageTable:
+    """The layout for ``cols`` columns: 20 for frame and time, the rest shared."""
+    rest = cols - 20 - 2
+    if rest - 2 * (ID_WIDTH + 2) >= 54:  # room for a useful connection and message beside the ids
+        rest -= 2 * (ID_WIDTH + 2)
+        conn = min(36, rest - 26)
+        return MessageTable(conn, rest - conn - 2, True)
+    conn = min(36, max(20, rest - 18))  # a v4 connection on one line first: it repeats most
+    return MessageTable(conn, max(10, rest - conn - 2), False)
+
+
+def _ids(m: Message, policy: Policy, confirms: Confirms | None) -> tuple[str, str, str]:
+    marks = ("!" if any(c.violations for c in m.trace) else "") + ("?" if m.anomalies else "")
+    tid = trace_id(m, policy, confirms)
+    return (escape(request_id(m, policy, confirms) or ""),
+            # a 64-bit id padded to 128 bits as its 16 digits; nothing else shortened
+            escape(tid[16:] if tid and tid.startswith("0" * 16) else tid or ""), marks)
+
+
+def table_row_full(m: Message, policy: Policy = DEFAULT, confirms: Confirms | None = None) -> list[str]:
+    """``table_row``'s cells, none shortened (the table wraps them instead)."""
+    confirms = same_ids(m, confirms)
+    ep = m.endpoints
+    flow = f"{format_endpoint(ep.src, ep.sport)} → {format_endpoint(ep.dst, ep.dport)}"
+    if m.kind == "request":
+        path = policy.url(text(m.path)) if m.path is not None else "<unknown path>"
+        what = f"{text(m.method or b'<?>')} {path}"
+    else:
+        what = f"← {m.status}"
+    if m.stream is not None:
+        what = f"#{m.stream} {what}"
+    sec = (m.ts_ns // 1_000_000_000) % 86400
+    ms = (m.ts_ns // 1_000_000) % 1000
+    clock = f"{sec // 3600:02d}:{sec // 60 % 60:02d}:{sec % 60:02d}.{ms:03d}"
+    return [str(m.frame), clock, escape(flow), escape(what), "", ""]

@@ -39,14 +39,15 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n} {many}"
 
 
-def wrap(text: str, cols: int, indent: str = "", first: str = "") -> list[str]:
+def wrap(text: str, cols: int, indent: str = "", first: str = "", split: bool = False) -> list[str]:
     """``first`` + ``text`` in lines of at most ``cols`` columns, later lines led by
-    ``indent``. Lines break at spaces only: a word (an id, a header name) is never split."""
+    ``indent``. Lines break at spaces only: a word (an id, a header name) is never split,
+    unless ``split`` allows it (a long URL path in a narrow column)."""
     line = first + text
     if len(line) <= cols:
         return [line]
     return textwrap.wrap(text, cols, initial_indent=first, subsequent_indent=indent,
-                         break_long_words=False, break_on_hyphens=False,
+                         break_long_words=split, break_on_hyphens=False,
                          drop_whitespace=True) or [first.rstrip()]
 
 
@@ -87,7 +88,9 @@ def table(columns: Sequence[Column], rows: Sequence[Sequence[object]], cols: int
     Returns the header lines (titles and rule) and each row's lines, so callers can colour
     a row."""
     cells = [["" if v is None else str(v) for v in r] for r in rows]
-    widths = [max([len(c.title)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    natural = [max([len(c.title)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    widths = list(natural)
+    shrunk: list[int] = []
     total = sum(widths) + gap * (len(widths) - 1)
     # the narrowest a wrapping column gets: its longest unbreakable piece, and its title
     floor = [max([len(c.title)] + [len(p) for r in cells for p in _pieces(r[i], c.sep)])
@@ -97,8 +100,23 @@ def table(columns: Sequence[Column], rows: Sequence[Sequence[object]], cols: int
         if not movable:
             break
         i = max(movable, key=lambda j: widths[j])
-        widths[i] -= 1
-        total -= 1
+        # straight to the widest its cells wrap to one column narrower: no width a wrap
+        # would leave unused, and so no word pushed alone onto a line of its own early
+        c, w = columns[i], widths[i] - 1
+        tight = max([floor[i]] + [len(x) for r in cells for x in _wrap_cell(r[i], w, c)])
+        if tight >= widths[i]:  # its cells wrap no narrower (a separator stays on its line)
+            floor[i] = widths[i]
+            continue
+        total -= widths[i] - tight
+        widths[i] = tight
+        shrunk.append(i)
+    # a jump may free more than needed: give the room back, last shrunk first
+    for i in reversed(dict.fromkeys(shrunk)):
+        room = min(natural[i], widths[i] + cols - total)
+        if room > widths[i]:
+            tight = max([floor[i]] + [len(x) for r in cells for x in _wrap_cell(r[i], room, columns[i])])
+            total += tight - widths[i]
+            widths[i] = tight
     pad = " " * gap
     head = [pad.join(_fit(c.title, w, c.right) for c, w in zip(columns, widths, strict=True)).rstrip(),
             pad.join("-" * w for w in widths)]
