@@ -354,3 +354,33 @@ def test_export_with_nothing_to_export_says_so() -> None:
     assert (code, out) == (0, "[]\n")
     assert err == (f"tracewire: warning: nothing matches --trace {'1' * 32} ({len(whole['traces'])} "
                    f"traces, {len(whole['findings'])} findings in all)\n")
+
+
+def test_messages_trace_on_a_pipelined_connection_keeps_the_answer_in_its_place() -> None:
+    cap = "captures/edge/http-pipelined.pcap"
+    every = _jsonl(cap)
+    requests = [m for m in every if m["kind"] == "request"]
+    responses = [m for m in every if m["kind"] == "response"]
+    assert len(requests) == len(responses) == 3
+    for n, req in enumerate(requests):
+        tid = next(t["trace_id"] for t in req["trace"] if t["trace_id"])
+        assert _jsonl("--trace", tid, cap) == [req, responses[n]]
+        rid = next(t["raw"] for t in req["trace"] if t["format"] == "x-request-id")
+        assert _jsonl("--trace", rid, cap) == [req, responses[n]]
+
+
+def test_the_message_filter_remembers_a_bounded_number_of_unanswered_requests() -> None:
+    from analyzer.records import Endpoints, Message
+    from analyzer.report.select import MessageFilter
+
+    keep = MessageFilter(TraceQuery.parse(TID), max_open=100)
+    wanted = ctx("x-b3-traceid", TID)
+    for port in range(1, 1001):  # requests never answered, on 1,000 connections
+        ep = Endpoints(src="10.0.0.1", sport=port, dst="10.0.0.2", dport=80, connection=port)
+        m = Message(capture="c", frame=port, first_frame=port, ts_ns=port, protocol="http/1.1",
+                    kind="request", endpoints=ep, stream=None, method=b"GET", path=b"/", authority=b"a",
+                    status=None, headers=(), trace=wanted if port % 2 else (), anomalies=())
+        assert keep(m) is bool(port % 2)
+    assert len(keep._open) == 100
+    for pending in keep._open.values():
+        assert len(pending) <= keep.MAX_PER_KEY

@@ -257,15 +257,16 @@ class MessageFilter:
     A response carries no tracing headers of its own, so it is kept when it answers a kept
     request: on the same client endpoint (which survives Istio's NAT split of the
     outbound connection, where the connection numbers differ) and, for HTTP/2, the same
-    stream. Only kept requests still unanswered are remembered, in a bounded table: a
-    capture of requests never answered cannot make it grow without end.
+    stream, in the order of the requests (HTTP/1 pipelining). Only requests still unanswered
+    are remembered, in a bounded table: a capture of requests never answered cannot make it
+    grow without end.
     """
 
-    MAX_OPEN = 65_536
     MAX_PER_KEY = 64  # an HTTP/1 pipeline deeper than this is not real traffic
 
-    def __init__(self, query: TraceQuery) -> None:
+    def __init__(self, query: TraceQuery, max_open: int = 65_536) -> None:
         self.query = query
+        self.max_open = max_open
         # key -> for each unanswered request on it, in order, whether it was kept
         self._open: OrderedDict[tuple[str, str, int, int | None], deque[bool]] = OrderedDict()
 
@@ -276,10 +277,10 @@ class MessageFilter:
             wanted = self.query.matches_contexts(m.trace)
             pending = self._open.get(key)
             if pending is None:
-                if not wanted:  # nothing before it on this key was kept: nothing to remember
-                    return False
+                # every request is remembered, kept or not: on a pipelined connection the
+                # answers come in the order of all the requests
                 pending = self._open[key] = deque(maxlen=self.MAX_PER_KEY)
-                while len(self._open) > self.MAX_OPEN:
+                while len(self._open) > self.max_open:
                     self._open.popitem(last=False)
             pending.append(wanted)
             return wanted
