@@ -650,7 +650,9 @@ def analyze(
         w.writerow(report.FINDING_CSV_FIELDS)
         w.writerows(report.finding_csv_rows(result, policy))
     elif fmt == "json":
-        click.echo(json_safe(jsonout.indent2(report.result_dict(result, policy))))
+        for piece in report.result_json(result, policy):  # never the whole document at once
+            click.echo(piece, nl=False)
+        click.echo("")
     elif fmt == "markdown":
         click.echo(report.markdown(result, show_all, policy), nl=False)
     else:

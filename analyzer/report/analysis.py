@@ -189,6 +189,47 @@ def result_dict(r: Result, policy: Policy | bool = DEFAULT) -> dict[str, Any]:
     }
 
 
+# The sections written one element at a time: they grow with the capture (issue 10 item 6).
+_STREAMED: Final = ("traces", "findings")
+
+
+def result_json(r: Result, policy: Policy | bool = DEFAULT, chunk: int = 1 << 16) -> Iterator[str]:
+    """``json_safe(jsonout.indent2(result_dict(r, policy)))`` in pieces of about ``chunk``
+    characters: the document of a large capture (1.4 GB for 50 MB of gRPC) is never held
+    whole, nor its traces' and findings' dicts. The same bytes: JSON strings hold no raw
+    newline, so re-indenting an element's own indent-2 text by its depth is exact."""
+    policy = _policy(policy)
+    confirms = corroboration(r.calls).confirms
+    # Every section but the streamed ones is small (counts, pods, hops, bounded notes).
+    head = result_dict(Result(r.captures, r.pods, r.hops, [], [], r.notes, r.anomalies,
+                              outcomes=r.outcomes, not_in_capture=r.not_in_capture,
+                              limited=r.limited, unknown_headers=r.unknown_headers), policy)
+    head["summary"]["findings"] = len(r.findings)
+    elements: dict[str, Iterator[dict[str, Any]]] = {
+        "traces": (trace_dict(t, policy) for t in r.traces),
+        "findings": (finding_dict(f, policy, confirms) for f in r.findings),
+    }
+    buf: list[str] = ["{"]
+    size = 0
+    for n, (key, value) in enumerate(head.items()):
+        buf.append(("\n  " if n == 0 else ",\n  ") + jsonout.indent2(key) + ": ")
+        if key not in _STREAMED:
+            buf.append(jsonout.indent2(value).replace("\n", "\n  "))
+            continue
+        first = True
+        for element in elements[key]:
+            text = jsonout.indent2(element).replace("\n", "\n    ")
+            buf.append(("[\n    " if first else ",\n    ") + text)
+            first = False
+            size += len(text)
+            if size >= chunk:
+                yield json_safe("".join(buf))
+                buf, size = [], 0
+        buf.append("[]" if first else "\n  ]")
+    buf.append("\n}")
+    yield json_safe("".join(buf))
+
+
 # -- text -----------------------------------------------------------------------------------
 # Every string from the capture is escaped (terminal) or put in a code span (Markdown)
 # where the line is built, after redaction: nothing raw reaches a reader. Lines are laid out
