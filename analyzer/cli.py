@@ -319,6 +319,27 @@ def _where(err: BaseException) -> str:
     return f"{at}internal error ({type(err).__name__} at {line})"
 
 
+@contextlib.contextmanager
+def _progress() -> Iterator[None]:
+    """A progress line on stderr while the command runs, for a person at a terminal (not a
+    pipe, not CI); the first write to stdout or stderr ends it (``analyzer.progress``)."""
+    from analyzer import progress
+
+    if not progress.wanted():
+        yield
+        return
+    line = progress.Progress(sys.stderr).start()
+    out, err = sys.stdout, sys.stderr
+    if out.isatty():  # the same screen: the report must not land in the line (a file may)
+        sys.stdout = progress.StopOnWrite(out, line)
+    sys.stderr = progress.StopOnWrite(err, line)
+    try:
+        yield
+    finally:
+        line.stop()
+        sys.stdout, sys.stderr = out, err
+
+
 class Guarded(click.Group):
     """The group that keeps every promise about how tracewire ends: output decoded before a
     failure is written out first, then one line on stderr; exit 2 for trouble, 130 for
@@ -337,7 +358,8 @@ class Guarded(click.Group):
         if sys.stdout is None:  # `tracewire ... >&-`: Python has no stdout at all
             raise Trouble("cannot write the output: standard output is closed")
         try:
-            rv = super().invoke(ctx)
+            with _progress():
+                rv = super().invoke(ctx)
             failed = _flush_stdout()  # a full disk shows here, not in the interpreter's exit
             if failed is not None:
                 raise failed
