@@ -557,7 +557,8 @@ def info(captures: tuple[str, ...], fmt: str) -> None:
 
 def _info(capture: str, fmt: str) -> dict[str, Any]:
     """One capture's summary; written out here for the table format."""
-    from tabulate import tabulate
+    from analyzer.report.term import Column, width, wrap
+    from analyzer.report.term import table as grid
 
     s = CaptureSummary(capture)
     try:
@@ -571,7 +572,8 @@ def _info(capture: str, fmt: str) -> dict[str, Any]:
     lts = ", ".join(f"{x['name']} ({x['id']})" for x in d["linktypes"]) or "-"
     not_tcp = ", ".join(f"{k} {v}" for k, v in d["not_tcp"].items()) or "none"
     protos = ", ".join(f"{k} {v}" for k, v in sorted(d["protocols"].items())) or "none"
-    click.echo(f"capture      {escape(s.capture)}")
+    cols = width()
+    click.echo("\n".join(wrap(escape(s.capture), cols, " " * 13, "capture      ")))
     click.echo(f"format       {s.format}")
     click.echo(f"link types   {lts}")
     click.echo(f"frames       {s.frames} ({s.tcp_segments} TCP; not TCP: {not_tcp})")
@@ -599,19 +601,19 @@ def _info(capture: str, fmt: str) -> dict[str, Any]:
             for c in d["connections"]
         ]
         click.echo()
-        click.echo(
-            tabulate(
-                rows,
-                headers=["#", "client", "server", "protocol", "frame", "SYN", "segs", "bytes",
-                         "gap", "msgs", "unknown"],
-                tablefmt="simple",
-            )
-        )
+        # laid out for the terminal: an endpoint (an IPv6 one, a NAT reply address) wraps, never cut
+        columns = [Column("#", right=True), Column("client", wraps=True, sep=" "),
+                   Column("server", wraps=True, sep=" "), Column("protocol"),
+                   *(Column(t, right=True) for t in ("frame", "SYN", "segs", "bytes", "gap", "msgs",
+                                                      "unknown"))]
+        head, body = grid(columns, [[escape(str(v)) for v in r] for r in rows], cols)
+        click.echo("\n".join(head + [x for lines in body for x in lines]))
     click.echo()
     click.echo(f"anomalies    {len(s.anomalies)}")
     for a in s.anomalies:
         where = f" [{a.flow}]" if a.flow else ""
-        click.echo(escape(f"  frame {a.frame if a.frame is not None else '-'}: {a.kind}: {a.detail}{where}"))
+        click.echo("\n".join(wrap(escape(f"frame {a.frame if a.frame is not None else '-'}: {a.kind}: "
+                                         f"{a.detail}{where}"), cols, "    ", "  ")))
     return d
 
 

@@ -26,6 +26,7 @@ CASES = {
     "analyze-pod": ("analyze", POD),
     "analyze-pod-all": ("analyze", "--all", POD),
     "messages-grpc": ("messages", "captures/grpc-warm.pcap"),
+    "info-nat": ("info", "captures/productpage-http1-nat.pcap"),
     "diff-fixed": ("diff", "captures/productpage-http1.pcap", "captures/diff/productpage-fixed.pcap"),
 }
 
