@@ -574,15 +574,15 @@ def _info(capture: str, fmt: str) -> dict[str, Any]:
     protos = ", ".join(f"{k} {v}" for k, v in sorted(d["protocols"].items())) or "none"
     cols = width()
     click.echo("\n".join(wrap(escape(s.capture), cols, " " * 13, "capture      ")))
-    click.echo(f"format       {s.format}")
-    click.echo(f"link types   {lts}")
-    click.echo(f"frames       {s.frames} ({s.tcp_segments} TCP; not TCP: {not_tcp})")
-    click.echo(f"time span    {_span(s)}")
-    click.echo(f"connections  {len(s.connections)} ({protos})")
-    click.echo(f"messages     {s.messages}")
+    for label, value in (("format", s.format), ("link types", lts),
+                         ("frames", f"{s.frames} ({s.tcp_segments} TCP; not TCP: {not_tcp})"),
+                         ("time span", _span(s)), ("connections", f"{len(s.connections)} ({protos})"),
+                         ("messages", str(s.messages))):
+        click.echo("\n".join(wrap(value, cols, " " * 13, f"{label:13}")))
     unknown = sum(c.unknown_headers for c in s.connections)
     if unknown:
-        click.echo(f"unknown      {unknown} header fields refer to HPACK entries older than the capture")
+        click.echo("\n".join(wrap(f"{unknown} header fields refer to HPACK entries older than the capture",
+                                  cols, " " * 13, "unknown      ")))
     if s.connections:
         rows = [
             [
@@ -606,7 +606,10 @@ def _info(capture: str, fmt: str) -> dict[str, Any]:
                    Column("server", wraps=True, sep=" "), Column("protocol"),
                    *(Column(t, right=True) for t in ("frame", "SYN", "segs", "bytes", "gap", "msgs",
                                                       "unknown"))]
-        head, body = grid(columns, [[escape(str(v)) for v in r] for r in rows], cols)
+        # gap and unknown only when some connection has one: room for the rest on a narrow screen
+        keep = [i for i, c in enumerate(columns)
+                if c.title not in ("gap", "unknown") or any(r[i] for r in rows)]
+        head, body = grid([columns[i] for i in keep], [[escape(str(r[i])) for i in keep] for r in rows], cols)
         click.echo("\n".join(head + [x for lines in body for x in lines]))
     click.echo()
     click.echo(f"anomalies    {len(s.anomalies)}")
