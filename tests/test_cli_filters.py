@@ -201,9 +201,8 @@ def test_analyze_kind_keeps_those_findings_and_their_hops_and_traces() -> None:
     kept = {t["trace_id"] for t in whole["traces"]
             if any(k in ("changed", "malformed") for s in t["spans"] for k in s["findings"])}
     assert {t["trace_id"] for t in got["traces"]} == kept
-    for h in got["hops"]:
-        assert h["broken"]["changed"] + h["broken"]["malformed"] == h["calls"]
-        assert h["broken"]["missing"] == h["broken"]["partial"] == 0
+    # whole hops, so that "2 of 15 calls" stays true
+    assert got["hops"] == [h for h in whole["hops"] if h["broken"]["changed"] + h["broken"]["malformed"]]
 
 
 def test_filters_combine() -> None:

@@ -172,11 +172,14 @@ def select(r: Result, sel: Selection) -> Result:
     def keep_outcome(o: Outcome) -> bool:
         if q is not None and id(o.call) not in in_traces and not q.matches_call(o.call):
             return False
-        if sel.kinds and not any(f.kind in sel.kinds for f in o.findings):
-            return False
         return sel._service(o.source, o.target)
 
     outcomes = [o for o in r.outcomes if keep_outcome(o)]
+    if sel.kinds:
+        # Whole hops with such a finding: "2 of 15 calls" is what the reader needs, not "2 of 2".
+        hit = {(o.source, o.target, o.call.protocol) for o in outcomes
+               if any(f.kind in sel.kinds for f in o.findings)}
+        outcomes = [o for o in outcomes if (o.source, o.target, o.call.protocol) in hit]
     findings = [f for f in r.findings if sel.finding(f)
                 and (q is None or id(f.outbound) in in_traces or q.matches_finding(f))]
     kept: set[tuple[str, int]] = {(o.call.capture, o.call.frame) for o in outcomes}
