@@ -49,6 +49,8 @@ class BuildExt(build_ext):
     """build_ext that builds everything compiled, or nothing."""
 
     def run(self) -> None:
+        given = ("build_lib", "build_temp", "force", "parallel", "debug", "plat_name")
+        self._given = {name: getattr(self, name) for name in given}
         self._remove_stale()
         if self.inplace or getattr(self, "editable_mode", False):
             self.announce("tracewire: editable install, pure Python", level=2)
@@ -77,11 +79,12 @@ class BuildExt(build_ext):
 
     def _build(self, extensions: list[Extension]) -> None:
         # finalize_options computes each extension's output path from ext_modules; it runs
-        # on fresh options (a second pass would split lists it already split). Nothing here
-        # was set by a parent command that the second pass does not set again: an editable
-        # build, the only one that sets options (inplace), never gets here.
+        # on fresh options (a second pass would split lists it already split), given back
+        # the ones set on the command line or by a parent command (bdist_wheel's build_lib).
         self.distribution.ext_modules = extensions
         self.initialize_options()
+        for name, value in self._given.items():
+            setattr(self, name, value)
         self.finalize_options()
         super().run()
 
