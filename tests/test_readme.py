@@ -20,6 +20,10 @@ def test_readme_opens_with_install_and_test_commands() -> None:
     install, test = _commands()[:2]
     assert "pip install" in install and "tracewire " in install and "captures/" in install
     assert "tshark" in test and "pytest" in test
+    # the compiled build needs a C compiler and Python's headers, and so does the suite
+    # (tests/test_huffman.py builds the C kernel): a fresh Debian has neither
+    for command in (install, test):
+        assert "gcc" in command.split() and "python3-dev" in command.split()
 
 
 def test_ci_runs_the_readme_test_command_verbatim() -> None:
@@ -27,6 +31,8 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert test in ci.splitlines()
     assert "ruff check" in ci and "mypy --strict analyzer" in ci
+    # and the whole suite again on the compiled build, which must not quietly go pure
+    assert "TRACEWIRE_REQUIRE_COMPILED=1" in ci and "TRACEWIRE_EXPECT_BUILD=compiled" in ci
 
 
 def test_readme_example_capture_exists() -> None:
