@@ -5,7 +5,8 @@ Metadata, dependencies and entry points are in setup.cfg; this file only decides
 
 - ``pip install .`` with a C compiler and Python's headers: every module of ``analyzer``
   compiled by mypyc (except cli.py and __main__.py: click sets attributes on the command
-  functions, which compiled functions do not allow) plus the C Huffman kernel
+  functions, which compiled functions do not allow; and __init__.py, whose docstring mypyc
+  would drop) plus the C Huffman kernel
   (analyzer/_huffman.c). The .py files are installed too; Python imports the compiled
   module first.
 - All or nothing: when any part fails (no compiler, no headers, a type error that mypyc
@@ -31,8 +32,10 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).resolve().parent
-# click sets attributes on the functions it decorates; mypyc's native functions refuse them
-UNCOMPILED = {"analyzer/cli.py", "analyzer/__main__.py"}
+# click sets attributes on the functions it decorates; mypyc's native functions refuse them.
+# The package's __init__ only imports, and its docstring documents the Python API: mypyc
+# drops module docstrings.
+UNCOMPILED = {"analyzer/cli.py", "analyzer/__main__.py", "analyzer/__init__.py"}
 HUFFMAN = Extension("analyzer._huffman", sources=["analyzer/_huffman.c"])
 
 
