@@ -43,6 +43,11 @@ def test_the_readme_example_runs_and_prints_the_broken_hops(monkeypatch: pytest.
     assert {h.source for h in broken} == {"productpage", "reviews"}
 
 
+def test_the_readme_prints_exactly_this_example() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert "```python\n" + README_EXAMPLE + "```\n" in readme
+
+
 def test_the_package_docstring_shows_the_same_example() -> None:
     doc = inspect.cleandoc(analyzer.__doc__ or "")
     body = [line.strip() for line in README_EXAMPLE.splitlines() if line.strip()]
