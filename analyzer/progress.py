@@ -96,12 +96,13 @@ class Progress:
         self.drawn = False
         self._lock = threading.Lock()
         self._stopped = threading.Event()
-        self._thread: threading.Thread | None = None
+        # not `_thread`: mypyc names the C field `__thread`, a keyword of GCC
+        self._drawer: threading.Thread | None = None
         self._start = clock()
 
     def start(self) -> Progress:
-        self._thread = threading.Thread(target=self._run, name="tracewire-progress", daemon=True)
-        self._thread.start()
+        self._drawer = threading.Thread(target=self._run, name="tracewire-progress", daemon=True)
+        self._drawer.start()
         return self
 
     def _run(self) -> None:
