@@ -511,7 +511,8 @@ scenario("garbage-then-request", [b"hello world\r\n" + NEXT], [
     done(REQ, 13 + len(NEXT)),
 ])
 scenario("garbage-status", [b"HTTP/1.1 2x0 OK\r\n\r\n" + R200_0], [
-    anomaly(0, "http1-bad-head", "not a status line: 11 bytes starting 'HTTP/1.1', unexpected b'x' at byte 11"),
+    anomaly(0, "http1-bad-head",
+            "not a status line: 11 bytes starting 'HTTP/1.1', unexpected b'x' at byte 11"),
     anomaly(19, "http1-resync", "skipped 19 bytes from 0 to a response head"),
     resp(19, 19 + len(R200_0), 200, b"", hdrs((b"Content-Length", b"0"))),
     done(RESP, 19 + len(R200_0)),
