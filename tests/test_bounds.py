@@ -50,9 +50,12 @@ def _cpu(fn: Callable[[], object], repeat: int = 3) -> float:
 
 
 def _ratio(fn: Callable[[int], object], n: int) -> float:
-    """CPU time of fn(4n) over fn(n): about 4 when linear, 16 when quadratic."""
+    """CPU time of fn(4n) over fn(n): about 4 when linear, 16 when quadratic. Each size's
+    best of three, so a moment of load on a shared machine does not decide."""
     fn(n)  # warm up (imports, caches)
-    return _cpu(lambda: fn(4 * n)) / max(_cpu(lambda: fn(n)), 1e-6)
+    big = min(_cpu(lambda: fn(4 * n)) for _ in range(3))
+    small = min(_cpu(lambda: fn(n)) for _ in range(3))
+    return big / max(small, 1e-6)
 
 
 # -- reassembly ---------------------------------------------------------------------------

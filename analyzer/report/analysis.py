@@ -205,10 +205,9 @@ def result_json(r: Result, policy: Policy | bool = DEFAULT, chunk: int = 1 << 16
                               outcomes=r.outcomes, not_in_capture=r.not_in_capture,
                               limited=r.limited, unknown_headers=r.unknown_headers), policy)
     head["summary"]["findings"] = len(r.findings)
-    elements: dict[str, Iterator[dict[str, Any]]] = {
-        "traces": (trace_dict(t, policy) for t in r.traces),
-        "findings": (finding_dict(f, policy, confirms) for f in r.findings),
-    }
+    # A loop per element, not generator expressions: mypyc evaluates a generator expression
+    # stored for later eagerly, which held every element's dict at once in the compiled build.
+    items: dict[str, list[Trace] | list[Finding]] = {"traces": r.traces, "findings": r.findings}
     buf: list[str] = ["{"]
     size = 0
     for n, (key, value) in enumerate(head.items()):
@@ -217,7 +216,9 @@ def result_json(r: Result, policy: Policy | bool = DEFAULT, chunk: int = 1 << 16
             buf.append(jsonout.indent2(value).replace("\n", "\n  "))
             continue
         first = True
-        for element in elements[key]:
+        for item in items[key]:
+            element = (trace_dict(item, policy) if isinstance(item, Trace)
+                       else finding_dict(item, policy, confirms))
             text = jsonout.indent2(element).replace("\n", "\n    ")
             buf.append(("[\n    " if first else ",\n    ") + text)
             first = False
