@@ -227,59 +227,6 @@ def csv_row(m: Message, policy: Policy | bool = DEFAULT, confirms: Confirms | No
             for i, v in enumerate(row)]
 
 
-def _short(s: str | None, n: int) -> str:
-    if not s:
-        return "-"
-    return s if len(s) <= n else s[: n - 1] + "…"
-
-
-def short_trace_id(tid: str | None) -> str:
-    """A 64-bit id padded to 128 bits shows as its 16 digits; a 128-bit one shortened."""
-    if not tid:
-        return "-"
-    if tid.startswith("0" * 16):
-        return tid[16:]
-    return _short(tid, 17)
-
-
-def table_row(m: Message, policy: Policy = DEFAULT, confirms: Confirms | None = None) -> list[str]:
-    """One table line's cells, each escaped: nothing from the capture reaches a terminal raw."""
-    confirms = same_ids(m, confirms)
-    ep = m.endpoints
-    flow = f"{format_endpoint(ep.src, ep.sport)} → {format_endpoint(ep.dst, ep.dport)}"
-    if m.kind == "request":
-        # an HPACK entry older than the capture can hide the method or the path
-        path = policy.url(text(m.path)) if m.path is not None else "<unknown path>"
-        what = f"{text(m.method or b'<?>')} {path}"
-    else:
-        what = f"← {m.status}"
-    if m.stream is not None:
-        what = f"#{m.stream} {what}"
-    sec = (m.ts_ns // 1_000_000_000) % 86400
-    ms = (m.ts_ns // 1_000_000) % 1000
-    clock = f"{sec // 3600:02d}:{sec // 60 % 60:02d}:{sec % 60:02d}.{ms:03d}"
-    marks = ""
-    if any(c.violations for c in m.trace):
-        marks += "!"
-    if m.anomalies:
-        marks += "?"
-    return [
-        str(m.frame),
-        clock,
-        _short(flow, TABLE_WIDTHS[2]),
-        _short(escape(what), TABLE_WIDTHS[3]),
-        _short(escape(request_id(m, policy, confirms) or ""), TABLE_WIDTHS[4]),
-        escape(short_trace_id(trace_id(m, policy, confirms))) + marks,
-    ]
-
-
-# frame, time, connection, message, x-request-id (shortened), trace id (shortened) + marks:
-# 120 columns with two spaces between cells. "!" marks a tracing-header violation, "?" an
-# anomaly; full values are in --format jsonl.
-TABLE_WIDTHS = (6, 12, 36, 28, 9, 19)
-TABLE_HEADERS = ["frame", "time (UTC)", "connection", "message", "req-id", "trace id"]
-
-
 # -- the table, laid out for the terminal ------------------------------------------------------
 
 
@@ -302,7 +249,7 @@ class MessageTable:
         return "  ".join(cells).rstrip()
 
     def lines(self, m: Message, policy: Policy = DEFAULT, confirms: Confirms | None = None) -> list[str]:
-        frame, clock, flow, what, _, _ = table_row_full(m, policy, confirms)
+        frame, clock, flow, what = table_row(m, policy)
         rid, tid, marks = _ids(m, policy, confirms)
         total = 22 + self.connection + 2 + self.message
         below: list[str] = []
@@ -348,12 +295,13 @@ def _ids(m: Message, policy: Policy, confirms: Confirms | None) -> tuple[str, st
             escape(tid[16:] if tid and tid.startswith("0" * 16) else tid or ""), marks)
 
 
-def table_row_full(m: Message, policy: Policy = DEFAULT, confirms: Confirms | None = None) -> list[str]:
-    """``table_row``'s cells, none shortened (the table wraps them instead)."""
-    confirms = same_ids(m, confirms)
+def table_row(m: Message, policy: Policy = DEFAULT) -> list[str]:
+    """Frame, time, connection and message of a table line, each escaped and none shortened
+    (the table wraps them): nothing from the capture reaches a terminal raw."""
     ep = m.endpoints
     flow = f"{format_endpoint(ep.src, ep.sport)} → {format_endpoint(ep.dst, ep.dport)}"
     if m.kind == "request":
+        # an HPACK entry older than the capture can hide the method or the path
         path = policy.url(text(m.path)) if m.path is not None else "<unknown path>"
         what = f"{text(m.method or b'<?>')} {path}"
     else:
@@ -363,4 +311,4 @@ def table_row_full(m: Message, policy: Policy = DEFAULT, confirms: Confirms | No
     sec = (m.ts_ns // 1_000_000_000) % 86400
     ms = (m.ts_ns // 1_000_000) % 1000
     clock = f"{sec // 3600:02d}:{sec // 60 % 60:02d}:{sec % 60:02d}.{ms:03d}"
-    return [str(m.frame), clock, escape(flow), escape(what), "", ""]
+    return [str(m.frame), clock, escape(flow), escape(what)]

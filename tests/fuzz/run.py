@@ -28,7 +28,7 @@ from analyzer.pipeline import CaptureSummary, read_messages
 from analyzer.report import analysis as analysis_report
 from analyzer.report import diff as diff_report
 from analyzer.report import export
-from analyzer.report.messages import csv_row, message_dict, table_row
+from analyzer.report.messages import csv_row, message_dict, message_table
 
 ANALYZER = str(Path(__file__).resolve().parents[2] / "analyzer")
 
@@ -103,7 +103,7 @@ def exercise_library(path: Path, partner: Path | None = None) -> LibraryRun:
             out.messages += 1
             json.dumps(message_dict(m))
             csv_row(m)
-            table_row(m)
+            message_table(80).lines(m)
     except CaptureError:
         out.messages = -1
         return out

@@ -25,7 +25,7 @@ from analyzer.protocols.session import Session
 from analyzer.reassembly import Data, End, Gap, Reassembler
 from analyzer.reassembly.tcp import Connection, Flow
 from analyzer.records import Message
-from analyzer.report.messages import csv_row, message_dict, table_row
+from analyzer.report.messages import csv_row, message_dict, message_table
 from tests.fuzz.mutate import TOKENS
 
 
@@ -151,7 +151,7 @@ def replay(rec: Recorded, events: list[Ev]) -> list[Message]:
     for m in out:
         json.dumps(message_dict(m))
         csv_row(m)
-        table_row(m)
+        message_table(80).lines(m)
     return out
 
 
