@@ -23,3 +23,50 @@ def recorded_captures() -> list[str]:
     return sorted(
         e["file"] for e in manifest() if not e.get("error") and e.get("made_by", "").startswith("record_")
     )
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """``tracewire ARGS`` in-process: exit status, stdout, stderr; a crash is raised as is."""
+    from click.testing import CliRunner
+
+    from analyzer.cli import cli
+
+    r = CliRunner().invoke(cli, list(args))
+    if r.exception is not None and not isinstance(r.exception, SystemExit):
+        raise r.exception
+    return r.exit_code, r.stdout, r.stderr
+
+
+def interrupt_while_reading(args: list[str], capture: Path) -> tuple[int, bytes]:
+    """Run ``python -m analyzer ARGS`` (one of them ``-``) on the first 2000 bytes of
+    ``capture`` through a pipe left open, send SIGINT once the command has read them all,
+    and give its exit status and stderr."""
+    import fcntl
+    import os
+    import signal
+    import struct
+    import subprocess
+    import sys
+    import termios
+    import time
+
+    r, w = os.pipe()
+    os.write(w, capture.read_bytes()[:2000])
+    env = {k: v for k, v in os.environ.items() if k != "TRACEWIRE_DEBUG"}
+    p = subprocess.Popen([sys.executable, "-m", "analyzer", *args], stdin=r,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env)
+    try:
+        # our copy of the read end tells when the command has read everything sent: it is
+        # then past its imports and blocked reading the capture
+        deadline = time.monotonic() + 120
+        while struct.unpack("i", fcntl.ioctl(r, termios.FIONREAD, b"\0" * 4))[0]:
+            assert time.monotonic() < deadline and p.poll() is None
+            time.sleep(0.05)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+    finally:
+        os.close(r)
+        os.close(w)
+        if p.poll() is None:
+            p.kill()
+    return p.returncode, err

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from analyzer.capture.reader import Frame
 from analyzer.cli import cli
-from tests.fixtures import ROOT, recorded_captures
+from tests.fixtures import ROOT, interrupt_while_reading, recorded_captures
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 MAIN = "captures/productpage-http1.pcap"
@@ -339,33 +339,8 @@ def test_closed_pipe_ends_quietly_with_status_0(command: str) -> None:
 
 def test_real_ctrl_c_while_reading_stdin() -> None:
     """SIGINT while the command waits for more capture bytes: one line, status 130."""
-    import fcntl
-    import signal
-    import struct
-    import termios
-    import time
-
-    r, w = os.pipe()
-    data = (ROOT / MAIN).read_bytes()
-    os.write(w, data[:2000])
-    env = {k: v for k, v in os.environ.items() if k != "TRACEWIRE_DEBUG"}
-    p = subprocess.Popen([sys.executable, "-m", "analyzer", "messages", "--format", "jsonl", "-"],
-                         stdin=r, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env)
-    try:
-        # our copy of the read end tells when the command has read everything sent: it is
-        # then past its imports and blocked reading the capture
-        deadline = time.monotonic() + 120
-        while struct.unpack("i", fcntl.ioctl(r, termios.FIONREAD, b"\0" * 4))[0]:
-            assert time.monotonic() < deadline and p.poll() is None
-            time.sleep(0.05)
-        p.send_signal(signal.SIGINT)
-        _, err = p.communicate(timeout=60)
-    finally:
-        os.close(r)
-        os.close(w)
-        if p.poll() is None:
-            p.kill()
-    assert (p.returncode, err) == (130, b"tracewire: interrupted\n")
+    assert interrupt_while_reading(["messages", "--format", "jsonl", "-"], ROOT / MAIN) == (
+        130, b"tracewire: interrupted\n")
 
 
 def test_timestamps_no_date_can_show_do_not_stop_any_command(tmp_path: Path) -> None:

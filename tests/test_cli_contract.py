@@ -3,22 +3,16 @@ line with a hint, validated options, Ctrl-C and closed pipes, and what an empty 
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import signal
-import struct
 import subprocess
 import sys
-import termios
-import time
 
 import click
 import pytest
-from click.testing import CliRunner
 
 from analyzer.cli import cli
-from tests.fixtures import ROOT
+from tests.fixtures import ROOT, interrupt_while_reading, run_cli
 
 COMMANDS = ("messages", "info", "analyze", "diff", "export")
 MAIN = "captures/productpage-http1.pcap"
@@ -32,11 +26,7 @@ def _at_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
 
 
-def run(*args: str) -> tuple[int, str, str]:
-    r = CliRunner().invoke(cli, list(args))
-    if r.exception is not None and not isinstance(r.exception, SystemExit):
-        raise r.exception
-    return r.exit_code, r.stdout, r.stderr
+run = run_cli
 
 
 # -- --help tells the exit statuses -------------------------------------------------------
@@ -181,25 +171,7 @@ ARGS = {
 @pytest.mark.parametrize("command", ["info", "analyze", "export", "diff"])
 def test_ctrl_c_exits_130_in_one_line(command: str) -> None:
     """SIGINT while the command waits for more capture bytes on stdin (messages: test_cli)."""
-    r, w = os.pipe()
-    os.write(w, (ROOT / MAIN).read_bytes()[:2000])
-    p = subprocess.Popen([sys.executable, "-m", "analyzer", *ARGS[command]], stdin=r,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=_env())
-    try:
-        # our copy of the read end tells when the command has read all that was sent: it is
-        # then past its imports and blocked reading the capture
-        deadline = time.monotonic() + 120
-        while struct.unpack("i", fcntl.ioctl(r, termios.FIONREAD, b"\0" * 4))[0]:
-            assert time.monotonic() < deadline and p.poll() is None
-            time.sleep(0.05)
-        p.send_signal(signal.SIGINT)
-        _, err = p.communicate(timeout=60)
-    finally:
-        os.close(r)
-        os.close(w)
-        if p.poll() is None:
-            p.kill()
-    assert (p.returncode, err) == (130, b"tracewire: interrupted\n")
+    assert interrupt_while_reading(ARGS[command], ROOT / MAIN) == (130, b"tracewire: interrupted\n")
 
 
 @pytest.mark.parametrize("command", [

@@ -14,14 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from analyzer.cli import cli
 from analyzer.records import Header
 from analyzer.report.analysis import FINDING_CSV_FIELDS
 from analyzer.report.select import TraceQuery, service_matches
 from analyzer.tracing import extract
-from tests.fixtures import ROOT
+from tests.fixtures import ROOT, run_cli
 
 PODS = ("captures/pods/productpage.pcap", "captures/pods/reviews.pcap")
 MESH = tuple(f"captures/mesh/{p}.pcap" for p in ("frontend", "orders", "payments", "ledger"))
@@ -32,11 +30,7 @@ def _at_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
 
 
-def run(*args: str) -> tuple[int, str, str]:
-    r = CliRunner().invoke(cli, list(args))
-    if r.exception is not None and not isinstance(r.exception, SystemExit):
-        raise r.exception
-    return r.exit_code, r.stdout, r.stderr
+run = run_cli
 
 
 _CACHE: dict[tuple[str, ...], dict[str, Any]] = {}
