@@ -196,16 +196,36 @@ def _seen(r: Result) -> str:
                      for cap, (msgs, frames) in r.seen.items())
 
 
-def _analysis(captures: Sequence[str], opts: Options) -> Result:
-    from analyzer.analysis import analyze as run_analysis
+def _analysis(captures: Sequence[str], opts: Options, jobs: int | None = 1) -> Result:
+    return _analyses([captures], opts, jobs)[0]
 
+
+def _analyses(groups: Sequence[Sequence[str]], opts: Options, jobs: int | None) -> list[Result]:
+    """One analysis per group of captures, every capture read by up to ``jobs`` processes
+    (None: ``parallel.auto_jobs``)."""
+    from analyzer.analysis.engine import analyze_groups
+    from analyzer.analysis.parallel import auto_jobs
+
+    if jobs is None:
+        jobs = auto_jobs([p for g in groups for p in g])
     try:
-        result = run_analysis(captures, opts)
+        results = analyze_groups(groups, opts, jobs=jobs)
     except AnalyzerError as err:
         raise Trouble(str(err)) from err
-    for warning in [*result.warnings, *_unseen(result, opts)]:  # a capture given twice, ...
-        click.echo(f"tracewire: warning: {escape(warning)}", err=True)
-    return result
+    for result in results:
+        for warning in [*result.warnings, *_unseen(result, opts)]:  # a capture given twice, ...
+            click.echo(f"tracewire: warning: {escape(warning)}", err=True)
+    return results
+
+
+def jobs_option(f: F) -> F:
+    """--jobs N, given to the command as ``jobs`` (None: one process per core)."""
+    return click.option(
+        "--jobs", "-j", type=click.IntRange(min=1), default=None, metavar="N",
+        help="Read up to N captures at once, each in a process of its own (default: the number "
+        "of cores, for captures of 16 MiB or more in all; 1 reads them one after the other in "
+        "this process). The output is the same.",
+    )(f)
 
 
 def redaction_options(f: F) -> F:
@@ -304,6 +324,10 @@ def _flush_stdout() -> OSError | None:
 def _where(err: BaseException) -> str:
     """The capture and frame being processed, when the pipeline was reading one, and the
     innermost line of tracewire's code the error came from."""
+    from analyzer.analysis.parallel import WorkerError
+
+    if isinstance(err, WorkerError):  # a worker's (--jobs) error: where it was, said there
+        return err.where
     pkg = os.path.dirname(os.path.abspath(__file__))
     line = "?"
     for fs in traceback.extract_tb(err.__traceback__):
@@ -638,6 +662,7 @@ def _info(capture: str, fmt: str) -> dict[str, Any]:
     help="Exit with status 1 when any finding is reported (for CI pipelines that replay a capture).",
 )
 @layout_options(limit=True)
+@jobs_option
 @pod_options
 @redaction_options
 def analyze(
@@ -648,6 +673,7 @@ def analyze(
     services: tuple[str, ...],
     kinds: tuple[str, ...],
     fail_on_broken: bool,
+    jobs: int | None,
     opts: Options,
     policy: Policy,
 ) -> None:
@@ -660,7 +686,7 @@ def analyze(
     from analyzer.report.select import Selection, select
 
     selection = Selection(trace, services, kinds)
-    whole = _analysis(captures, opts)
+    whole = _analysis(captures, opts, jobs)
     result = select(whole, selection)
     if not selection.empty and not (result.traces or result.findings or result.hops):
         # Said on stderr; a table or Markdown report of nothing would only mislead
@@ -717,10 +743,11 @@ def analyze(
     "Zipkin Lens and Grafana show one trace per uploaded file.",
 )
 @trace_option()
+@jobs_option
 @pod_options
 @redaction_options
 def export(captures: tuple[str, ...], target: str, output: str, split_dir: str | None,
-           trace: TraceQuery | None, opts: Options, policy: Policy) -> None:
+           trace: TraceQuery | None, jobs: int | None, opts: Options, policy: Policy) -> None:
     """Write the traces found as spans, to load in Jaeger or Zipkin; broken hops become
     span logs. Credentials never appear: only tracing ids and request lines (credential
     query parameters redacted) are exported.
@@ -733,7 +760,7 @@ def export(captures: tuple[str, ...], target: str, output: str, split_dir: str |
         raise Trouble("give -o FILE or --split DIR, not both")
     from analyzer.report.select import Selection, select
 
-    whole = _analysis(captures, opts)
+    whole = _analysis(captures, opts, jobs)
     result = select(whole, Selection(trace))
     if not result.traces:  # an empty document loads as nothing: say why
         why = (f"nothing matches --trace {escape(trace.text)} ({_counted(whole)} in all)"
@@ -798,6 +825,7 @@ def _write_split(folder: str, target: str, docs: Iterator[tuple[str, object]]) -
     "broken), not for every difference: for a CI step against a known-good capture.",
 )
 @layout_options()
+@jobs_option
 @pod_options
 @redaction_options
 def diff(
@@ -807,6 +835,7 @@ def diff(
     fmt: str,
     show_all: bool,
     fail_on_regression: bool,
+    jobs: int | None,
     opts: Options,
     policy: Policy,
 ) -> None:
@@ -824,7 +853,7 @@ def diff(
         before, after = (captures[0],), (captures[1],)
     if not before or not after:
         raise Trouble("give BEFORE AFTER, or --before CAPTURE... --after CAPTURE...")
-    result = run_diff(_analysis(before, opts), _analysis(after, opts))
+    result = run_diff(*_analyses([before, after], opts, jobs))  # both read at once
     if fmt == "json":
         click.echo(json_safe(jsonout.indent2(report.diff_dict(result, policy))))
     elif fmt == "markdown":

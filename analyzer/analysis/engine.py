@@ -12,6 +12,7 @@ from analyzer.analysis.legs import Options, Roles, classify, inbound_host, outbo
 from analyzer.analysis.model import KINDS, Call, Finding, Hop, Note, Outcome, Pod, Result, Span, Trace
 from analyzer.analysis.naming import CaptureCalls, name_targets, target_of
 from analyzer.analysis.naming import describe_target as describe_target
+from analyzer.analysis.parallel import read_captures
 from analyzer.pipeline import CaptureSummary, read_messages
 
 
@@ -79,10 +80,29 @@ class _Capture:
         return out
 
 
-def analyze(paths: Sequence[str | Path], opts: Options | None = None) -> Result:
+def analyze(paths: Sequence[str | Path], opts: Options | None = None, *, jobs: int = 1) -> Result:
+    """The analysis of ``paths`` (one capture per pod); ``jobs`` > 1 reads the captures in
+    that many processes at once (``analyze_groups``), with the same result."""
+    return analyze_groups([paths], opts, jobs=jobs)[0]
+
+
+def analyze_groups(groups: Sequence[Sequence[str | Path]], opts: Options | None = None, *,
+                   jobs: int = 1) -> list[Result]:
+    """One analysis per group of captures (``diff``'s before and after), every capture of
+    every group read at once by up to ``jobs`` processes (``parallel.read_captures``): the
+    reading is per capture and independent, the joins below are not."""
     opts = opts or Options()
-    kept, warnings = distinct([str(p) for p in paths])
-    caps = [_Capture(p, opts) for p in kept]
+    kept = [distinct([str(p) for p in g]) for g in groups]
+    caps = read_captures([p for paths, _ in kept for p in paths], opts, jobs, _Capture)
+    out: list[Result] = []
+    n = 0
+    for paths, warnings in kept:
+        out.append(_analyze(caps[n:n + len(paths)], warnings))
+        n += len(paths)
+    return out
+
+
+def _analyze(caps: list[_Capture], warnings: list[str]) -> Result:
     # A guessed header name is evidence only when a known header, anywhere, corroborates it.
     corroborate([c for cap in caps for c in cap.calls], [cap.observer for cap in caps])
     not_in_capture = limited = unknown_headers = 0

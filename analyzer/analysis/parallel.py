@@ -1,0 +1,166 @@
+"""Reading several captures at once (``--jobs N``, issue 10 item 7).
+
+Strategy: the first stage of the analysis (read a capture, pair its requests with their
+responses, tell inbound from outbound) depends on nothing but that capture, so each capture
+is read in a process of its own; what comes back is the per-capture view the joins need, and
+the joins (corroboration, naming, attribution, traces) run in this process in the order the
+captures were given. The result is the one a single process gives: the views are the same
+values, only built elsewhere.
+
+- 'spawn' processes: a fresh interpreter holds no lock a thread of this one (the progress
+  line) held at the moment of a fork.
+- Ctrl-C: the workers ignore SIGINT (a terminal sends it to the whole process group, and
+  each would print its own traceback); this process gets KeyboardInterrupt as it waits,
+  terminates them, and the command exits 130 as always.
+- Errors: an ``AnalyzerError`` in a worker is raised here as the same one line; anything
+  else becomes ``WorkerError``, which names the capture, frame and line as the command's
+  own internal-error line does, and keeps the worker's traceback for ``--debug``.
+- Standard input ("-") can only be read by this process: it is read here, in its place,
+  while the workers read the files.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import signal
+import traceback
+from collections.abc import Callable, Sequence
+from multiprocessing.pool import AsyncResult
+from typing import Generic, TypeVar
+
+from analyzer.analysis.legs import Options
+from analyzer.errors import AnalyzerError
+
+T = TypeVar("T")
+
+
+class RemoteTraceback(Exception):
+    """The traceback of an error in a worker, as text: shown as the cause with --debug."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class WorkerError(Exception):
+    """An unexpected error while a worker read a capture. ``where`` is the line the command
+    prints ("CAPTURE: frame N: internal error (KeyError at analyzer/x.py:12)")."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(where)
+        self.where = where
+
+
+class _Outcome(Generic[T]):
+    """What a worker sends back: the view, or the error that stopped it."""
+
+    def __init__(self, view: T | None, error: AnalyzerError | None = None,
+                 crash: tuple[str, str] | None = None) -> None:
+        self.view = view
+        self.error = error
+        self.crash = crash  # (where, traceback text)
+
+
+def default_jobs() -> int:
+    """The number of cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+# Starting a worker costs about half a second (a fresh interpreter imports the package):
+# by default, captures this small in all are read in this process.
+WORTH_A_WORKER = 16 << 20
+
+
+def auto_jobs(paths: Sequence[str]) -> int:
+    """``--jobs``'s default: one process per core, when the captures are large enough to
+    repay starting them; else 1."""
+    total = 0
+    for p in paths:
+        try:
+            total += os.path.getsize(p) if p != "-" else 0
+        except OSError:
+            continue  # the reader reports it
+    return default_jobs() if total >= WORTH_A_WORKER else 1
+
+
+def read_captures(paths: Sequence[str], opts: Options, jobs: int,
+                  make: Callable[[str, Options], T]) -> list[T]:
+    """``[make(p, opts) for p in paths]``, by up to ``jobs`` processes at once."""
+    files = [p for p in paths if p != "-"]
+    workers = min(jobs, len(files))
+    if workers <= 1 or len(paths) <= 1:
+        return [make(p, opts) for p in paths]
+    ctx = multiprocessing.get_context("spawn")
+    pool = ctx.Pool(workers, initializer=_ignore_sigint)
+    try:
+        pending: dict[int, AsyncResult[_Outcome[T]]] = {
+            n: pool.apply_async(_read, (make, p, opts)) for n, p in enumerate(paths) if p != "-"}
+        views: list[T] = []
+        for n, p in enumerate(paths):
+            job = pending.get(n)
+            if job is None:
+                views.append(make(p, opts))  # stdin: read here, in its place
+                continue
+            views.append(_unwrap(job.get()))
+        pool.close()
+        return views
+    finally:
+        # on an error or Ctrl-C the other workers' captures are of no use any more
+        pool.terminate()
+        pool.join()
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _read(make: Callable[[str, Options], T], path: str, opts: Options) -> _Outcome[T]:
+    try:
+        return _Outcome(make(path, opts))
+    except AnalyzerError as err:
+        return _Outcome(None, error=_portable(err))
+    except Exception as err:
+        return _Outcome(None, crash=(_where(err), "".join(traceback.format_exception(err))))
+
+
+def _unwrap(outcome: _Outcome[T]) -> T:
+    if outcome.error is not None:
+        raise outcome.error
+    if outcome.crash is not None:
+        where, tb = outcome.crash
+        raise WorkerError(where) from RemoteTraceback(tb)
+    assert outcome.view is not None
+    return outcome.view
+
+
+def _portable(err: AnalyzerError) -> AnalyzerError:
+    """The error itself when it survives pickling (its class and message), else its message
+    as an ``AnalyzerError``: the command prints the message either way."""
+    try:
+        back = pickle.loads(pickle.dumps(err))
+    except Exception:
+        return AnalyzerError(str(err))
+    return back if isinstance(back, AnalyzerError) and str(back) == str(err) else AnalyzerError(str(err))
+
+
+def _where(err: BaseException) -> str:
+    """The command's line for an unexpected error (cli's ``_where``): the capture and frame
+    being read, and the innermost line of tracewire's code the error came from."""
+    from analyzer.pipeline import POSITION
+
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    line = "?"
+    for fs in traceback.extract_tb(err.__traceback__):
+        if fs.filename.startswith(pkg):
+            line = f"{os.path.relpath(fs.filename, os.path.dirname(pkg))}:{fs.lineno}"
+    at = ""
+    if POSITION.capture is not None:
+        shown = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in POSITION.capture)
+        frame = POSITION.frame()
+        at = (f"after reading {shown}: " if POSITION.reader is None
+              else f"{shown}: frame {frame if frame is not None else '-'}: ")
+    return f"{at}internal error ({type(err).__name__} at {line})"
