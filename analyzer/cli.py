@@ -865,6 +865,87 @@ def diff(
         sys.exit(Exit.FOUND)
 
 
+@cli.command(name="check", epilog=exit_status(
+    "when the verdict differs from the expectation (a missing or invalid expectation file is "
+    "trouble: 2)"))
+@click.argument("captures", nargs=-1, metavar="[CAPTURE...]")
+@click.option("--expect", "expect", type=click.Path(dir_okay=False), metavar="FILE",
+              help="The expectation file. Default: NAME.tracewire.json beside the one capture "
+              "NAME.pcap, or DIR/<DIR's name>.tracewire.json for several captures in DIR (one "
+              "scenario). Given alone, checks the captures the file lists.")
+@click.option("--write-expect", is_flag=True,
+              help="Write the expectation from the current verdict instead of checking it "
+              "(notes in the file are kept).")
+@format_option(["table", "json"], "table: what differs, for a terminal; json: for tools.")
+@layout_options()
+@pod_options
+@redaction_options
+def check_command(captures: tuple[str, ...], expect: str | None, write_expect: bool, fmt: str,
+                  opts: Options, policy: Policy) -> None:
+    """Check each hop's verdict against an expectation file, for propagation regression
+    tests: a hop newly broken, fixed while expected broken, gone or new, or broken in
+    another way (kinds, headers, counts) makes it exit 1.
+
+    Hops are keyed as `tracewire diff` keys them (source, target, protocol, method, path
+    template), so the file holds across re-recordings of the scenario.
+    """
+    from analyzer import check as expectations
+    from analyzer.analysis import Options
+    from analyzer.report import check as report
+
+    if not captures and expect is None:
+        raise Trouble("give CAPTURE..., or --expect FILE to check the captures it lists")
+    try:
+        path = expect if expect is not None else expectation_path(captures)
+        if write_expect:
+            # Rewriting keeps the file's captures (none given) and options (none given).
+            previous = None
+            if not captures:
+                previous = expectations.load(path)
+            elif opts == Options():
+                with contextlib.suppress(expectations.ExpectationError):  # replaced whole anyway
+                    previous = expectations.load(path)
+            given = list(captures) if captures or previous is None else expectations.capture_paths(previous)
+            options = expectations.options_for(previous) if previous and opts == Options() else opts
+            written = expectations.write_expect(_analysis(given, options), path, options)
+            click.echo(report.written(written), nl=False)
+            return
+        expected = expectations.load(path)
+        if expect is None:
+            _same_captures(path, captures, expectations.capture_paths(expected))
+        given = list(captures) or expectations.capture_paths(expected)
+        options = expectations.options_for(expected) if opts == Options() else opts
+        result = expectations.check(_analysis(given, options), expected)
+    except expectations.ExpectationError as err:
+        raise Trouble(str(err)) from err
+    if fmt == "json":
+        click.echo(json_safe(jsonout.indent2(report.check_dict(result, policy))))
+    else:
+        layout = _layout()  # click.echo keeps colour codes only when told to
+        click.echo(report.table(result, policy, width=layout["width"], paint=layout["paint"]), nl=False,
+                   color=layout["paint"].on)
+    if not result.matches:
+        sys.exit(Exit.FOUND)
+
+
+def expectation_path(captures: Sequence[str]) -> str:
+    from analyzer.check import expectation_path as path_of
+
+    return path_of(captures)
+
+
+def _same_captures(path: str, given: Sequence[str], listed: Sequence[str]) -> None:
+    """A file found by name must be the one for these captures: a pod's own file is not its
+    scenario's, and a scenario file used for other captures would compare other hops."""
+    if not given or {os.path.realpath(c) for c in given} == {os.path.realpath(c) for c in listed}:
+        return
+    from analyzer.check import ExpectationError
+
+    names = ", ".join(os.path.basename(c) for c in listed)
+    raise ExpectationError(f"{_printable(path)}: captures: lists {_printable(names)}, not the captures given "
+                           "(--expect FILE uses it for others)")
+
+
 def main() -> None:
     try:
         cli.main(prog_name="tracewire")
