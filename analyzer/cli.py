@@ -646,9 +646,10 @@ def _info(capture: str, fmt: str) -> dict[str, Any]:
 
 @cli.command(epilog=exit_status("with --fail-on-broken when a finding is reported"))
 @click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
-@format_option(["table", "json", "markdown", "jsonl", "csv"],
+@format_option(["table", "json", "markdown", "jsonl", "csv", "html"],
                "table: for a terminal; json: everything, for tools; markdown: for a ticket or a PR; "
-               "jsonl: one line per finding, then one per trace; csv: one row per finding.")
+               "jsonl: one line per finding, then one per trace; csv: one row per finding; "
+               "html: one offline page (service graph, each trace's sequence and waterfall).")
 @click.option("--all", "show_all", is_flag=True, help="Show every trace, not only the broken ones.")
 @trace_option()
 @click.option("--service", "services", multiple=True, metavar="NAME",
@@ -708,6 +709,10 @@ def analyze(
         click.echo("")
     elif fmt == "markdown":
         click.echo(report.markdown(result, show_all, policy), nl=False)
+    elif fmt == "html":
+        from analyzer.report.html import page
+
+        click.echo(page(result, policy), nl=False)
     else:
         layout = _layout()  # click.echo keeps colour codes only when told to
         click.echo(report.table(result, show_all, policy, **layout), nl=False, color=layout["paint"].on)
