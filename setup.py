@@ -34,8 +34,10 @@ from setuptools.command.build_ext import build_ext
 HERE = Path(__file__).resolve().parent
 # click sets attributes on the functions it decorates; mypyc's native functions refuse them.
 # The package's __init__ only imports, and its docstring documents the Python API: mypyc
-# drops module docstrings.
-UNCOMPILED = {"analyzer/cli.py", "analyzer/__main__.py", "analyzer/__init__.py"}
+# drops module docstrings. The pytest plugin's classes subclass pytest's (not native), and
+# pytest is no dependency of the package.
+UNCOMPILED = {"analyzer/cli.py", "analyzer/__main__.py", "analyzer/__init__.py",
+              "analyzer/pytest_plugin.py"}
 HUFFMAN = Extension("analyzer._huffman", sources=["analyzer/_huffman.c"])
 
 

@@ -2,8 +2,8 @@
 Huffman kernel (C or Python) it decodes with. ``tracewire --version`` prints it, and the
 test suite checks it against what CI asked for (tests/test_build.py).
 
-setup.py installs all modules compiled or none (cli.py, __main__.py and the package's
-__init__.py always stay Python), so whether this module is compiled says it for all.
+setup.py installs all modules compiled or none (cli.py, __main__.py, pytest_plugin.py and
+the package's __init__.py always stay Python), so whether this module is compiled says it for all.
 """
 
 from __future__ import annotations

@@ -26,8 +26,9 @@ from analyzer._build import build_info, compiled, huffman_kernel
 from tests.fixtures import ROOT
 
 EXT = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
-# click decorates their functions; the package's docstring is the API's (mypyc drops it)
-ALWAYS_PYTHON = {"analyzer.cli", "analyzer.__main__", "analyzer"}
+# click decorates their functions; the package's docstring is the API's (mypyc drops it);
+# the pytest plugin's classes subclass pytest's
+ALWAYS_PYTHON = {"analyzer.cli", "analyzer.__main__", "analyzer", "analyzer.pytest_plugin"}
 
 
 def _modules() -> list[str]:

@@ -134,7 +134,9 @@ def verdict_line(r: CheckResult) -> str:
     """The last line of the table, and the pytest plugin's one-line summary of a failure."""
     if r.matches:
         return f"matches the expectation ({plural(r.matching, 'hop')})"
-    return f"differs from the expectation: {plural(len(r.differences), 'hop')} differ, {r.matching} match"
+    n = len(r.differences)
+    return (f"differs from the expectation: {plural(n, 'hop')} {'differs' if n == 1 else 'differ'}, "
+            f"{r.matching} {'matches' if r.matching == 1 else 'match'}")
 
 
 def written(e: Expectation) -> str:
