@@ -425,3 +425,18 @@ def test_the_table_wraps_for_a_narrow_terminal() -> None:
     # the table fits (the captures' paths above it wrap between paths, a path is never cut)
     assert max(len(x) for x in lines[lines.index(""):]) <= 80
     assert text.splitlines()[-1] == "differs from the expectation: 4 hops differ, 0 match"
+
+
+def test_the_readme_shows_what_check_prints(monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = (CAPTURES.parent / "README.md").read_text()
+    section = readme[readme.index("### Propagation tests in CI"):]
+    command = next(x for x in section.splitlines() if x.startswith("$ COLUMNS=100 tracewire check "))
+    shown = section[section.index(command) + len(command) + 1:].split("```", 1)[0]
+    monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.chdir(CAPTURES.parent)
+    status, out, err = run_cli(*command.split()[3:])
+    assert (status, out, err) == (1, shown, "")
+    # and the file it shows is one tracewire reads
+    example = section[section.index("```json\n") + 8:].split("```", 1)[0]
+    e = expectations.loads(example, "example.tracewire.json")
+    assert [h.note for h in e.hops.values()] == ["bug 1432: the new client drops B3; fixed in 2.4"]
