@@ -385,8 +385,10 @@ def service_graph(r: Result, policy: Policy | bool = DEFAULT, limits: Limits = L
             pos[key] = (20 + c * _COL, 30 + i * _ROW)
     tls = [k for k in names if k.startswith("tls:")]
     bottom = max((y for _, y in pos.values()), default=0) + _ROW + 30
+    # the band of encrypted peers is packed closer than the columns, as wide as they are
+    per_row = max(3, (max((x for x, _ in pos.values()), default=0) + _NODE_W) // (_NODE_W + 30))
     for i, key in enumerate(tls):
-        pos[key] = (20 + (i % 4) * _COL, bottom + (i // 4) * _ROW)
+        pos[key] = (20 + (i % per_row) * (_NODE_W + 30), bottom + (i // per_row) * _ROW)
     width = max((x for x, _ in pos.values()), default=0) + _NODE_W + 40
     height = max((y for _, y in pos.values()), default=0) + _NODE_H + 40
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="graph" id="graph" '

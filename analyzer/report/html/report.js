@@ -82,9 +82,17 @@
     for (const r of rids) if (matchesRequestId(q, r)) return true;
     return false;
   }
+  const requestKeys = new Map(); // string index -> its request key, computed once
   function matchesTrace(q, t) {
     if (matchesId(q, t.id)) return true;
-    for (const s of t.spans) if (matchesIds(q, s[SP.tids].map(str), s[SP.rids].map(str))) return true;
+    for (const s of t.spans) {
+      for (const i of s[SP.tids]) if (matchesId(q, S[i])) return true;
+      for (const i of s[SP.rids]) {
+        let k = requestKeys.get(i);
+        if (k === undefined) { k = requestKey(S[i]); requestKeys.set(i, k); }
+        if (k === q.requestKey) return true;
+      }
+    }
     return false;
   }
   function matchesFinding(q, f) { return matchesIds(q, f.tids, f.rids); }
@@ -113,16 +121,19 @@
   const globalSpans = [];
   D.traces.forEach(function (t) { for (const s of t.spans) globalSpans.push(s); });
 
+  let links = null; // trace -> traces it is joined to; built at the first search
   function joined(start) {
     // select._joined: traces linked to the ones found through a span's parent in another trace
-    const links = new Map();
-    function link(a, b) { if (!links.has(a)) links.set(a, new Set()); links.get(a).add(b); }
-    D.traces.forEach(function (t, n) {
-      for (const s of t.spans) {
-        const p = s[SP.parent];
-        if (p >= 0 && spanTrace[p] !== n) { link(n, spanTrace[p]); link(spanTrace[p], n); }
-      }
-    });
+    if (links === null) {
+      links = new Map();
+      const link = function (a, b) { if (!links.has(a)) links.set(a, new Set()); links.get(a).add(b); };
+      D.traces.forEach(function (t, n) {
+        for (const s of t.spans) {
+          const p = s[SP.parent];
+          if (p >= 0 && spanTrace[p] !== n) { link(n, spanTrace[p]); link(spanTrace[p], n); }
+        }
+      });
+    }
     const seen = new Set(start), todo = start.slice();
     while (todo.length) {
       for (const m of links.get(todo.pop()) || []) if (!seen.has(m)) { seen.add(m); todo.push(m); }
@@ -364,22 +375,36 @@
     function lane(key, text, cls) { let i = lanes.findIndex(function (l) { return l.key === key; }); if (i < 0) { lanes.push({key: key, text: text, cls: cls}); i = lanes.length - 1; } return i; }
     const childOf = new Set();
     for (const [s] of spans) if (s[SP.kind] === 0 && s[SP.parent] >= 0) childOf.add(s[SP.parent]);
+    const servers = [];
+    for (const [s] of spans) if (s[SP.kind] === 0 && s[SP.parent] < 0) servers.push(str(s[SP.service]));
+    function callerOf(svc) {
+      for (const [s] of spans) if (s[SP.kind] === 1 && serviceMatches(svc, str(s[SP.peer]))) return s;
+      return null;
+    }
     const rows = [];
     for (const [s, i] of spans) {
       const svc = str(s[SP.service]);
       const g = first + i;
       if (s[SP.kind] === 0) {
         const p = s[SP.parent] >= 0 ? globalSpans[s[SP.parent]] : null;
-        const from = p && p[SP.kind] === 1 ? lane("sidecar:" + str(p[SP.service]), str(p[SP.service]) + " sidecar", "sidecar")
+        // no parent span, but a call of this trace went to this service: the leg it came by
+        const caller = p && p[SP.kind] === 1 ? p : p ? null : callerOf(svc);
+        const from = caller ? lane("sidecar:" + str(caller[SP.service]), str(caller[SP.service]) + " sidecar", "sidecar")
           : lane("caller", s[SP.parent] === -2 ? "caller (span outside this page)" : "caller (not in the captures)", "caller");
         const sc = lane("sidecar:" + svc, svc + " sidecar", "sidecar");
-        rows.push({from: from, to: sc, text: p ? "mesh leg (encrypted between sidecars)" : "request from outside the captures", dashed: true});
+        rows.push({from: from, to: sc, dashed: true,
+          text: p ? "mesh leg (encrypted between sidecars)" : caller ? "mesh leg (encrypted; joined by trace id, not by span)" : "request from outside the captures"});
         rows.push({from: sc, to: lane("app:" + svc, svc + " app", "app"), text: label(s), span: s, g: g});
       } else {
         const app = lane("app:" + svc, svc + " app", "app");
         const sc = lane("sidecar:" + svc, svc + " sidecar", "sidecar");
         rows.push({from: app, to: sc, text: label(s) + " → " + (str(s[SP.peer]) || "?") + (str(s[SP.peerSource]) && str(s[SP.peerSource]) !== "authority" ? " (inferred from " + str(s[SP.peerSource]) + ")" : ""), span: s, g: g});
-        if (!childOf.has(g)) rows.push({from: sc, to: lane("target:" + str(s[SP.peer]), str(s[SP.peer]) || "?", "target"), text: "to the target (not in the captures)", dashed: true});
+        const peer = str(s[SP.peer]);
+        if (!childOf.has(g) && !servers.some(function (x) { return serviceMatches(x, peer); })) {
+          const captured = D.pods.some(function (p) { return serviceMatches(p.service, peer); });
+          rows.push({from: sc, to: lane("target:" + peer, peer || "?", "target"), dashed: true,
+            text: captured ? "to the target (a captured pod; its side is not joined to this trace)" : "to the target (not in the captures)"});
+        }
       }
     }
     const W = 190, top = 50, rowH = 40;
@@ -408,7 +433,7 @@
     const width = Math.max(lanes.length * W + 40, 900), height = y + 20;
     const svg = sv("svg", {"class": "sequence", width: width, height: height, viewBox: "0 0 " + width + " " + height, "data-trace": t.id});
     const defs = sv("defs");
-    const mk = sv("marker", {id: "seq-arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse"});
+    const mk = sv("marker", {id: "seq-arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 9, markerHeight: 9, markerUnits: "userSpaceOnUse", orient: "auto-start-reverse"});
     mk.appendChild(sv("path", {d: "M0,0L10,5L0,10z", "class": "arrowhead"}));
     defs.appendChild(mk);
     svg.appendChild(defs);
@@ -483,7 +508,10 @@
       const w = dur === null ? (t1 - s[SP.start]) / span * (W - L) : dur / span * (W - L);
       g.appendChild(sv("rect", {x: x, y: y + 4, width: Math.max(w, 2), height: rowH - 8, rx: 2, "class": dur === null ? "open" : ""}));
       g.appendChild(sv("title", null, label(s) + (dur === null ? " (no response in the capture)" : " · " + ms(dur))));
-      g.appendChild(sv("text", {x: Math.min(x + Math.max(w, 2) + 4, W - 60), y: y + 16, "class": "dur"}, dur === null ? "no response" : ms(dur)));
+      // after the bar when there is room, else inside its end
+      const room = x + Math.max(w, 2) + 80 <= W + 20;
+      g.appendChild(sv("text", {x: room ? x + Math.max(w, 2) + 4 : x + w - 4, y: y + 16, "class": room ? "dur" : "dur inside",
+        "text-anchor": room ? "start" : "end"}, dur === null ? "no response" : ms(dur)));
       svg.appendChild(g);
     });
     return svg;
