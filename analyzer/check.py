@@ -504,10 +504,12 @@ def loads(text: str | bytes, path: str = "<expectation>") -> Expectation:
     v = _Field(path)
     try:
         doc = json.loads(text)
-    except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
-        where = f"line {err.lineno}" if isinstance(err, json.JSONDecodeError) else "text"
-        msg = err.msg if isinstance(err, json.JSONDecodeError) else "not UTF-8 JSON"
-        raise ExpectationError(f"{_shown(path)}: {where}: not JSON: {msg}") from None
+    except json.JSONDecodeError as err:
+        raise ExpectationError(f"{_shown(path)}: line {err.lineno}: not JSON: {err.msg}") from None
+    except UnicodeDecodeError as err:
+        raise ExpectationError(f"{_shown(path)}: byte {err.start}: not UTF-8") from None
+    except RecursionError:  # a hostile file: nothing in an expectation nests more than 4 deep
+        raise ExpectationError(f"{_shown(path)}: the document: nested too deeply") from None
     top = v.obj(doc, "", ("schema_version", "note", "captures", "options", "hops"),
                 ("schema_version", "captures", "hops"))
     version = top["schema_version"]

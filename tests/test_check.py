@@ -265,6 +265,8 @@ BAD = [
     ('{"schema_version": 1, "captures": ["a.pcap"], "options": {"app_ports": [70000]}, "hops": []}',
      "options.app_ports[0]: expected a whole number from 1 to 65535, found 70000"),
     ('{"schema_version": 1, "captures": ["a.pcap"], "hops": [], "\\u001b[2J": 1}', f"\\x1b[2J: {TOP}"),
+    ("[" * 100_000, "the document: nested too deeply"),
+    ('{"note": "\udcff"}', "byte 10: not UTF-8"),  # written as the byte 0xff
 ]
 
 
@@ -272,7 +274,7 @@ BAD = [
 def test_an_invalid_expectation_exits_2_with_one_line(tmp_path: Path, text: str, message: str) -> None:
     caps = _copy(tmp_path, "reviews.pcap")
     path = tmp_path / "reviews.tracewire.json"
-    path.write_text(text)
+    path.write_bytes(text.encode("utf-8", "surrogateescape"))
     status, out, err = run_cli("check", *caps)
     assert (status, out) == (2, "")
     assert err == f"tracewire: {path}: {message}\n"
@@ -440,3 +442,40 @@ def test_the_readme_shows_what_check_prints(monkeypatch: pytest.MonkeyPatch) -> 
     example = section[section.index("```json\n") + 8:].split("```", 1)[0]
     e = expectations.loads(example, "example.tracewire.json")
     assert [h.note for h in e.hops.values()] == ["bug 1432: the new client drops B3; fixed in 2.4"]
+
+
+def test_hostile_capture_content_in_the_file_and_the_table(tmp_path: Path) -> None:
+    from tests.test_output_safety import RAW, hostile_capture
+
+    capture = str(hostile_capture(tmp_path / "frontend.pcap"))
+    assert run_cli("check", "--write-expect", capture)[0] == 0
+    text = (tmp_path / "frontend.tracewire.json").read_text()
+    assert not any(ch in text for ch in RAW)  # JSON escapes, bidi and C1 as \u escapes too
+    assert run_cli("check", capture)[0] == 0  # and it reads back to the same hops
+    _edit(tmp_path / "frontend.tracewire.json", lambda d: d.update(hops=[]))
+    status, out, _ = run_cli("check", capture)
+    assert status == 1 and "new " in out
+    assert not any(ch in out for ch in RAW)
+
+
+def test_a_password_in_a_path_never_reaches_the_file(tmp_path: Path) -> None:
+    from tests.packets import Conn, pcap, sll2
+
+    b3 = {"x-request-id": "3a1c4f1e-5d2b-4c3a-9f8e-1a2b3c4d5e6f",
+          "x-b3-traceid": "463ac35c9f6413ad48485a3953bb6124", "x-b3-spanid": "a2fb4a1d1a96d312"}
+    inbound = Conn("127.0.0.6", 40000, "10.244.1.10", 9080)
+    outbound = Conn("10.244.1.10", 42000, "127.0.0.1", 15001, cisn=7000, sisn=9000)
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    head = "GET /p HTTP/1.1\r\nHost: front:9080\r\n" + "".join(f"{k}: {v}\r\n" for k, v in b3.items())
+    call = b"GET http://admin:hunter2@reviews:9080/r/7 HTTP/1.1\r\nHost: reviews:9080\r\n\r\n"
+    packets = [*inbound.handshake(), inbound.send(head.encode() + b"\r\n"),
+               *outbound.handshake(), outbound.send(call),
+               outbound.send(ok, from_client=False), inbound.send(ok, from_client=False)]
+    capture = tmp_path / "front.pcap"
+    capture.write_bytes(pcap([(1_700_000_000_000_000_000 + n * 1_000_000, sll2(p))
+                              for n, p in enumerate(packets)]))
+    assert run_cli("check", "--write-expect", str(capture))[0] == 0
+    doc = json.loads((tmp_path / "front.tracewire.json").read_text())
+    assert [h["verdict"] for h in doc["hops"]] == ["broken"]
+    assert "hunter2" not in json.dumps(doc) and "admin" in doc["hops"][0]["path"]
+    assert run_cli("check", str(capture))[0] == 0
