@@ -72,7 +72,9 @@ LIMITS: Final = Limits()
 # so neither can occur. ">", "&" and "'" too, so the text is also inert in an attribute or
 # elsewhere; U+2028/9 for old JavaScript parsers. Lone surrogates (from a value the stdlib
 # encoder wrote) as escapes, so the page encodes as UTF-8.
-_EMBED: Final = re.compile("[<>&'\u2028\u2029\ud800-\udfff]")
+# (mypyc takes no surrogate in a string literal: the range is built with chr)
+_SURROGATES: Final = f"{chr(0xD800)}-{chr(0xDFFF)}"
+_EMBED: Final = re.compile(f"[<>&'\u2028\u2029{_SURROGATES}]")
 
 
 def _u(m: re.Match[str]) -> str:
@@ -85,7 +87,7 @@ def embed_json(obj: object) -> str:
     return _EMBED.sub(_u, json_safe(jsonout.compact(obj)))
 
 
-_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+_SURROGATE: Final = re.compile(f"[{_SURROGATES}]")
 
 
 def _x(s: object) -> str:
