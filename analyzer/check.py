@@ -344,6 +344,8 @@ def options_for(expectation: Expectation) -> Options:
 def _hop_dict(h: HopVerdict) -> dict[str, Any]:
     d: dict[str, Any] = dict(zip(KEY_FIELDS, h.key, strict=True))
     d["verdict"] = h.verdict
+    if h.note:
+        d["note"] = h.note
     if h.breaks:
         breaks = []
         for b in h.breaks:
@@ -352,8 +354,6 @@ def _hop_dict(h: HopVerdict) -> dict[str, Any]:
                 bd["count"] = b.count
             breaks.append(bd)
         d["breaks"] = breaks
-    if h.note:
-        d["note"] = h.note
     return d
 
 
@@ -392,9 +392,9 @@ def dumps(e: Expectation) -> str:
     hops = []
     for h in d["hops"]:
         fields = [f"      {one(k)}: {one(v)}" for k, v in h.items() if k != "breaks"]
-        if "breaks" in h:
+        if "breaks" in h:  # last: after the verdict and the note that explains it
             breaks = ",\n".join(f"        {one(b)}" for b in h["breaks"])
-            fields.insert(6, f'      "breaks": [\n{breaks}\n      ]')
+            fields.append(f'      "breaks": [\n{breaks}\n      ]')
         hops.append("    {\n" + ",\n".join(fields) + "\n    }")
     lines.append('  "hops": [' + ("\n" + ",\n".join(hops) + "\n  ]" if hops else "]"))
     lines.append("}")
@@ -404,6 +404,9 @@ def dumps(e: Expectation) -> str:
 def write_expect(result: Result, path: str | None = None, options: Options | None = None) -> Expectation:
     """Write the expectation ``result`` matches to ``path`` (``expectation_path`` of its
     captures by default), keeping the notes of the file it replaces; returns it."""
+    if "-" in result.captures:  # the file lists its captures, and a pipe has no name
+        raise ExpectationError("a capture read from standard input cannot be listed in an expectation "
+                               "file: give the capture as a file")
     target = path if path is not None else expectation_path(result.captures)
     previous = None
     if os.path.exists(target):

@@ -479,3 +479,19 @@ def test_a_password_in_a_path_never_reaches_the_file(tmp_path: Path) -> None:
     assert [h["verdict"] for h in doc["hops"]] == ["broken"]
     assert "hunter2" not in json.dumps(doc) and "admin" in doc["hops"][0]["path"]
     assert run_cli("check", str(capture))[0] == 0
+
+
+def test_standard_input_needs_expect_and_cannot_be_written(tmp_path: Path) -> None:
+    with open(PODS / "reviews.pcap", "rb") as f:
+        from click.testing import CliRunner
+
+        from analyzer.cli import cli
+
+        r = CliRunner().invoke(cli, ["check", "--write-expect", "--expect", str(tmp_path / "x.json"), "-"],
+                               input=f.read())
+    assert (r.exit_code, r.stdout) == (2, "")
+    assert r.stderr == ("tracewire: a capture read from standard input cannot be listed in an expectation "
+                        "file: give the capture as a file\n")
+    assert run_cli("check", "-")[2] == ("tracewire: a capture read from standard input has no expectation "
+                                        "file beside it: give --expect FILE\n")
+    assert not (tmp_path / "x.json").exists()
