@@ -26,7 +26,8 @@ generator's many interleaved connections; ``dense``: ``gen_capture.py --shape de
 ``gen_h2_capture.py``) and each size, ``messages --format jsonl``, ``analyze`` and ``analyze
 --format json`` of every build given with ``--python`` against the shape's tshark command,
 each tool best of ``--repeat``; the ratio is tshark's CPU time over tracewire's. Peak RSS per
-size shows whether memory is flat. No targets are checked in this mode (exit 0 unless trouble).
+size shows whether memory is flat. The summary names the targets of issue 10 each row misses
+(RATIO_TARGETS, RSS_TARGETS); they do not change the exit status (0 unless trouble).
 
 Exit status: 0 targets met, 1 not met, 2 trouble (a tool failed, the generator failed, ...).
 """
@@ -765,6 +766,14 @@ COMMANDS: tuple[tuple[str, list[str]], ...] = (
     ("analyze", ["analyze"]),
     ("analyze json", ["analyze", "--format", "json"]),
 )
+# Issue 10's targets: the lowest ratio (tshark CPU / tracewire CPU) per shape and command,
+# and the highest peak RSS in MiB per command, whatever the shape and size.
+RATIO_TARGETS: dict[str, dict[str, float]] = {
+    "mesh": {"messages": 8.0, "analyze": 6.0, "analyze json": 6.0},
+    "dense": {"messages": 3.0, "analyze": 3.0, "analyze json": 3.0},
+    "h2": {"messages": 3.0, "analyze": 3.0, "analyze json": 3.0},
+}
+RSS_TARGETS: dict[str, float] = {"messages": 50.0, "analyze": 150.0, "analyze json": 150.0}
 BUILD_PROBE = ("import analyzer, analyzer.pipeline as p; "
                "print(p.__file__); print(analyzer.__file__)")
 
@@ -886,8 +895,25 @@ def bench_shape(shape: str, size: float, capture: Path, written: dict[str, Any],
     return [c for c, _, _ in runs]
 
 
+def target_misses(shape: str, by: dict[str, Cell], tshark: Cell) -> list[str]:
+    """Which of issue 10's targets one row (a shape, size and build) misses, as short text."""
+    misses = []
+    for name, _ in COMMANDS:
+        c = by.get(name)
+        if c is None:
+            continue
+        ratio = tshark.cpu / max(c.cpu, 1e-9)
+        want = RATIO_TARGETS.get(shape, {}).get(name)
+        if want is not None and ratio < want:
+            misses.append(f"{name} {ratio:.1f}x < {want:g}x")
+        if c.rss_mib > RSS_TARGETS[name]:
+            misses.append(f"{name} {c.rss_mib:.0f} MiB > {RSS_TARGETS[name]:g}")
+    return misses
+
+
 def report_summary(cells: list[Cell]) -> None:
-    """Issue 10's table: one row per shape, size and build; the ratio per command."""
+    """Issue 10's table: one row per shape, size and build; the ratio per command, and the
+    targets the row misses."""
     tshark = {(c.shape, c.size_mib): c for c in cells if c.build == "tshark"}
     rows: dict[tuple[str, float, str], dict[str, Cell]] = {}
     for c in cells:
@@ -895,13 +921,15 @@ def report_summary(cells: list[Cell]) -> None:
             rows.setdefault((c.shape, c.size_mib, c.build), {})[c.command] = c
     names = [name for name, _ in COMMANDS]
     print("\n| shape | MiB | build | " + " | ".join(names) + " | peak RSS MiB ("
-          + " / ".join(names) + ") |")
-    print("|---|---:|---|" + "---:|" * (len(names) + 1))
+          + " / ".join(names) + ") | targets |")
+    print("|---|---:|---|" + "---:|" * (len(names) + 1) + "---|")
     for (shape, size, build), by in rows.items():
         t = tshark[(shape, size)]
         ratios = [f"{t.cpu / max(by[n].cpu, 1e-9):.2f}x" if n in by else "–" for n in names]
         rss = " / ".join(f"{by[n].rss_mib:.0f}" if n in by else "–" for n in names)
-        print(f"| {shape} | {size:.1f} | {build} | " + " | ".join(ratios) + f" | {rss} |")
+        misses = target_misses(shape, by, t)
+        print(f"| {shape} | {size:.1f} | {build} | " + " | ".join(ratios) + f" | {rss} | "
+              + ("; ".join(misses) or "met") + " |")
 
 
 def report_matrix(cells: list[Cell], written: dict[tuple[str, float], dict[str, Any]]) -> None:
@@ -1014,7 +1042,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--shapes",
                     help="issue 10's table: comma-separated shapes from mesh, dense, h2; "
                          "messages, analyze and analyze --format json of every --python build "
-                         "against tshark, per --sizes (CPU-time ratio; no targets checked)")
+                         "against tshark, per --sizes (CPU-time ratio; targets shown, exit 0)")
     ap.add_argument("--python", action="append", default=[], metavar="[LABEL=]PYTHON[@TREE]",
                     help="with --shapes: a tracewire build to measure, as the interpreter that "
                          "runs it (a venv's bin/python) and optionally the source tree to run "

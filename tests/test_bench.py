@@ -93,3 +93,21 @@ def test_run_py_builds() -> None:
     assert b.source == str(Path(analyzer.__file__).parent)
     assert b.kind == ("compiled" if analyzer_build.compiled() else "pure")
     assert b.name == f"here ({b.kind})"
+
+
+def test_run_py_target_misses() -> None:
+    # issue 10's targets per row: ratios per shape and command, peak RSS per command
+    run = load("run")
+    tshark = run.Cell("mesh", 50.0, "tshark", "tshark", [], cpu=8.0)
+
+    def cell(command: str, cpu: float, rss: float) -> object:
+        return run.Cell("mesh", 50.0, "pure", command, [], cpu=cpu, rss_mib=rss)
+
+    by = {"messages": cell("messages", 1.0, 30), "analyze": cell("analyze", 1.0, 60),
+          "analyze json": cell("analyze json", 1.0, 60)}
+    assert run.target_misses("mesh", by, tshark) == []
+    by["messages"] = cell("messages", 2.0, 55)
+    assert run.target_misses("mesh", by, tshark) == ["messages 4.0x < 8x", "messages 55 MiB > 50"]
+    # the dense and h2 shapes ask 3x of every command
+    assert run.target_misses("h2", {"analyze": cell("analyze", 4.0, 60)}, tshark) == [
+        "analyze 2.0x < 3x"]
