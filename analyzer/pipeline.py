@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,11 +123,13 @@ def read_messages(
     name: str | None = None,
     keep_connections: bool = True,
     fastpath: bool | None = None,
+    keep: Callable[[ConnectionSummary], bool] | None = None,
 ) -> Iterator[Message]:
     """Yield every HTTP message of one capture in one pass; fill ``summary`` as it goes.
 
-    With ``keep_connections`` the summary lists every connection (for ``info``); without,
-    only counts are kept, so memory follows the connections open at any one time.
+    With ``keep_connections`` the summary lists every connection (for ``info``), or those
+    ``keep`` accepts; without, only counts are kept, so memory follows the connections open
+    at any one time.
     ``fastpath`` False forces the general path for every segment (see ``analyzer.fastpath``;
     None: on unless ``TRACEWIRE_FASTPATH=0``); the output is the same either way.
 
@@ -250,7 +252,9 @@ def read_messages(
                     del detecting[sess]
                 s.connection_count += 1
                 if keep_connections:
-                    s.connections.append(_summarise(conn, sess))
+                    done = _summarise(conn, sess)
+                    if keep is None or keep(done):
+                        s.connections.append(done)
                 conn.state = None
 
     lean = fastpath_enabled(fastpath)

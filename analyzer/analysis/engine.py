@@ -7,13 +7,20 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from analyzer.analysis.breaks import Attribution, InboundIndex, attribute, judge_candidates, root_verdict
-from analyzer.analysis.evidence import HiddenHeaders, Observer, corroborate, distinct, serving_until
+from analyzer.analysis.evidence import (
+    HiddenHeaders,
+    Observer,
+    begun_unseen,
+    corroborate,
+    distinct,
+    serving_until,
+)
 from analyzer.analysis.legs import Options, Roles, classify, inbound_host, outbound_host, pair
 from analyzer.analysis.model import KINDS, Call, Finding, Hop, Note, Outcome, Pod, Result, Span, Trace
 from analyzer.analysis.naming import CaptureCalls, name_targets, target_of
 from analyzer.analysis.naming import describe_target as describe_target
 from analyzer.analysis.parallel import read_captures
-from analyzer.pipeline import CaptureSummary, read_messages
+from analyzer.pipeline import CaptureSummary, ConnectionSummary, read_messages
 
 
 def span_id(call: Call) -> str:
@@ -26,12 +33,20 @@ def synthetic_trace_id(key: str) -> str:
     return hashlib.sha1(key.encode()).hexdigest()[:32]
 
 
+def _kept(conn: ConnectionSummary) -> bool:
+    """The connections the analysis looks at again, once read: TLS ones (a pod's encrypted
+    peers, ``_Capture.pods``) and those that may hide a request being served (evidence).
+    Only these are kept, so memory follows the connections open at once, not every one the
+    capture ever showed (100,000 half-open connections, issue 9)."""
+    return conn.protocol == "tls" or begun_unseen(conn)
+
+
 class _Capture:
     def __init__(self, path: str, opts: Options) -> None:
         self.path = path
         self.summary = CaptureSummary(path)
         self.observer = Observer()
-        self.calls = pair(self.observer.wrap(read_messages(path, self.summary)))
+        self.calls = pair(self.observer.wrap(read_messages(path, self.summary, keep=_kept)))
         self.observer.apply(self.calls)
         self.roles: Roles = classify(self.calls, opts, path)
         self.inbound = [c for c in self.calls if inbound_host(c, self.roles)]

@@ -28,7 +28,7 @@ from pathlib import Path
 from analyzer.analysis.breaks import Hidden
 from analyzer.analysis.legs import INBOUND_SOURCES, NOISE_PORTS, Roles
 from analyzer.analysis.model import Call
-from analyzer.pipeline import CaptureSummary
+from analyzer.pipeline import CaptureSummary, ConnectionSummary
 from analyzer.records import Header, Message
 from analyzer.tracing.corroborate import Corroboration
 
@@ -198,7 +198,7 @@ def serving_until(observer: Observer, summary: CaptureSummary, roles: Roles, hos
         if mine:
             until = ts if until is None else max(until, ts)
     for conn in summary.connections:
-        if conn.syn_seen or conn.messages or not conn.payload_bytes:
+        if not begun_unseen(conn):
             continue
         ends = (conn.client, conn.server.split(" ", 1)[0])
         ports = [e.rsplit(":", 1) for e in ends]
@@ -210,6 +210,12 @@ def serving_until(observer: Observer, summary: CaptureSummary, roles: Roles, hos
         if mine:
             until = conn.last_ts if until is None else max(until, conn.last_ts)
     return until
+
+
+def begun_unseen(conn: ConnectionSummary) -> bool:
+    """A connection whose start the capture does not show and whose bytes gave no message:
+    it may carry a request being served since before the capture (``serving_until``)."""
+    return not conn.syn_seen and not conn.messages and bool(conn.payload_bytes)
 
 
 def _app_port(port: int, roles: Roles) -> bool:
