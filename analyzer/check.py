@@ -30,6 +30,11 @@ one capture ``D/NAME.pcap`` has ``D/NAME.tracewire.json``; several captures of o
 (one per pod, all in one directory ``D``) share ``D/<name of D>.tracewire.json``; anything
 else needs ``--expect FILE``. A file found by name must list the captures given, so that a
 pod's own file and its scenario's file are never confused.
+
+The file holds what the captures show, so it is written as every output is: a credential in
+a hop's path (a password in an absolute request target) is redacted in the key itself, and
+controls and bidi marks are JSON escapes. ``analyzer.report.check`` shows a ``CheckResult``;
+``analyzer.pytest_plugin`` runs each file as a test.
 """
 
 from __future__ import annotations

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from _pytest._code.code import TerminalRepr
+
     from analyzer.check import CheckResult
 
 SUFFIX = ".tracewire.json"  # analyzer.check.SUFFIX; not imported, so pytest starts without tracewire
@@ -132,7 +134,7 @@ class PropagationCheck(pytest.Item):
             raise Mismatch(checked)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
-                     style: str | None = None) -> str:
+                     style: str | None = None) -> str | TerminalRepr:
         err = excinfo.value
         if isinstance(err, Mismatch):
             from analyzer.report.check import table, verdict_line
@@ -143,7 +145,7 @@ class PropagationCheck(pytest.Item):
                     "(pytest --tracewire-update rewrites the expectation from this verdict)")
         if isinstance(err, Unusable):
             return f"tracewire: {err}"
-        return str(super().repr_failure(excinfo))
+        return super().repr_failure(excinfo)  # a bug in tracewire: pytest's traceback
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"tracewire check {self.name}"
