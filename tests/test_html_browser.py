@@ -143,6 +143,12 @@ def test_a_trace_row_opens_its_diagrams(fixture_page: Fixture) -> None:
     page.locator(f"tr.trace-row[data-trace='{t['trace_id']}']").click()
     assert page.locator("#trace-view").get_attribute("data-trace") == t["trace_id"]
     assert page.locator("#trace-view svg.waterfall g.bar").count() == len(t["spans"])
+    # the address now links to it: opened again from it, the page shows the same trace
+    assert page.evaluate("location.hash") == "#trace=" + t["trace_id"]
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.locator("#trace-view").get_attribute("data-trace") == t["trace_id"]
+    assert page.locator("#trace-view svg.sequence").count() == 1
 
 
 def _python(whole: Result, sel: Selection) -> tuple[set[str], list[int]]:
@@ -153,7 +159,8 @@ def _python(whole: Result, sel: Selection) -> tuple[set[str], list[int]]:
 
 def _queries(whole: Result) -> list[str]:
     """Every id the captures hold, in each form a person may paste, and some that are none."""
-    out: list[str] = ["", "not-an-id", "0" * 32, "zz" * 20, "x" * 600]
+    out: list[str] = ["", "not-an-id", "0" * 32, "zz" * 20, "x" * 600, "a\u200bb", "a\u00a0b", "ABCDEF",
+                      "\u212a" * 16, "é" * 3, "00-" + "f" * 32 + "-" + "1" * 16 + "-01-extra"]
     for t in whole.traces[:12]:
         out += [t.trace_id, t.trace_id.upper(), f"  {t.trace_id}  ", t.trace_id[-16:], t.trace_id.lstrip("0"),
                 f"00-{t.trace_id}-{'a' * 16}-01", f"{t.trace_id}-{'b' * 16}-1", f"{t.trace_id}:1:0:1"]
@@ -226,6 +233,8 @@ def test_filters_select_what_service_and_kind_select(
     page.locator("#search").fill("")
     page.select_option("#service", "")
     page.select_option("#kind", "")
+    assert not opened.requests, opened.requests  # a reload, searches and filters asked for nothing
+    assert not opened.errors, opened.errors
 
 
 def test_markup_in_a_capture_stays_text(browser: Browser, tmp_path: Path) -> None:

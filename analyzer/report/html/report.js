@@ -245,6 +245,7 @@
     top.appendChild(el("span", {"class": "badge " + f.kind}, f.kind));
     top.appendChild(el("span", {"class": "hop"}, f.source + " → " + (f.target_label || "?")));
     top.appendChild(el("span", {"class": "tid"}, "trace " + (f.trace_id || "-")));
+    if (f.trace >= 0) top.appendChild(el("span", {"class": "open"}, "sequence and waterfall ▸"));
     li.appendChild(top);
     const o = f.outbound, i = f.inbound;
     const dl = el("dl");
@@ -535,6 +536,8 @@
     view.appendChild(el("h3", null, "Waterfall (capture timestamps)"));
     const b = el("div", {"class": "scroll"}); b.appendChild(waterfall(t)); view.appendChild(b);
     view.scrollIntoView({block: "start"});
+    // a link to this trace in this page (report.html#trace=ID), for a ticket
+    history.replaceState(null, "", "#trace=" + encodeURIComponent(t.id));
   }
 
   // -- limits, notes, anomalies ---------------------------------------------------------------
@@ -556,5 +559,12 @@
   listing("Anomalies", D.anomalies, function (a) { return base(a.capture) + " frame " + (a.frame === null ? "-" : a.frame) + ": " + a.kind + ": " + a.detail + (a.flow ? " [" + a.flow + "]" : ""); }, om.anomalies);
 
   renderTraces();
+  const linked = /^#trace=(.+)$/.exec(location.hash);
+  if (linked) {
+    const n = D.traces.findIndex(function (t) { return t.id === decodeURIComponent(linked[1]); });
+    if (n >= 0) showTrace(n, -1);
+  }
+  // when the page was usable, in ms since navigation started (bench: the load time)
+  document.body.setAttribute("data-ready-ms", String(Math.round(performance.now())));
   document.body.setAttribute("data-ready", "1");
 })();
