@@ -413,7 +413,8 @@ class Guarded(click.Group):
 
 
 @click.group(cls=Guarded, epilog=exit_status(
-    "when analyze --fail-on-broken finds a break or diff finds a difference"),
+    "when analyze --fail-on-broken finds a break, diff finds a difference or check finds the "
+    "verdict differs from its expectation"),
              context_settings={"help_option_names": ["-h", "--help"]})
 # the build (compiled or pure, Huffman kernel) matters when comparing timings or reporting a bug
 @click.version_option(f"{__version__} ({build_info()})", prog_name="tracewire")

@@ -14,7 +14,7 @@ import pytest
 from analyzer.cli import cli
 from tests.fixtures import ROOT, interrupt_while_reading, run_cli
 
-COMMANDS = ("messages", "info", "analyze", "diff", "export")
+COMMANDS = ("messages", "info", "analyze", "diff", "export", "check")
 MAIN = "captures/productpage-http1.pcap"
 POD = "captures/pods/productpage.pcap"
 EMPTY = "captures/edge/header-only.pcap"  # a pcap header and no record
@@ -37,6 +37,8 @@ ONE = {
     "analyze": "with --fail-on-broken when a finding is reported",
     "export": "never (export writes what it finds)",
     "diff": "when something differs (with --fail-on-regression: only when something got worse)",
+    "check": "when the verdict differs from the expectation (a missing or invalid expectation file "
+             "is trouble: 2)",
 }
 
 
@@ -44,7 +46,8 @@ ONE = {
 def test_every_help_ends_with_the_exit_statuses(command: str | None) -> None:
     code, out, _ = run(*([command] if command else []), "--help")
     assert code == 0
-    one = ONE.get(command or "", "when analyze --fail-on-broken finds a break or diff finds a difference")
+    one = ONE.get(command or "", "when analyze --fail-on-broken finds a break, diff finds a difference "
+                  "or check finds the verdict differs from its expectation")
     # click wraps the epilog to the terminal; the words are what counts
     tail = " ".join(out.split()).split("Exit status: ", 1)[1]
     assert tail == (f"0 fine; 1 {one}; 2 trouble (a capture that cannot be read, a bad option, "
@@ -75,7 +78,8 @@ def test_an_unknown_option_is_one_line_and_a_hint(command: str) -> None:
     (("--nope",), "No such option '--nope'."),
     (("analyze",), "Missing argument 'CAPTURE...'."),
     (("analyze", "--format", "xml", MAIN),
-     "Invalid value for '--format': 'xml' is not one of 'table', 'json', 'markdown', 'jsonl', 'csv'."),
+     "Invalid value for '--format': 'xml' is not one of 'table', 'json', 'markdown', 'jsonl', 'csv', "
+     "'html'."),
     (("analyze", "--pod-ip", "10.0.0.300", MAIN),
      "Invalid value for '--pod-ip': '10.0.0.300' is not an IP address"),
     (("export", "--to", "zipkin", "--pod-ip", "pod-a", MAIN),
