@@ -1,10 +1,15 @@
-"""``analyze --format json`` in bounded memory (issue 10 item 6): the document is written in
-pieces (``report.analysis.result_json``), byte for byte what the whole document was."""
+"""``analyze`` in bounded memory (issue 10 item 6): the JSON document is written in pieces
+(``report.analysis.result_json``), byte for byte what the whole document was; and what the
+analysis keeps beside the pipeline does not grow with connections it no longer needs."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import subprocess
+import sys
 import tracemalloc
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -14,7 +19,7 @@ from analyzer.cli import cli
 from analyzer.report import analysis as report
 from analyzer.report import jsonout
 from analyzer.report.redact import DEFAULT, Policy, json_safe
-from tests.fixtures import CAPTURES, recorded_captures
+from tests.fixtures import CAPTURES, ROOT, recorded_captures
 
 MESH = sorted(str(p) for p in (CAPTURES / "mesh").glob("*.pcap"))
 
@@ -77,3 +82,39 @@ def test_the_document_is_never_held_whole() -> None:
         tracemalloc.stop()
     assert size > 8_000_000
     assert peak < size / 10, (peak, size)
+
+
+# -- peak RSS, in fresh processes ---------------------------------------------------------------
+
+# Runs a command and prints its peak RSS in KiB: RUSAGE_CHILDREN of a process whose only
+# child is that command.
+_PEAK = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
+         "check=True); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+
+
+def _peak_kib(*args: str) -> int:
+    out = subprocess.run([sys.executable, "-c", _PEAK, sys.executable, "-m", "analyzer", *args],
+                         capture_output=True, text=True, check=True, cwd=ROOT)
+    return int(out.stdout)
+
+
+def _half_open(path: Path, scale: float) -> Path:
+    """bench/adversarial.py's half-open case: SYNs nobody answers, each from a new port."""
+    spec = importlib.util.spec_from_file_location("bench_adversarial", ROOT / "bench" / "adversarial.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being built
+    spec.loader.exec_module(module)
+    with path.open("wb") as f:
+        module.gen_half_open(f, scale)
+    return path
+
+
+def test_connections_the_analysis_does_not_need_are_not_kept(tmp_path: Path) -> None:
+    """20,000 and then 80,000 half-open connections: whatever the pipeline itself holds
+    (``messages`` shows it), ``analyze`` adds no more as connections grow (it kept a summary
+    of every connection: 26 MiB more at 80,000, against the pipeline's 10)."""
+    small, large = _half_open(tmp_path / "small.pcap", 0.2), _half_open(tmp_path / "large.pcap", 0.8)
+    messages = [_peak_kib("messages", "--format", "jsonl", str(p)) for p in (small, large)]
+    analyzed = [_peak_kib("analyze", "--format", "json", str(p)) for p in (small, large)]
+    assert analyzed[1] - analyzed[0] <= messages[1] - messages[0] + 3 * 1024, (messages, analyzed)
