@@ -45,7 +45,7 @@ from analyzer.report.analysis import (
     pod_dict,
 )
 from analyzer.report.messages import anomaly_dict
-from analyzer.report.redact import DEFAULT, Confirms, Policy, json_safe
+from analyzer.report.redact import DEFAULT, Confirms, Policy, escape, json_safe
 from analyzer.report.select import service_matches
 
 __all__ = ["Limits", "embed_json", "page", "page_data", "service_graph"]
@@ -92,8 +92,9 @@ _SURROGATE: Final = re.compile(f"[{_SURROGATES}]")
 
 def _x(s: object) -> str:
     """Text for HTML or SVG, in an element or an attribute value: & < > " ' escaped; a lone
-    surrogate (not encodable) shown as U+FFFD."""
-    return _SURROGATE.sub("\ufffd", html.escape(str(s), quote=True))
+    surrogate (not encodable) shown as U+FFFD; controls and bidi marks as the text reports show
+    them (``\\x1b``), so the file is as inert in a terminal (cat, grep) as they are."""
+    return _SURROGATE.sub("\ufffd", html.escape(escape(str(s)), quote=True))
 
 
 # -- the data the page shows ---------------------------------------------------------------------
