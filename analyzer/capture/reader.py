@@ -36,6 +36,23 @@ class Frame:
     orig_len: int
     interface: int = 0
 
+    # Written out, not generated: see analyzer/records.py.
+    def __init__(
+        self,
+        number: int,
+        ts_ns: int,
+        linktype: int,
+        data: bytes,
+        orig_len: int,
+        interface: int = 0,
+    ) -> None:
+        self.number = number
+        self.ts_ns = ts_ns
+        self.linktype = linktype
+        self.data = data
+        self.orig_len = orig_len
+        self.interface = interface
+
 
 @dataclass(slots=True)
 class CaptureReader:

@@ -58,6 +58,35 @@ class Segment:
     missing: int = 0
     iface: int = 0
 
+    # Written out, not generated: see analyzer/records.py.
+    def __init__(
+        self,
+        frame: int,
+        ts_ns: int,
+        src: bytes,
+        sport: int,
+        dst: bytes,
+        dport: int,
+        seq: int,
+        ack: int,
+        flags: int,
+        payload: memoryview,
+        missing: int = 0,
+        iface: int = 0,
+    ) -> None:
+        self.frame = frame
+        self.ts_ns = ts_ns
+        self.src = src
+        self.sport = sport
+        self.dst = dst
+        self.dport = dport
+        self.seq = seq
+        self.ack = ack
+        self.flags = flags
+        self.payload = payload
+        self.missing = missing
+        self.iface = iface
+
 
 def format_addr(addr: bytes) -> str:
     if len(addr) == 4:

@@ -228,6 +228,21 @@ class Framing:
     offers_upgrade: bool  # Connection lists "upgrade" and there is an Upgrade value
     problems: list[tuple[str, str]]  # (anomaly kind, detail)
 
+    # Written out, not generated: see analyzer/records.py.
+    def __init__(
+        self,
+        body: int,
+        close: bool,
+        upgrade: bytes | None,
+        offers_upgrade: bool,
+        problems: list[tuple[str, str]],
+    ) -> None:
+        self.body = body
+        self.close = close
+        self.upgrade = upgrade
+        self.offers_upgrade = offers_upgrade
+        self.problems = problems
+
 
 _FRAMING_FIELDS: Final = frozenset(
     (b"content-length", b"transfer-encoding", b"connection", b"upgrade")

@@ -93,6 +93,27 @@ class HeaderBlock:
     kind: str
     promised_stream_id: int | None = None
 
+    # Written out, not generated: see analyzer/records.py.
+    def __init__(
+        self,
+        from_client: bool,
+        stream_id: int,
+        start: int,
+        end: int,
+        headers: tuple[Header, ...],
+        end_stream: bool,
+        kind: str,
+        promised_stream_id: int | None = None,
+    ) -> None:
+        self.from_client = from_client
+        self.stream_id = stream_id
+        self.start = start
+        self.end = end
+        self.headers = headers
+        self.end_stream = end_stream
+        self.kind = kind
+        self.promised_stream_id = promised_stream_id
+
 
 @dataclass(frozen=True, slots=True)
 class StreamReset:
@@ -109,6 +130,12 @@ class StreamEnd:
     from_client: bool
     stream_id: int
     offset: int
+
+    # Written out, not generated: see analyzer/records.py.
+    def __init__(self, from_client: bool, stream_id: int, offset: int) -> None:
+        self.from_client = from_client
+        self.stream_id = stream_id
+        self.offset = offset
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,6 +60,29 @@ class MessageHead:
     reason: bytes | None
     headers: tuple[Header, ...]
 
+    # Written out, not generated: see analyzer/records.py.
+    def __init__(
+        self,
+        kind: Side,
+        start: int,
+        end: int,
+        version: bytes,
+        method: bytes | None,
+        target: bytes | None,
+        status: int | None,
+        reason: bytes | None,
+        headers: tuple[Header, ...],
+    ) -> None:
+        self.kind = kind
+        self.start = start
+        self.end = end
+        self.version = version
+        self.method = method
+        self.target = target
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+
 
 @dataclass(slots=True, unsafe_hash=True)  # not frozen: see analyzer/records.py
 class MessageEnd:
@@ -70,6 +93,13 @@ class MessageEnd:
     end: int
     body_length: int
     trailers: tuple[Header, ...]
+
+    # Written out, not generated: see analyzer/records.py.
+    def __init__(self, kind: Side, end: int, body_length: int, trailers: tuple[Header, ...]) -> None:
+        self.kind = kind
+        self.end = end
+        self.body_length = body_length
+        self.trailers = trailers
 
 
 @dataclass(frozen=True, slots=True)

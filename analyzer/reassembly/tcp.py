@@ -140,6 +140,14 @@ class Data:
     frame: int
     ts_ns: int
 
+    # Written out, not generated: see analyzer/records.py.
+    def __init__(self, flow: Flow, data: memoryview, offset: int, frame: int, ts_ns: int) -> None:
+        self.flow = flow
+        self.data = data
+        self.offset = offset
+        self.frame = frame
+        self.ts_ns = ts_ns
+
 
 @dataclass(slots=True, unsafe_hash=True)  # not frozen: see analyzer/records.py
 class Gap:
@@ -149,6 +157,14 @@ class Gap:
     frame: int
     ts_ns: int
 
+    # Written out, not generated: see analyzer/records.py.
+    def __init__(self, flow: Flow, n: int, offset: int, frame: int, ts_ns: int) -> None:
+        self.flow = flow
+        self.n = n
+        self.offset = offset
+        self.frame = frame
+        self.ts_ns = ts_ns
+
 
 @dataclass(slots=True, unsafe_hash=True)  # not frozen: see analyzer/records.py
 class End:
@@ -156,6 +172,13 @@ class End:
     frame: int
     ts_ns: int
     reason: str  # "fin", "rst", "eof" (capture ended), "reused" (ports taken by a new SYN)
+
+    # Written out, not generated: see analyzer/records.py.
+    def __init__(self, flow: Flow, frame: int, ts_ns: int, reason: str) -> None:
+        self.flow = flow
+        self.frame = frame
+        self.ts_ns = ts_ns
+        self.reason = reason
 
 
 StreamEvent = Data | Gap | End

@@ -51,6 +51,31 @@ class TraceContext:
     violations: tuple[str, ...]  # one short sentence per broken rule
     guessed: bool = False  # built from a header whose name was guessed (HPACK unknown)
 
+    # Written out, not generated: see analyzer/records.py.
+    def __init__(
+        self,
+        format: str,
+        headers: tuple[str, ...],
+        raw: str,
+        trace_id: str | None,
+        span_id: str | None,
+        parent_span_id: str | None,
+        sampled: bool | None,
+        request_id: str | None,
+        violations: tuple[str, ...],
+        guessed: bool = False,
+    ) -> None:
+        self.format = format
+        self.headers = headers
+        self.raw = raw
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.parent_span_id = parent_span_id
+        self.sampled = sampled
+        self.request_id = request_id
+        self.violations = violations
+        self.guessed = guessed
+
 
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _LOWER_HEX = re.compile(r"[0-9a-f]+")
