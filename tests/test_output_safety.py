@@ -222,6 +222,9 @@ def test_json_safe() -> None:
     safe = json_safe(encoded)
     assert CSI not in safe and RLO not in safe
     assert json.loads(safe) == {"k": f"a{CSI}{RLO}\x1b"}
+    # ASCII text is passed through untouched, but for DEL (the one ASCII character escaped)
+    assert json_safe('{"k": "plain"}') == '{"k": "plain"}'
+    assert json_safe('{"k": "a\x7fb"}') == '{"k": "a\\u007fb"}'
 
 
 @pytest.mark.parametrize("cell", ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"])

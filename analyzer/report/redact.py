@@ -314,6 +314,10 @@ def json_safe(encoded: str) -> str:
     """JSON text with C1 controls and bidi marks written as \\u escapes: the encoder already
     escapes C0 controls but passes these through when ``ensure_ascii`` is off. They can
     only occur inside JSON strings, where \\uXXXX means the same character."""
+    if encoded.isascii() and "\x7f" not in encoded:
+        # Nothing to escape (all but DEL are beyond ASCII), told in O(1) + a memchr-speed
+        # scan: the regex search cost 7 us a message line, 6-9 % of `messages` (issue 10).
+        return encoded
     return _JSON_UNSAFE.sub(_json_escaped, encoded) if _JSON_UNSAFE.search(encoded) else encoded
 
 
