@@ -551,6 +551,66 @@ def test_guess_name(value: bytes, known: set[bytes], guess: bytes | None) -> Non
     assert guess_name(value, known) == guess
 
 
+def guess_in_order(value: bytes, known: set[bytes]) -> bytes | None:
+    """guess_name's rule written plainly: every shape tried in order, the first that
+    matches decides (guess_name dispatches on the length first, for speed)."""
+    from analyzer.protocols import hpack_state as hs
+
+    n = len(value)
+    guess: bytes | None = None
+    if n == 55 and hs._TRACEPARENT.fullmatch(value):
+        guess = b"traceparent"
+    elif n == 36 and hs._UUID.fullmatch(value):
+        guess = b"x-request-id"
+    elif n >= 35 and hs._B3_SINGLE.fullmatch(value):
+        guess = b"b3"
+    elif n >= 7 and b":" in value and hs._UBER.fullmatch(value):
+        guess = b"uber-trace-id"
+    elif n >= 34 and b"/" in value and hs._CLOUD.fullmatch(value):
+        guess = b"x-cloud-trace-context"
+    elif 38 <= n <= 40 and hs._is_trace_bin(value):
+        guess = b"grpc-trace-bin"
+    elif n == 32 and hs._HEX32.fullmatch(value):
+        if b"x-b3-spanid" in known or b"x-b3-sampled" in known:
+            guess = b"x-b3-traceid"
+    elif n == 16 and hs._HEX16.fullmatch(value):
+        missing = [m for m in (b"x-b3-traceid", b"x-b3-spanid", b"x-b3-parentspanid") if m not in known]
+        if len(missing) == 1:
+            guess = missing[0]
+    return None if guess is None or guess in known else guess
+
+
+# values near every shape: hex ids of the lengths that matter, with colons, slashes, dashes
+_SHAPED = st.text("0123456789abcdefABC:/-;o=", min_size=0, max_size=60).map(str.encode)
+_KNOWN = st.sets(st.sampled_from([b"x-b3-traceid", b"x-b3-spanid", b"x-b3-parentspanid",
+                                  b"x-b3-sampled", b"traceparent", b"x-request-id", b"b3",
+                                  b"uber-trace-id", b"x-cloud-trace-context", b"grpc-trace-bin"]))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.one_of(
+        _SHAPED,
+        st.sampled_from([16, 32, 36, 55]).flatmap(
+            lambda n: st.text("0123456789abcdef-:", min_size=n, max_size=n).map(str.encode)),
+        st.binary(max_size=64),
+    ),
+    _KNOWN,
+)
+def test_guess_name_is_the_rule_in_order(value: bytes, known: set[bytes]) -> None:
+    assert guess_name(value, known) == guess_in_order(value, known)
+
+
+def test_guess_name_is_the_rule_in_order_on_every_shape() -> None:
+    ids = [b"0af7651916cd43dd", b"0af7651916cd43dd8448eb211c80319c", TP, RID,
+           b"0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-1", b"5af7:6fc0:0:1",
+           b"105445aa7843bc8bf206b12000100000/1;o=1", b"AAABAgMEBQYHCAkKCwwNDg8QAQABAgMEBQYHAgE"]
+    for value in ids:
+        for known in ({b"x-b3-spanid"}, {b"x-b3-traceid", b"x-b3-spanid"}, set()):
+            assert guess_name(value, known) == guess_in_order(value, known)
+    assert guess_name(b"AAABAgMEBQYHCAkKCwwNDg8QAQABAgMEBQYHAgE", set()) == b"grpc-trace-bin"
+
+
 def envoy_story(n: int, seed: int) -> list[Block]:
     """Requests as an Envoy sidecar sends them upstream, encoded by the hpack package."""
     rng = random.Random(seed)

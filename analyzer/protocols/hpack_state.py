@@ -506,28 +506,40 @@ def guess_name(value: bytes, known_names: set[bytes]) -> bytes | None:
     several headers (a lone 16-hex id) give no guess unless the block's other B3 headers
     leave exactly one candidate.
     """
+    # Dispatched on the length first: most values offered are short or 16/32-hex ids, and
+    # below 34 bytes only the Jaeger shape (which has a colon) or a hex id can match; the
+    # names known are looked at before a regex runs. Same answers as trying every shape in
+    # the order below, at a third of the cost in the compiled build (issue 10).
     guess: bytes | None = None
     n = len(value)
-    if n == 55 and _TRACEPARENT.fullmatch(value):
+    if n < 34:
+        if n < 7:
+            return None
+        if value.find(b":") >= 0:
+            if _UBER.fullmatch(value):
+                guess = b"uber-trace-id"
+        elif n == 32:
+            if (_SPANID in known_names or _SAMPLED in known_names) and _HEX32.fullmatch(value):
+                guess = _TRACEID
+        elif n == 16:
+            # Only when the block's other B3 ids leave exactly one 16-hex slot open.
+            t, s, p = _TRACEID not in known_names, _SPANID not in known_names, _PARENT not in known_names
+            if t + s + p == 1 and _HEX16.fullmatch(value):
+                guess = _TRACEID if t else _SPANID if s else _PARENT
+        else:
+            return None
+    elif n == 55 and _TRACEPARENT.fullmatch(value):
         guess = b"traceparent"
     elif n == 36 and _UUID.fullmatch(value):
         guess = b"x-request-id"
     elif n >= 35 and _B3_SINGLE.fullmatch(value):
         guess = b"b3"
-    elif n >= 7 and b":" in value and _UBER.fullmatch(value):
+    elif value.find(b":") >= 0 and _UBER.fullmatch(value):
         guess = b"uber-trace-id"
-    elif n >= 34 and b"/" in value and _CLOUD.fullmatch(value):
+    elif value.find(b"/") >= 0 and _CLOUD.fullmatch(value):
         guess = b"x-cloud-trace-context"
     elif 38 <= n <= 40 and _is_trace_bin(value):
         guess = b"grpc-trace-bin"
-    elif n == 32 and _HEX32.fullmatch(value):
-        if _SPANID in known_names or _SAMPLED in known_names:
-            guess = _TRACEID
-    elif n == 16 and _HEX16.fullmatch(value):
-        missing = [m for m in (_TRACEID, _SPANID, _PARENT) if m not in known_names]
-        # Only when the block's other B3 ids leave exactly one 16-hex slot open.
-        if len(missing) == 1:
-            guess = missing[0]
     if guess is None or guess in known_names:
         return None
     return guess
