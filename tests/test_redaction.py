@@ -333,3 +333,11 @@ def test_guess_beside_its_own_ids_under_known_names_is_shown(span: str) -> None:
         assert bin_header["value"] == value.decode() and bin_context["trace_id"] == TRACE
     else:
         assert bin_header["value"] == f"<redacted, {len(value)} bytes>" and bin_context["trace_id"] is None
+
+
+def test_marker_says_the_length_at_every_size() -> None:
+    # the short markers are made once (a table), the long ones when asked: the same text
+    from analyzer.report.redact import marker
+
+    for n in (0, 1, 36, 511, 512, 513, 70_000):
+        assert marker(n) == f"<redacted, {n} bytes>"
