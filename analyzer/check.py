@@ -184,10 +184,10 @@ class CheckResult:
 
 def _key(o: Outcome) -> Key:
     """diff's own key, so that a hop here is the hop ``tracewire diff`` shows; a credential in
-    its path (``http://user:secret@host/...``) redacted, so that it never reaches the file
-    (and a new password is not a new hop)."""
+    its path (``http://user:secret@host/...``) or its target (a Host ``user:secret@host``)
+    redacted, so that it never reaches the file (and a new password is not a new hop)."""
     source, target, protocol, method, path = diff_key(o)[0]
-    return source, target, protocol, method, redact_url(path)
+    return source, redact_url(target), protocol, method, redact_url(path)
 
 
 def observe(result: Result) -> dict[Key, HopVerdict]:
@@ -529,7 +529,9 @@ def loads(text: str | bytes, path: str = "<expectation>") -> Expectation:
     if not captures:
         raise v.fail("captures", "lists no capture")
     for n, c in enumerate(captures):
-        if not c or not c.isprintable():
+        # Any name a file can have: --write-expect lists the captures it was given, and a name
+        # with a control in it is still that file (every output shows it escaped). NUL is none.
+        if not c or "\x00" in c:
             raise v.fail(f"captures[{n}]", "not a file name")
     options = _options(v, top.get("options"))
     hops_v = top["hops"]
