@@ -3,8 +3,12 @@
 A crafted capture puts terminal controls (ESC sequences that clear the screen or set the
 window title, BEL, CR/LF inside a value, C1 CSI, a bidi override), spreadsheet formulas and
 Markdown (a backtick closing a code span, links, autolinks, images, raw HTML) into paths,
-hosts, header values and the service names derived from them. Every text format must show
-them escaped or inert; JSON must stay valid JSON.
+hosts, header values and the service names derived from them (and given with --name). Every
+text format must show them escaped or inert; JSON must stay valid JSON. That holds for
+``check`` (its table is escaped as diff's, its JSON and the file ``--write-expect`` writes
+are valid JSON with C1 and bidi escaped) and for the bytes of the ``--format html`` page: its
+own markup only, capture text escaped in the server-drawn SVG, the embedded JSON without a
+character HTML gives a meaning to. (The page's behaviour in a browser is tests/test_html_browser.)
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ import io
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hpack import Encoder
@@ -22,6 +29,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from analyzer.report.redact import csv_cell, escape, json_safe, md_code
+from tests.fixtures import ROOT
 from tests.h2_adversarial import frame, settings
 from tests.packets import ACK, FIN, Conn, pcap, sll2
 from tests.test_cli import run
@@ -35,11 +43,12 @@ TITLE = "\x1b]0;pwned\x07"  # sets the terminal's window title
 CLEAR = "\x1b[2J"
 CSI = "\u009b"  # the C1 form of ESC [
 RLO = "\u202e"  # right-to-left override
+BOM = "\ufeff"  # zero-width no-break space: invisible, and it splits what looks like one word
 MD = ("`[click](http://evil.example/a)` <img src=x onerror=alert(1)> ![i](http://evil.example/i.png) "
       "http://evil.example/bare <b>bold</b>")
 FORMULA = "=HYPERLINK(\"http://evil.example\",\"x\")"
 # Raw control characters that must never reach a text output (LF is checked apart).
-RAW = ("\x1b", "\x07", "\r", CSI, RLO, "\x00", "\x7f")
+RAW = ("\x1b", "\x07", "\r", CSI, RLO, BOM, "\x00", "\x7f")
 
 
 def _head(line: str, fields: list[tuple[str, str]]) -> bytes:
@@ -58,12 +67,12 @@ def hostile_capture(dest: Path) -> Path:
     nat_rep = Conn("10.244.1.10", 42000, "10.96.0.99", 9080, cisn=7000, sisn=9000)
     path = "/p" + MD.replace(" ", "") + CSI + RLO + "?q=1"
     first = _head(f"GET {path} HTTP/1.1", [
-        ("Host", f"front{CLEAR}{TITLE}end:9080"), *B3.items(),
+        ("Host", f"{BOM}front{CLEAR}{TITLE}end:9080"), *B3.items(),
         ("X-Note", f"{CLEAR}{TITLE}{CSI}{RLO}\x7f done"),
         ("X-Formula", FORMULA),
     ])
     out = _head(f"GET /call{MD.replace(' ', '')}{CSI} HTTP/1.1", [
-        ("Host", f"{FORMULA}{TITLE}:80"), ("x-request-id", XRID)])
+        ("Host", f"{FORMULA}{TITLE}{RLO}:80"), ("x-request-id", XRID)])
     packets = [*inbound.handshake(), inbound.send(first), nat_req.send(out)]
     nat_rep.cseq = nat_req.cseq
     packets.append(nat_rep.send(OK, from_client=False))
@@ -206,6 +215,213 @@ def test_markdown_is_inert(hostile: str, cmd: tuple[str, ...]) -> None:
             assert "evil.example" not in t.content, t.content  # only ever inside code
     assert any(t.type == "code_inline" and "evil.example" in t.content for t in tokens) or \
         any(t.type == "fence" and "evil.example" in t.content for t in tokens) or cmd[0] == "diff"
+
+
+# -- check: the table, its JSON, the file it writes ----------------------------------------------
+
+
+def _no_hops(dest: Path, captures: list[str]) -> str:
+    """An expectation that lists no hop: every hop the captures show is "new", with its
+    source, target, path and details in the output."""
+    dest.write_text(json.dumps({"schema_version": 1, "captures": [Path(c).name for c in captures],
+                                "hops": []}))
+    return str(dest)
+
+
+def test_check_table_is_escaped_like_diff(hostile: str, tmp_path: Path) -> None:
+    out = _ok("check", "--expect", _no_hops(tmp_path / "e.tracewire.json", [hostile]), hostile)
+    _no_raw_controls(out, "check table")
+    assert "\\x1b]0;pwned\\x07" in out and "\\ufeff" in out and "\\u202e" in out  # shown, escaped
+    assert '=HYPERLINK("http://evil.example","x")' in out  # the hop's target, not lost
+    assert "differs from the expectation" in out
+
+
+def test_check_json_and_the_written_file_are_valid_and_escaped(hostile: str, tmp_path: Path) -> None:
+    expect = _no_hops(tmp_path / "e.tracewire.json", [hostile])
+    out = _ok("check", "--format", "json", "--expect", expect, hostile)
+    _no_raw_controls(out, "check json")
+    hops = json.loads(out)["differences"]
+    assert any(TITLE in d["target"] and RLO in d["target"] for d in hops)  # decoded as it was sent
+    assert any(BOM in d["source"] for d in hops)
+    written = tmp_path / "w.tracewire.json"
+    assert "wrote " in _ok("check", "--write-expect", "--expect", str(written), hostile)
+    text = written.read_text(encoding="utf-8")
+    _no_raw_controls(text, "written file")
+    doc = json.loads(text)
+    assert any(TITLE in h["target"] and CSI in h["path"] for h in doc["hops"]), doc
+    assert run("check", "--expect", str(written), hostile)[0] == 0  # it reads back as it was
+
+
+def test_a_capture_name_with_controls_is_escaped_in_checks_lines(hostile: str, tmp_path: Path) -> None:
+    """The capture and expectation file names are shown too ("check:", "wrote ...")."""
+    named = tmp_path / f"pod{TITLE}{RLO}.pcap"
+    named.write_bytes(Path(hostile).read_bytes())
+    expect = tmp_path / f"x{CLEAR}.tracewire.json"
+    written = _ok("check", "--write-expect", "--expect", str(expect), str(named))
+    _no_raw_controls(written, "wrote")
+    table = _ok("check", "--expect", _no_hops(tmp_path / "e.tracewire.json", [str(named)]), str(named))
+    _no_raw_controls(table, "check table")
+    assert "pod\\x1b]0;pwned\\x07\\u202e.pcap" in table
+
+
+# A name a person may give with --name: printable, yet markup, quotes and a formula start.
+POD_NAME = '@SUM(1+1)<img src onerror>"q"`[l](http://evil.example/n)`'  # no "=": it ends the name
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [("analyze", "--all", "--format", "table"), ("analyze", "--all", "--format", "markdown"),
+     ("analyze", "--all", "--format", "csv"), ("analyze", "--all", "--format", "html"),
+     ("check", "--format", "table"), ("check", "--format", "json")],
+    ids=lambda c: "-".join(c),
+)
+def test_service_names_given_with_name_stay_text(hostile: str, tmp_path: Path, cmd: tuple[str, ...]) -> None:
+    extra = ["--expect", _no_hops(tmp_path / "e.tracewire.json", [hostile])] if cmd[0] == "check" else []
+    out = _ok(*cmd, *extra, "--name", f"{POD_NAME}={hostile}", hostile)
+    _no_raw_controls(out, cmd)
+    if cmd[-1] == "html":
+        parts = page_parts(out)
+        assert "img" not in parts.tags
+        assert any(POD_NAME in t for t in parts.text)  # the name is shown, as text
+    elif cmd[-1] == "csv":
+        cells = {c for row in csv.reader(io.StringIO(out)) for c in row}
+        assert not any(c.startswith("@") for c in cells) and any(c.startswith("'@SUM") for c in cells)
+    elif cmd[-1] == "json":
+        assert any(d["source"] == POD_NAME for d in json.loads(out)["differences"])
+    else:
+        assert "@SUM(1+1)" in out
+
+
+@pytest.mark.parametrize("name", [f"a{TITLE}b", f"a{RLO}b", f"{BOM}a", "a\nb"])
+def test_a_name_that_is_not_printable_is_refused_in_one_escaped_line(hostile: str, name: str) -> None:
+    for cmd in (("analyze",), ("check", "--write-expect", "--expect", "/nonexistent/x.json")):
+        code, out, err = run(*cmd, "--name", f"{name}={hostile}", hostile)
+        assert code == 2 and not out and len(err.splitlines()) == 2, err  # click's usage line + one
+        _no_raw_controls(err, cmd)
+
+
+# -- the html page: its bytes --------------------------------------------------------------------
+
+
+@dataclass
+class Page:
+    """An html page as a browser's parser splits it: start tags, attribute values and the text
+    outside script and style elements (character references resolved), the embedded JSON as
+    written and decoded."""
+
+    tags: list[str] = field(default_factory=list)
+    attributes: list[tuple[str, str, str]] = field(default_factory=list)  # tag, name, value
+    text: list[str] = field(default_factory=list)
+    raw_data: str = ""
+    data: Any = None
+    scripts: int = 0
+
+
+class _PageParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.page = Page()
+        self._in: tuple[str, dict[str, str | None]] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.page.tags.append(tag)
+        self.page.attributes += [(tag, k, v or "") for k, v in attrs]
+        if tag in ("script", "style"):
+            self._in = (tag, dict(attrs))
+            self.page.scripts += tag == "script"
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._in is not None and tag == self._in[0]:
+            self._in = None
+
+    def handle_data(self, data: str) -> None:
+        if self._in is None:
+            self.page.text.append(data)
+        elif self._in[1].get("type") == "application/json":
+            self.page.raw_data += data
+
+
+def page_parts(text: str) -> Page:
+    parser = _PageParser()
+    parser.feed(text)
+    parser.close()
+    page = parser.page
+    assert page.raw_data, "no embedded data"
+    page.data = json.loads(page.raw_data)
+    return page
+
+
+# Every element the page's own markup is made of, read off the module that writes it: a tag
+# the capture smuggled in is none of these.
+OUR_TAGS = frozenset(re.findall(r"<([a-z][a-z0-9]*)\b", (ROOT / "analyzer/report/html.py").read_text()))
+OUR_SCRIPTS = 2  # the data, and the page's own script
+
+
+@pytest.fixture(scope="module")
+def hostile_page(hostile: str) -> str:
+    return _ok("analyze", "--all", "--format", "html", hostile)
+
+
+def test_html_page_has_only_its_own_markup(hostile_page: str) -> None:
+    page = page_parts(hostile_page)
+    assert {"svg", "text", "g", "title", "script"} <= OUR_TAGS
+    assert set(page.tags) <= OUR_TAGS, set(page.tags) - OUR_TAGS
+    assert page.scripts == OUR_SCRIPTS
+    assert hostile_page.lower().count("</script") == OUR_SCRIPTS
+    for tag, name, value in page.attributes:
+        assert not name.startswith("on"), (tag, name, value)
+        assert "evil.example" not in value or name in ("data-source", "data-target", "data-service"), \
+            (tag, name, value)
+        if name in ("href", "src", "xlink:href", "action"):
+            assert value.startswith("#"), (tag, name, value)  # the page links to itself only
+
+
+def test_html_static_text_escapes_capture_text(hostile_page: str) -> None:
+    """The server-drawn graph and the header carry hop and service names: no raw < or " from
+    the capture inside a tag, no raw control byte or bidi mark anywhere outside the data."""
+    static = re.sub(r"(?s)<script\b[^>]*>.*?</script>", "<script></script>", hostile_page)
+    _no_raw_controls(static, "html static")
+    assert '"http://evil.example"' not in static and "<img" not in static and "<b>" not in static
+    assert "=HYPERLINK(&quot;http://evil.example&quot;,&quot;x&quot;)" in static  # shown, escaped
+    page = page_parts(hostile_page)
+    shown = "\n".join(page.text) + "\n".join(v for _, _, v in page.attributes)
+    assert "front\\x1b[2J\\x1b]0;pwned\\x07end" in shown and "\\u202e" in shown  # as the tables show them
+    assert '=HYPERLINK("http://evil.example","x")' in shown  # text once parsed, not markup
+
+
+def test_html_embedded_json_cannot_leave_its_element(hostile_page: str) -> None:
+    page = page_parts(hostile_page)
+    raw = page.raw_data
+    for ch in ("<", ">", "&", "'", "\u2028", "\u2029", *RAW):
+        assert ch not in raw, repr(ch)
+    assert "</script" not in raw.lower() and "<!--" not in raw
+    decoded = json.dumps(page.data, ensure_ascii=False)
+    # the payloads are in the data, decoded as sent: the escaping is what kept them inert
+    assert "<imgsrc=xonerror=alert(1)>" in decoded and "\\u001b]0;pwned" in decoded
+    assert CSI in decoded and RLO in decoded and BOM in decoded
+    assert "\\u003c" in raw and "\\u003e" in raw  # written as escapes
+
+
+def test_html_embedded_json_escapes_line_separators_and_quotes(tmp_path: Path) -> None:
+    """U+2028/9, ' and </script> in a path: each written as a \\u escape in the data."""
+    c = Conn("127.0.0.6", 40000, "10.244.1.10", 9080)
+    nat_req = Conn("10.244.1.10", 42000, "127.0.0.1", 15001, cisn=7000, sisn=9000)
+    nat_rep = Conn("10.244.1.10", 42000, "10.96.0.99", 9080, cisn=7000, sisn=9000)
+    odd = "/x\u2028y\u2029z'</script><!--&amp;"
+    first = _head("GET /in HTTP/1.1", [("Host", "front:9080"), *B3.items()])
+    call = _head(f"GET {odd} HTTP/1.1", [("Host", "back:80"), ("x-request-id", XRID)])
+    packets = [*c.handshake(), c.send(first), nat_req.send(call)]
+    nat_rep.cseq = nat_req.cseq
+    packets += [nat_rep.send(OK, from_client=False), c.send(OK, from_client=False)]
+    dest = tmp_path / "front.pcap"
+    dest.write_bytes(pcap([(T0 + n * 1_000_000, sll2(p)) for n, p in enumerate(packets)]))
+    out = _ok("analyze", "--all", "--format", "html", str(dest))
+    page = page_parts(out)
+    assert page.scripts == OUR_SCRIPTS and out.lower().count("</script") == OUR_SCRIPTS
+    for ch in ("\u2028", "\u2029", "'", "<", ">", "&"):
+        assert ch not in page.raw_data, repr(ch)
+    assert "\\u2028" in page.raw_data and "\\u2029" in page.raw_data
+    assert "</script><!--&amp;" in json.dumps(page.data), "the path is in the data"
 
 
 # -- the functions, unit by unit -------------------------------------------------------------
