@@ -3,6 +3,7 @@ one process gives, byte for byte; errors and Ctrl-C end the command as always.""
 
 from __future__ import annotations
 
+import pickle
 import shutil
 from pathlib import Path
 
@@ -10,13 +11,16 @@ import pytest
 from click.testing import CliRunner
 
 from analyzer.analysis import Options
+from analyzer.analysis.engine import _read_state
 from analyzer.analysis.parallel import (
     WORTH_A_WORKER,
     RemoteTraceback,
     WorkerError,
     auto_jobs,
     default_jobs,
+    flatten,
     read_captures,
+    rebuild,
 )
 from analyzer.cli import cli
 from analyzer.errors import CaptureError
@@ -85,6 +89,23 @@ def _name(path: str, opts: Options) -> str:
     if path.endswith("bad"):
         raise CaptureError(f"{path}: not a capture")
     return f"{path} read with outbound port {opts.outbound_port}"
+
+
+@pytest.mark.parametrize("capture", ["pods/reviews.pcap", "grpc-cold.pcap", "mesh/frontend.pcap"])
+def test_a_capture_read_elsewhere_comes_back_equal(capture: str) -> None:
+    """What a worker sends is plain data, built again into equal records (the compiled
+    build's records cannot be pickled as they are), a call shared by two lists still one."""
+    state = _read_state(str(CAPTURES / capture), Options())
+    back = rebuild(pickle.loads(pickle.dumps(flatten(state))))
+    assert back == state
+    summary, observer, calls, _ = back
+    assert calls and all(a is b for a, b in zip(observer.calls, calls, strict=True))
+    assert type(calls[0]) is type(state[2][0]) and type(summary.not_tcp) is type(state[0].not_tcp)
+
+
+def test_flatten_refuses_what_it_cannot_rebuild() -> None:
+    with pytest.raises(TypeError, match="cannot send a"):
+        flatten([object()])
 
 
 def test_read_captures_keeps_the_order_and_reads_stdin_here() -> None:

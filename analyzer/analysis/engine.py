@@ -41,14 +41,24 @@ def _kept(conn: ConnectionSummary) -> bool:
     return conn.protocol == "tls" or begun_unseen(conn)
 
 
+# What reading one capture gives: everything later stages need of it, and nothing that
+# depends on another capture (so it can be read in a process of its own, ``parallel``).
+_State = tuple[CaptureSummary, Observer, list[Call], Roles]
+
+
+def _read_state(path: str, opts: Options) -> _State:
+    summary = CaptureSummary(path)
+    observer = Observer()
+    calls = pair(observer.wrap(read_messages(path, summary, keep=_kept)))
+    observer.apply(calls)
+    return summary, observer, calls, classify(calls, opts, path)
+
+
 class _Capture:
-    def __init__(self, path: str, opts: Options) -> None:
+    def __init__(self, path: str, opts: Options, state: _State | None = None) -> None:
         self.path = path
-        self.summary = CaptureSummary(path)
-        self.observer = Observer()
-        self.calls = pair(self.observer.wrap(read_messages(path, self.summary, keep=_kept)))
-        self.observer.apply(self.calls)
-        self.roles: Roles = classify(self.calls, opts, path)
+        self.summary, self.observer, self.calls, self.roles = (
+            state if state is not None else _read_state(path, opts))
         self.inbound = [c for c in self.calls if inbound_host(c, self.roles)]
         self.outbound = [c for c in self.calls if outbound_host(c, self.roles)]
 
@@ -108,7 +118,9 @@ def analyze_groups(groups: Sequence[Sequence[str | Path]], opts: Options | None 
     reading is per capture and independent, the joins below are not."""
     opts = opts or Options()
     kept = [distinct([str(p) for p in g]) for g in groups]
-    caps = read_captures([p for paths, _ in kept for p in paths], opts, jobs, _Capture)
+    every = [p for paths, _ in kept for p in paths]
+    caps = [_Capture(p, opts, state) for p, state in zip(every, read_captures(every, opts, jobs, _read_state),
+                                                         strict=True)]
     out: list[Result] = []
     n = 0
     for paths, warnings in kept:

@@ -17,18 +17,24 @@ values, only built elsewhere.
   own internal-error line does, and keeps the worker's traceback for ``--debug``.
 - Standard input ("-") can only be read by this process: it is read here, in its place,
   while the workers read the files.
+- What crosses between processes is plain data (``flatten``/``rebuild``): the compiled
+  build's classes cannot be pickled (mypyc's constructor runs ``__init__``), so a record
+  travels as its class's name and its fields, and is built again by its constructor.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import multiprocessing
 import os
 import pickle
 import signal
 import traceback
+from collections import Counter
 from collections.abc import Callable, Sequence
 from multiprocessing.pool import AsyncResult
-from typing import Generic, TypeVar
+from typing import Any, TypeVar, cast
 
 from analyzer.analysis.legs import Options
 from analyzer.errors import AnalyzerError
@@ -52,14 +58,9 @@ class WorkerError(Exception):
         self.where = where
 
 
-class _Outcome(Generic[T]):
-    """What a worker sends back: the view, or the error that stopped it."""
-
-    def __init__(self, view: T | None, error: AnalyzerError | None = None,
-                 crash: tuple[str, str] | None = None) -> None:
-        self.view = view
-        self.error = error
-        self.crash = crash  # (where, traceback text)
+# What a worker sends back (a tuple: plain data): the view flattened, or the error that
+# stopped it, or an unexpected error's (where, traceback text).
+_Outcome = tuple[object, AnalyzerError | None, tuple[str, str] | None]
 
 
 def default_jobs() -> int:
@@ -97,7 +98,7 @@ def read_captures(paths: Sequence[str], opts: Options, jobs: int,
     ctx = multiprocessing.get_context("spawn")
     pool = ctx.Pool(workers, initializer=_ignore_sigint)
     try:
-        pending: dict[int, AsyncResult[_Outcome[T]]] = {
+        pending: dict[int, AsyncResult[_Outcome]] = {
             n: pool.apply_async(_read, (make, p, opts)) for n, p in enumerate(paths) if p != "-"}
         views: list[T] = []
         for n, p in enumerate(paths):
@@ -105,7 +106,7 @@ def read_captures(paths: Sequence[str], opts: Options, jobs: int,
             if job is None:
                 views.append(make(p, opts))  # stdin: read here, in its place
                 continue
-            views.append(_unwrap(job.get()))
+            views.append(cast(T, _unwrap(job.get())))
         pool.close()
         return views
     finally:
@@ -118,23 +119,102 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _read(make: Callable[[str, Options], T], path: str, opts: Options) -> _Outcome[T]:
+def _read(make: Callable[[str, Options], T], path: str, opts: Options) -> _Outcome:
     try:
-        return _Outcome(make(path, opts))
+        return flatten(make(path, opts)), None, None
     except AnalyzerError as err:
-        return _Outcome(None, error=_portable(err))
+        return None, _portable(err), None
     except Exception as err:
-        return _Outcome(None, crash=(_where(err), "".join(traceback.format_exception(err))))
+        return None, None, (_where(err), "".join(traceback.format_exception(err)))
 
 
-def _unwrap(outcome: _Outcome[T]) -> T:
-    if outcome.error is not None:
-        raise outcome.error
-    if outcome.crash is not None:
-        where, tb = outcome.crash
+def _unwrap(outcome: _Outcome) -> object:
+    data, error, crash = outcome
+    if error is not None:
+        raise error
+    if crash is not None:
+        where, tb = crash
         raise WorkerError(where) from RemoteTraceback(tb)
-    assert outcome.view is not None
-    return outcome.view
+    return rebuild(data)
+
+
+# -- plain data across processes ---------------------------------------------------------------
+# A container or record becomes a list [tag, number, ...]: lists are never left as they are,
+# so anything else in the data is a value (str, bytes, int, float, bool, None). The number
+# lets a second reference to the same object (a call in both ``calls`` and ``inbound``)
+# come back as the same object.
+
+_REF, _RECORD, _LIST, _TUPLE, _DICT, _COUNTER, _SET, _FROZENSET = range(8)
+_VALUES = (str, bytes, int, float, bool, type(None))
+
+
+def flatten(root: object) -> object:
+    """``root`` (records, lists, tuples, dicts, sets of them and of plain values) as plain
+    data that ``rebuild`` turns back into equal objects, shared references kept."""
+    seen: dict[int, int] = {}
+    alive: list[object] = []  # the ids above stay unique while this holds the objects
+
+    def enc(o: object) -> object:
+        if isinstance(o, _VALUES):
+            return o
+        n = seen.get(id(o))
+        if n is not None:
+            return [_REF, n]
+        n = len(alive)
+        seen[id(o)] = n
+        alive.append(o)
+        if isinstance(o, list):
+            return [_LIST, n, [enc(x) for x in o]]
+        if isinstance(o, tuple):
+            return [_TUPLE, n, [enc(x) for x in o]]
+        if isinstance(o, Counter):
+            return [_COUNTER, n, [[enc(k), enc(v)] for k, v in o.items()]]
+        if isinstance(o, dict):
+            return [_DICT, n, [[enc(k), enc(v)] for k, v in o.items()]]
+        if isinstance(o, frozenset):
+            return [_FROZENSET, n, [enc(x) for x in o]]
+        if isinstance(o, set):
+            return [_SET, n, [enc(x) for x in o]]
+        if dataclasses.is_dataclass(o) and not isinstance(o, type):
+            cls = type(o)
+            fields = [f.name for f in dataclasses.fields(o)]
+            return [_RECORD, n, cls.__module__, cls.__qualname__, fields,
+                    [enc(getattr(o, name)) for name in fields]]
+        raise TypeError(f"cannot send a {type(o).__name__} to another process")
+
+    return enc(root)
+
+
+def rebuild(data: object) -> Any:
+    """The objects ``flatten`` was given, built again (records by their constructors)."""
+    made: dict[int, object] = {}
+
+    def dec(x: object) -> object:
+        if not isinstance(x, list):
+            return x
+        tag, n = x[0], x[1]
+        if tag == _REF:
+            return made[n]
+        out: object
+        if tag == _LIST:
+            out = [dec(y) for y in x[2]]
+        elif tag == _TUPLE:
+            out = tuple(dec(y) for y in x[2])
+        elif tag == _DICT:
+            out = {dec(k): dec(v) for k, v in x[2]}
+        elif tag == _COUNTER:
+            out = Counter({dec(k): dec(v) for k, v in x[2]})
+        elif tag == _SET:
+            out = {dec(y) for y in x[2]}
+        elif tag == _FROZENSET:
+            out = frozenset(dec(y) for y in x[2])
+        else:
+            cls = getattr(importlib.import_module(x[2]), x[3])
+            out = cls(**{name: dec(v) for name, v in zip(x[4], x[5], strict=True)})
+        made[n] = out
+        return out
+
+    return dec(data)
 
 
 def _portable(err: AnalyzerError) -> AnalyzerError:
