@@ -2,7 +2,11 @@
 
 The contract checked here is the project's promise for untrusted input: the only exception
 that may leave the library is ``CaptureError`` (the file is no capture at all); every report
-builds; the CLI ends with status 0, 1 or 2, and with 2 prints exactly one line on stderr.
+builds (the html page and the expectation file included, and the file reads back as the
+verdict it was written from); the CLI ends with status 0, 1 or 2, and with 2 prints exactly
+one line on stderr; no output holds a traceback or a raw control character (LF aside), every
+output is UTF-8 and JSON where JSON is promised (the page's embedded data too); and
+``check`` right after ``check --write-expect`` on the same capture matches.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import traceback
 from collections.abc import Iterator
@@ -20,14 +25,16 @@ from types import FrameType
 
 from click.testing import CliRunner
 
+from analyzer import check as expectations
 from analyzer.analysis import Result, analyze
 from analyzer.analysis.diff import diff
 from analyzer.cli import cli, info_dict
 from analyzer.errors import CaptureError
 from analyzer.pipeline import CaptureSummary, read_messages
 from analyzer.report import analysis as analysis_report
+from analyzer.report import check as check_report
 from analyzer.report import diff as diff_report
-from analyzer.report import export
+from analyzer.report import export, html
 from analyzer.report.messages import csv_row, message_dict, message_table
 
 ANALYZER = str(Path(__file__).resolve().parents[2] / "analyzer")
@@ -83,12 +90,24 @@ class LibraryRun:
     frames: int = 0
 
 
+class Broken(Exception):
+    """A report that built but breaks its promise (a file that does not read back)."""
+
+
 def _reports(result: Result) -> None:
     json.dumps(analysis_report.result_dict(result))
     analysis_report.table(result, True)
     analysis_report.markdown(result, True)
     for to in (export.to_jaeger, export.to_zipkin, export.to_otlp):
         json.dumps(to(result))
+    html.page(result)
+    # the expectation file this verdict writes, read back: the verdict matches it
+    written = expectations.dumps(expectations.expectation_of(result))
+    checked = expectations.check(result, expectations.loads(written))
+    if not checked.matches:
+        raise Broken(f"the expectation written from a verdict does not match it: {checked.differences[:3]}")
+    json.dumps(check_report.check_dict(checked))
+    check_report.table(checked)
 
 
 def exercise_library(path: Path, partner: Path | None = None) -> LibraryRun:
@@ -143,10 +162,45 @@ COMMANDS = (
     ("info",),
     ("analyze", "--format", "json"),
     ("analyze", "--format", "markdown"),
+    ("analyze", "--format", "html"),
     ("analyze",),
     ("export", "--to", "otlp"),
     ("diff", "--format", "json"),
+    # --expect is added: a file beside the input, written by the first, read by the others
+    ("check", "--write-expect"),
+    ("check",),
+    ("check", "--format", "json"),
 )
+
+# What no output may hold raw: C0 controls but LF, DEL, C1 controls, bidi marks, line and
+# paragraph separators, the BOM (redact.escape's set). CSV's own CRLF is taken out first.
+RAW_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029"
+                         "\u202a-\u202e\u2066-\u2069\ufeff]")
+# The page's embedded data (its JSON has no "<": it cannot end the element early).
+PAGE_DATA = re.compile(r'<script type="application/json" id="data">([^<]*)</script>')
+
+
+def _output_fault(cmd: tuple[str, ...], out: bytes, err: str) -> str | None:
+    """What is wrong with one command's output, if anything."""
+    try:
+        text = out.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return f"output is not UTF-8 (byte {e.start})"
+    for what, t in (("output", text), ("error output", err)):
+        if "Traceback (most recent call last)" in t:
+            return f"{what} holds a traceback"
+        m = RAW_CONTROL.search(t.replace("\r\n", "\n") if "csv" in cmd else t)
+        if m:
+            return f"{what} holds a raw {m.group()!a}: {t[max(0, m.start() - 60): m.end() + 20]!a}"
+    if "html" in cmd and text:
+        data = PAGE_DATA.findall(text)
+        if len(data) != 1 or text.lower().count("</script") != 2:
+            return "the page's data is not one script element"
+        try:
+            json.loads(data[0])
+        except ValueError as e:
+            return f"the page's data is not JSON: {e}"
+    return None
 
 
 def check_cli(path: Path, expected: LibraryRun | None) -> Failure | None:
@@ -154,8 +208,13 @@ def check_cli(path: Path, expected: LibraryRun | None) -> Failure | None:
     with 0 the output the library promised (as many jsonl lines as messages)."""
     runner = CliRunner()
     env = {k: v for k, v in os.environ.items() if k != "TRACEWIRE_DEBUG"}
+    expect = path.with_name(path.name + expectations.SUFFIX)
+    expect.unlink(missing_ok=True)  # no note or option of another input's file is kept
     for cmd in COMMANDS:
-        args = [*cmd, str(path)] + ([str(path)] if cmd[0] == "diff" else [])
+        extra = ["--expect", str(expect)] if cmd[0] == "check" else []
+        if cmd[0] == "check" and cmd[1:2] != ("--write-expect",) and not expect.exists():
+            continue  # nothing was written: the capture is no capture (checked below)
+        args = [*cmd, *extra, str(path)] + ([str(path)] if cmd[0] == "diff" else [])
         r = runner.invoke(cli, args, env=env)
         name = " ".join(cmd)
         if r.exception is not None and not isinstance(r.exception, SystemExit):
@@ -163,6 +222,11 @@ def check_cli(path: Path, expected: LibraryRun | None) -> Failure | None:
                            "".join(traceback.format_exception(r.exception)))
         if r.exit_code not in (0, 1, 2):
             return Failure(f"cli {cmd[0]}: status {r.exit_code}", r.stderr)
+        fault = _output_fault(cmd, r.stdout_bytes, r.stderr)
+        if fault is not None:
+            return Failure(f"cli {name}: {fault.split(':')[0]}", fault)
+        if cmd[0] == "check" and r.exit_code == 1:
+            return Failure("cli check: differs from the file just written", r.stdout[:2000])
         if r.exit_code == 2:
             lines = r.stderr.splitlines()
             if len(lines) != 1 or not lines[0].startswith("tracewire: "):
@@ -181,6 +245,8 @@ def check_cli(path: Path, expected: LibraryRun | None) -> Failure | None:
                 json.loads(row)
         elif "json" in cmd or cmd[0] == "export":
             json.loads(r.stdout)
+        elif cmd == ("check", "--write-expect"):
+            expectations.load(str(expect))  # what it wrote reads back
         elif not r.stdout:
             return Failure(f"cli {name}: no output", r.stderr[:2000])
     return None
