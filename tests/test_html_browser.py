@@ -6,6 +6,7 @@ a click on a finding draws its trace; the search and filters select what ``--tra
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -26,6 +27,10 @@ CHROMIUM = "/usr/bin/chromium"
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # pyshark (tests/test_differential*) leaves a SafeChildWatcher attached to its closed
+    # event loop; playwright's loop could not start chromium through it. A fresh default
+    # policy brings the default watcher back.
+    asyncio.set_event_loop_policy(None)
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM)
         yield b
