@@ -49,7 +49,7 @@ _State = tuple[CaptureSummary, Observer, list[Call], Roles]
 def _read_state(path: str, opts: Options) -> _State:
     summary = CaptureSummary(path)
     observer = Observer()
-    calls = pair(observer.wrap(read_messages(path, summary, keep=_kept)))
+    calls = pair(observer.wrap(read_messages(path, summary, keep=_kept)), observer.attach)
     observer.apply(calls)
     return summary, observer, calls, classify(calls, opts, path)
 

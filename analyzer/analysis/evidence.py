@@ -52,6 +52,7 @@ class Observer:
     """Watches a capture's messages on their way to ``legs.pair``: which headers of each
     request the capture cannot show, and which responses answer a request it did not see."""
 
+    # Held from a request's message until its call is made (``attach``), or until ``apply``.
     unknown: dict[_Key, tuple[str, ...]] = field(default_factory=dict)
     guessed: dict[_Key, tuple[tuple[str, str, bytes], ...]] = field(default_factory=dict)
     # server endpoint (address, port) and client address -> latest orphan response time
@@ -85,7 +86,9 @@ class Observer:
         guessed: list[tuple[str, str, bytes]] = []
         for n, h in enumerate(m.headers):
             if h.guessed and h.lname is not None and h.value is not None:
-                guessed.append((_identity(h, f"{m.frame}.{n}"), h.lname.decode("latin-1"), h.value))
+                # a guess names one of a dozen tracing headers: one copy of each name
+                guessed.append((_identity(h, f"{m.frame}.{n}"), sys.intern(h.lname.decode("latin-1")),
+                                h.value))
             elif h.name is None:
                 unknown.append(_identity(h, f"{m.frame}.{n}"))
             elif h.value is None:
@@ -96,6 +99,13 @@ class Observer:
                 self.unknown[key] = tuple(unknown)
             if guessed:
                 self.guessed[key] = tuple(guessed)
+
+    def attach(self, c: Call) -> None:
+        """Give a call, as ``legs.pair`` makes it, the unknown headers of its request: held
+        from the message to the call only, not for the whole capture."""
+        u = self.unknown.pop((c.frame, c.connection, c.stream), None)
+        if u:
+            c.unknown = u
 
     def apply(self, calls: list[Call]) -> None:
         self.calls = calls

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import sys
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from analyzer.analysis.model import Call
@@ -60,8 +60,9 @@ def _is_noise(m: Message) -> bool:
     return False
 
 
-def pair(messages: Iterable[Message]) -> list[Call]:
-    """Requests with their responses: per HTTP/1 connection in order, per HTTP/2 stream."""
+def pair(messages: Iterable[Message], made: Callable[[Call], None] | None = None) -> list[Call]:
+    """Requests with their responses: per HTTP/1 connection in order, per HTTP/2 stream;
+    ``made`` is told of each call as it is made."""
     calls: list[Call] = []
     # Requests waiting for their response, per connection and stream: one call, or a queue
     # only when several wait on one HTTP/1 connection (pipelining). An answered key is
@@ -108,6 +109,8 @@ def pair(messages: Iterable[Message]) -> list[Call]:
                 identity=identity,
             )
             calls.append(call)
+            if made is not None:
+                made(call)
             queued = waiting.get(key)
             if queued is None:
                 waiting[key] = call
