@@ -267,6 +267,19 @@ def test_bounds_keep_an_example_of_every_kind_on_every_hop() -> None:
     assert len(doc) < len(page(r))
 
 
+def test_a_trace_over_the_span_bound_leaves_the_others_in() -> None:
+    """The first broken trace does not fit the span bound: it is left out, the ones after
+    it that fit are not."""
+    r = analyze(PODS)
+    first = next(t for t in r.traces if t.broken)
+    assert len(first.spans) > 2
+    data = page_data(r, Policy(), Limits(spans=len(first.spans) - 1))
+    ids = [t["id"] for t in data["traces"]]
+    assert first.trace_id not in ids and len(ids) >= 1
+    assert sum(len(t["spans"]) for t in data["traces"]) <= len(first.spans) - 1
+    assert data["omitted"]["traces"] == len(r.traces) - len(ids)
+
+
 def test_page_of_a_large_capture_stays_small(tmp_path: Path) -> None:
     """20 MB of traffic (thousands of traces): a page of a few hundred KB per 1000 traces,
     at most the bound's worth, whatever the capture's size."""

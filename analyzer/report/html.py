@@ -193,8 +193,10 @@ def page_data(r: Result, policy: Policy | bool = DEFAULT, limits: Limits = LIMIT
     kept: list[Trace] = []
     n_spans = 0
     for t in order:
-        if len(kept) >= limits.traces or n_spans + len(t.spans) > limits.spans:
+        if len(kept) >= limits.traces:
             break
+        if n_spans + len(t.spans) > limits.spans:
+            continue  # one huge trace does not keep the next ones out
         kept.append(t)
         n_spans += len(t.spans)
     t0 = min((s.call.ts_ns for t in kept for s in t.spans), default=0)
