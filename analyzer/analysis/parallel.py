@@ -124,8 +124,8 @@ def _read(make: Callable[[str, Options], T], path: str, opts: Options) -> _Outco
         return flatten(make(path, opts)), None, None
     except AnalyzerError as err:
         return None, _portable(err), None
-    except Exception as err:
-        return None, None, (_where(err), "".join(traceback.format_exception(err)))
+    except Exception as bug:  # not ``err``: mypyc gives a name one type per function
+        return None, None, (_where(bug), "".join(traceback.format_exception(bug)))
 
 
 def _unwrap(outcome: _Outcome) -> object:
@@ -134,7 +134,9 @@ def _unwrap(outcome: _Outcome) -> object:
         raise error
     if crash is not None:
         where, tb = crash
-        raise WorkerError(where) from RemoteTraceback(tb)
+        failure = WorkerError(where)
+        failure.__cause__ = RemoteTraceback(tb)  # set, not ``raise from``: compiled, that drops it
+        raise failure
     return rebuild(data)
 
 
