@@ -26,18 +26,19 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import multiprocessing
 import os
 import pickle
 import signal
 import traceback
 from collections import Counter
 from collections.abc import Callable, Sequence
-from multiprocessing.pool import AsyncResult
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from analyzer.analysis.legs import Options
 from analyzer.errors import AnalyzerError
+
+if TYPE_CHECKING:
+    from multiprocessing.pool import AsyncResult
 
 T = TypeVar("T")
 
@@ -95,6 +96,8 @@ def read_captures(paths: Sequence[str], opts: Options, jobs: int,
     workers = min(jobs, len(files))
     if workers <= 1 or len(paths) <= 1:
         return [make(p, opts) for p in paths]
+    import multiprocessing  # only when there are workers: a megabyte or two of modules
+
     ctx = multiprocessing.get_context("spawn")
     pool = ctx.Pool(workers, initializer=_ignore_sigint)
     try:
