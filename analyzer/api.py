@@ -40,7 +40,7 @@ def _paths(captures: Captures) -> list[str | Path]:
     return list(captures)
 
 
-def analyze(captures: Captures, options: Options | None = None) -> Result:
+def analyze(captures: Captures, options: Options | None = None, *, jobs: int = 1) -> Result:
     """Analyse one capture or several (one per pod, as ``kubectl sniff`` records them).
 
     Returns a ``Result``: ``findings`` (each outbound call where tracing headers stop
@@ -50,10 +50,14 @@ def analyze(captures: Captures, options: Options | None = None) -> Result:
     what the traffic may not show: the pod's IP, the app's ports, the sidecar's outbound
     port, pod names per capture.
 
+    ``jobs`` > 1 reads up to that many captures at once, each in a process of its own
+    (spawned: a script calling this needs the usual ``if __name__ == "__main__":`` guard);
+    the result is the same as with 1.
+
     Raises ``CaptureError`` when a file is not a capture; malformed content inside a capture
     becomes an anomaly and the analysis goes on.
     """
-    return _analyze(_paths(captures), options)
+    return _analyze(_paths(captures), options, jobs=jobs)
 
 
 def diff(before: Result | Captures, after: Result | Captures,

@@ -81,6 +81,15 @@ def test_analyze_takes_one_path_or_several() -> None:
         analyzer.analyze(str(CAPTURES / "MANIFEST.json"))
 
 
+def test_analyze_with_jobs_gives_the_same_result() -> None:
+    from analyzer.report.analysis import result_dict
+
+    pods = sorted(str(p) for p in (CAPTURES / "pods").glob("*.pcap"))
+    one, two = analyzer.analyze(pods), analyzer.analyze(pods, jobs=2)
+    assert result_dict(two) == result_dict(one)
+    assert one.findings
+
+
 def test_diff_takes_results_or_captures() -> None:
     before = str(CAPTURES / "diff" / "productpage-fixed.pcap")
     after = str(CAPTURES / "diff" / "productpage-newbug.pcap")
