@@ -16,6 +16,7 @@ import json
 import os
 import re
 import signal
+import tempfile
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -206,10 +207,15 @@ def _output_fault(cmd: tuple[str, ...], out: bytes, err: str) -> str | None:
 def check_cli(path: Path, expected: LibraryRun | None) -> Failure | None:
     """Every command on ``path`` through click: status 0/1/2, one error line with 2, and
     with 0 the output the library promised (as many jsonl lines as messages)."""
+    # check's file goes to a folder of its own: never beside a corpus file, never another
+    # input's file (whose notes and options a rewrite would keep)
+    with tempfile.TemporaryDirectory(prefix="tracewire-fuzz-expect-") as folder:
+        return _check_commands(path, expected, Path(folder) / ("input" + expectations.SUFFIX))
+
+
+def _check_commands(path: Path, expected: LibraryRun | None, expect: Path) -> Failure | None:
     runner = CliRunner()
     env = {k: v for k, v in os.environ.items() if k != "TRACEWIRE_DEBUG"}
-    expect = path.with_name(path.name + expectations.SUFFIX)
-    expect.unlink(missing_ok=True)  # no note or option of another input's file is kept
     for cmd in COMMANDS:
         extra = ["--expect", str(expect)] if cmd[0] == "check" else []
         if cmd[0] == "check" and cmd[1:2] != ("--write-expect",) and not expect.exists():
