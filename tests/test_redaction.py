@@ -159,17 +159,11 @@ def absolute_capture(path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def captures(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """The last one has a Host and an absolute request target with userinfo: a hop's target
+    and an exported span's name must not carry it either."""
     d = tmp_path_factory.mktemp("redaction")
     return [str(http1_capture(d / "productpage.pcap")), str(h2_capture(d / "reviews.pcap")),
-            str(h2_mid_capture(d / "mid.pcap"))]
-
-
-@pytest.fixture(scope="module")
-def userinfo(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Kept out of ``captures`` for now: the Host's userinfo reaches the target names of
-    analyze, diff and export, and the absolute target's the span names of export (reported;
-    analysis/naming and report/export are not this test's to change). ``check`` redacts both."""
-    return str(absolute_capture(tmp_path_factory.mktemp("userinfo") / "details.pcap"))
+            str(h2_mid_capture(d / "mid.pcap")), str(absolute_capture(d / "details.pcap"))]
 
 
 ANALYZE_FORMATS = ("table", "json", "markdown", "jsonl", "csv", "html")
@@ -201,15 +195,15 @@ def _no_marker(text: str, what: object) -> None:
     assert "deadbeef" not in text, what
 
 
-def test_markers_are_decoded_at_all(captures: list[str], userinfo: str) -> None:
+def test_markers_are_decoded_at_all(captures: list[str]) -> None:
     """Without this the test below could pass on captures nothing reads."""
     shown = "".join(run("messages", "--format", "jsonl", "--show-secrets", p)[1]
-                    for p in [*captures, userinfo])
+                    for p in captures)
     for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 18, 20, 21, 22, 23, 24, 25, 30, 40, 41, 42):
         assert f"{MARK}{n:02d}" in shown, n
     assert API_UUID in shown
     # the page embeds paths and ids: shown with --show-secrets, so their redaction is tested
-    page = run("analyze", "--all", "--format", "html", "--show-secrets", *captures, userinfo)[1]
+    page = run("analyze", "--all", "--format", "html", "--show-secrets", *captures)[1]
     assert all(f"{MARK}{n:02d}" in page for n in (1, 2, 14, 20, 41))
     # the malformed lines are anomalies, and their text never held the value
     info = run("info", "--format", "json", captures[0])[1]
@@ -248,13 +242,11 @@ def test_no_credential_in_the_html_page_text_attributes_or_data(captures: list[s
             _no_marker(json.dumps(parts.data, ensure_ascii=False), (paths, "data"))
 
 
-def test_no_credential_in_check_or_its_expectation_file(captures: list[str], userinfo: str,
-                                                        tmp_path: Path) -> None:
+def test_no_credential_in_check_or_its_expectation_file(captures: list[str], tmp_path: Path) -> None:
     """``check --write-expect`` writes each hop's key (source, target, path) to a file that is
     committed and shared: a credential in a path or Host is redacted in the key itself, even
     with --show-secrets (the file is the same). ``check`` against a file that lists no hop
     shows every hop as new, with its path and details, in the table and in JSON."""
-    captures = [*captures, userinfo]
     written = tmp_path / "scenario.tracewire.json"
     texts = []
     for extra in ([], ["--show-secrets"]):

@@ -46,6 +46,16 @@ def _text(b: bytes | None) -> str | None:
     return None if b is None else b.decode("utf-8", "backslashreplace")
 
 
+def _without_userinfo(authority: bytes | None) -> bytes | None:
+    """The authority as the service it names: ``user:password@host:port`` names
+    ``host:port``. Userinfo is a credential, never part of a service's identity, and the
+    authority becomes hop, span and expectation names that no redaction policy reaches
+    (``messages`` still shows the Host header, redacted)."""
+    if authority is None or b"@" not in authority:
+        return authority
+    return authority.rsplit(b"@", 1)[1]
+
+
 def _interned(b: bytes | None) -> str | None:
     """Methods and authorities repeat across thousands of calls: keep one copy of each."""
     return None if b is None else sys.intern(b.decode("utf-8", "backslashreplace"))
@@ -100,7 +110,7 @@ def pair(messages: Iterable[Message], made: Callable[[Call], None] | None = None
                 stream=m.stream,
                 method=_interned(m.method),
                 path=_text(m.path),
-                authority=_interned(m.authority),
+                authority=_interned(_without_userinfo(m.authority)),
                 trace=m.trace,
                 header_names=tuple(values),
                 values=values,

@@ -33,7 +33,7 @@ from analyzer import __version__
 from analyzer.analysis import Finding, Pod, Result, Span, Trace
 from analyzer.analysis.naming import target_of
 from analyzer.report.analysis import corroboration, request_id, shown_value
-from analyzer.report.redact import DEFAULT, Confirms, Policy, json_safe
+from analyzer.report.redact import DEFAULT, Confirms, Policy, json_safe, redact_url
 
 TARGETS = ("jaeger", "zipkin", "otlp")
 
@@ -53,7 +53,8 @@ def _duration_ns(s: Span) -> int:
 
 def _name(s: Span) -> str:
     c = s.call
-    path = (c.path or "").split("?", 1)[0] or "<unknown path>"
+    # an absolute request target may hold userinfo: a span name is no place for a password
+    path = redact_url((c.path or "").split("?", 1)[0]) or "<unknown path>"
     return f"{c.method or 'request'} {path}"
 
 

@@ -199,7 +199,7 @@ def binary_value(value: bytes) -> str:
 _URL_HEADERS: Final = frozenset(
     (b"referer", b"location", b"content-location", b"origin", b"x-envoy-original-path",
      b"x-original-url", b"x-original-uri", b"x-forwarded-uri", b"x-rewrite-url", b"link",
-     b"x-forwarded-prefix", b":path")
+     b"x-forwarded-prefix", b":path", b"host", b":authority", b"x-forwarded-host")
 )
 
 Confirms = Callable[[bytes], bool]
