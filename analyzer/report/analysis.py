@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, Final
 
 from tabulate import tabulate
@@ -418,24 +419,46 @@ def _hop_key(f: Finding) -> tuple[str, str, str]:
     return (f.source, target_of(f.outbound)[0], f.outbound.protocol)
 
 
-def verdict_lines(r: Result, policy: Policy, width: int, paint: Paint = PLAIN) -> list[str]:
-    """One paragraph per broken hop, before any detail: the calls it broke, of how many, and
-    per kind of break what the app does wrong, in words, with the first frame to look at."""
+@dataclass(slots=True)
+class KindGroup:
+    """The findings of one kind on one hop, and the sentence that says what the app does."""
+
+    kind: str
+    findings: list[Finding]
+    first_frame: int
+    text: str
+
+
+@dataclass(slots=True)
+class HopGroup:
+    """One broken hop of the grouped verdict: its findings by kind, in KINDS order."""
+
+    source: str
+    target: str  # as shown: labelled when inferred, credentials redacted
+    protocol: str
+    hop: Hop | None
+    kinds: list[KindGroup]
+
+    @property
+    def broken(self) -> int:
+        return sum(len(k.findings) for k in self.kinds)
+
+
+def verdict_groups(r: Result, policy: Policy) -> list[HopGroup]:
+    """The findings grouped by hop, in the order they first appear: what the text verdict
+    prints and the HTML page shows (one grouping, one set of sentences)."""
     groups: dict[tuple[str, str, str], dict[str, list[Finding]]] = {}
     for f in r.findings:
         groups.setdefault(_hop_key(f), {}).setdefault(f.kind, []).append(f)
     hops = {(h.source, h.target, h.protocol): h for h in r.hops}
-    out: list[str] = []
+    out: list[HopGroup] = []
     for key, kinds in groups.items():
         h = hops.get(key)
-        source, name, _ = key
+        source, name, protocol = key
         first = next(iter(kinds.values()))[0]
         target = policy.url(target_label(first.target or name, target_of(first.outbound)[1])) or name
-        broken = sum(len(v) for v in kinds.values())
         of = f" of {h.calls}" if h is not None else ""
-        out += [paint("broken", x) for x in wrap(
-            _e(f"{source} → {target}: {broken}{of} {'call' if h and h.calls == 1 else 'calls'} broken"),
-            width, "    ")]
+        per_kind: list[KindGroup] = []
         for kind in KINDS:
             fs = kinds.get(kind)
             if not fs:
@@ -445,9 +468,25 @@ def verdict_lines(r: Result, policy: Policy, width: int, paint: Paint = PLAIN) -
             frame = min(f.outbound.frame for f in fs)
             text = (f"{_fix(kind, source, target, header_words(headers), rules)}: "
                     f"{len(fs)}{of} calls; first at frame {frame}")
-            lead = f"  {len(fs)} {kind}: "
-            lines = wrap(_e(text), width, "      ", lead)
-            lines[0] = "  " + paint(kind, lead[2:].rstrip()) + " " + lines[0][len(lead):]
+            per_kind.append(KindGroup(kind, fs, frame, text))
+        out.append(HopGroup(source, target, protocol, h, per_kind))
+    return out
+
+
+def verdict_lines(r: Result, policy: Policy, width: int, paint: Paint = PLAIN) -> list[str]:
+    """One paragraph per broken hop, before any detail: the calls it broke, of how many, and
+    per kind of break what the app does wrong, in words, with the first frame to look at."""
+    out: list[str] = []
+    for g in verdict_groups(r, policy):
+        h = g.hop
+        of = f" of {h.calls}" if h is not None else ""
+        out += [paint("broken", x) for x in wrap(
+            _e(f"{g.source} → {g.target}: {g.broken}{of} {'call' if h and h.calls == 1 else 'calls'} broken"),
+            width, "    ")]
+        for k in g.kinds:
+            lead = f"  {len(k.findings)} {k.kind}: "
+            lines = wrap(_e(k.text), width, "      ", lead)
+            lines[0] = "  " + paint(k.kind, lead[2:].rstrip()) + " " + lines[0][len(lead):]
             out += lines
     return out
 

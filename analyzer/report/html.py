@@ -37,12 +37,12 @@ from analyzer.analysis import KINDS, Call, Finding, Hop, Pod, Result, Trace
 from analyzer.analysis.naming import target_label, target_of
 from analyzer.report import jsonout
 from analyzer.report.analysis import (
-    _fix,
+    _hop_key,
     corroboration,
     finding_dict,
-    header_words,
     hop_dict,
     pod_dict,
+    verdict_groups,
 )
 from analyzer.report.messages import anomaly_dict
 from analyzer.report.redact import DEFAULT, Confirms, Policy, escape, json_safe
@@ -98,11 +98,6 @@ def _x(s: object) -> str:
 
 
 # -- the data the page shows ---------------------------------------------------------------------
-
-
-def _hop_key(f: Finding) -> tuple[str, str, str]:
-    # the text report's grouping (report.analysis.verdict_lines): source, target name, protocol
-    return (f.source, target_of(f.outbound)[0], f.outbound.protocol)
 
 
 def _chosen_findings(findings: list[Finding], limit: int) -> list[int]:
@@ -275,37 +270,14 @@ def _hop(h: Hop, policy: Policy) -> dict[str, Any]:
 
 
 def _groups(r: Result, policy: Policy, fnum: dict[int, int]) -> list[dict[str, Any]]:
-    """The findings grouped by hop and kind as the text report's verdict (verdict_lines):
-    counts and sentences over every finding; ``findings`` the indexes embedded."""
-    groups: dict[tuple[str, str, str], dict[str, list[Finding]]] = {}
-    for f in r.findings:
-        groups.setdefault(_hop_key(f), {}).setdefault(f.kind, []).append(f)
-    hops = {(h.source, h.target, h.protocol): h for h in r.hops}
-    out: list[dict[str, Any]] = []
-    for key, kinds in groups.items():
-        source, name, protocol = key
-        h = hops.get(key)
-        first = next(iter(kinds.values()))[0]
-        target = policy.url(target_label(first.target or name, target_of(first.outbound)[1])) or name
-        of = f" of {h.calls}" if h is not None else ""
-        per_kind = []
-        members: list[int] = []
-        for kind in KINDS:
-            fs = kinds.get(kind)
-            if not fs:
-                continue
-            headers = list(dict.fromkeys(x for f in fs for x in f.headers))
-            rules = list(dict.fromkeys(policy.prose(f.rule) for f in fs if f.rule))
-            frame = min(f.outbound.frame for f in fs)
-            per_kind.append({"kind": kind, "count": len(fs), "first_frame": frame,
-                             "text": f"{_fix(kind, source, target, header_words(headers), rules)}: "
-                                     f"{len(fs)}{of} calls; first at frame {frame}"})
-            members += [fnum[id(f)] for f in fs if id(f) in fnum]
-        out.append({"source": source, "target": target, "protocol": protocol,
-                    "calls": None if h is None else h.calls,
-                    "broken": sum(len(v) for v in kinds.values()), "kinds": per_kind,
-                    "findings": sorted(members)})
-    return out
+    """The text report's grouped verdict (``verdict_groups``): counts and sentences over
+    every finding; ``findings`` the indexes embedded."""
+    return [{"source": g.source, "target": g.target, "protocol": g.protocol,
+             "calls": None if g.hop is None else g.hop.calls, "broken": g.broken,
+             "kinds": [{"kind": k.kind, "count": len(k.findings), "first_frame": k.first_frame,
+                        "text": k.text} for k in g.kinds],
+             "findings": sorted(fnum[id(f)] for k in g.kinds for f in k.findings if id(f) in fnum)}
+            for g in verdict_groups(r, policy)]
 
 
 # -- the service graph ---------------------------------------------------------------------------
