@@ -24,7 +24,8 @@ from analyzer._build import build_info
 from analyzer.analysis.model import KINDS
 from analyzer.decode import LINKTYPE_NAMES
 from analyzer.errors import AnalyzerError
-from analyzer.pipeline import POSITION, CaptureSummary, read_messages
+from analyzer.pipeline import POSITION, CaptureSummary, internal_error, read_messages
+from analyzer.pipeline import printable as _printable
 from analyzer.records import Message
 from analyzer.report import jsonout
 from analyzer.report.messages import (
@@ -297,11 +298,6 @@ OUTPUT_ERRNOS = frozenset((errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, e
                            errno.EROFS))
 
 
-def _printable(s: str) -> str:
-    """A capture's path as given, with control characters escaped (it can be hostile too)."""
-    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in s)
-
-
 def _stdout_to_devnull() -> None:
     """Python's advice for a closed pipe: point stdout at /dev/null, so that the flush at
     exit finds nowhere to fail and prints no "Exception ignored" noise."""
@@ -328,19 +324,7 @@ def _where(err: BaseException) -> str:
 
     if isinstance(err, WorkerError):  # a worker's (--jobs) error: where it was, said there
         return err.where
-    pkg = os.path.dirname(os.path.abspath(__file__))
-    line = "?"
-    for fs in traceback.extract_tb(err.__traceback__):
-        if fs.filename.startswith(pkg):
-            line = f"{os.path.relpath(fs.filename, os.path.dirname(pkg))}:{fs.lineno}"
-    at = ""
-    if POSITION.capture is not None:
-        frame = POSITION.frame()
-        if POSITION.reader is None:
-            at = f"after reading {_printable(POSITION.capture)}: "
-        else:
-            at = f"{_printable(POSITION.capture)}: frame {frame if frame is not None else '-'}: "
-    return f"{at}internal error ({type(err).__name__} at {line})"
+    return internal_error(err)
 
 
 @contextlib.contextmanager

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import os
+import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -83,6 +85,30 @@ class Position:
 
 
 POSITION = Position()
+
+
+def printable(s: str) -> str:
+    """A capture's path as given, with control characters escaped (it can be hostile too)."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in s)
+
+
+def internal_error(err: BaseException) -> str:
+    """The line for an unexpected error: the capture and frame being read (``POSITION``),
+    and the innermost line of tracewire's code the error came from. The command's and a
+    ``--jobs`` worker's alike."""
+    pkg = os.path.dirname(os.path.abspath(__file__))
+    line = "?"
+    for fs in traceback.extract_tb(err.__traceback__):
+        if fs.filename.startswith(pkg):
+            line = f"{os.path.relpath(fs.filename, os.path.dirname(pkg))}:{fs.lineno}"
+    at = ""
+    if POSITION.capture is not None:
+        frame = POSITION.frame()
+        if POSITION.reader is None:
+            at = f"after reading {printable(POSITION.capture)}: "
+        else:
+            at = f"{printable(POSITION.capture)}: frame {frame if frame is not None else '-'}: "
+    return f"{at}internal error ({type(err).__name__} at {line})"
 # datetime shows years 1 to 9999 only; pcapng's if_tsoffset and if_tsresol can say anything
 FIRST_SHOWABLE_NS = -62_135_596_800 * 1_000_000_000
 LAST_SHOWABLE_NS = 253_402_300_800 * 1_000_000_000 - 1

@@ -233,19 +233,7 @@ def _portable(err: AnalyzerError) -> AnalyzerError:
 
 
 def _where(err: BaseException) -> str:
-    """The command's line for an unexpected error (cli's ``_where``): the capture and frame
-    being read, and the innermost line of tracewire's code the error came from."""
-    from analyzer.pipeline import POSITION
+    """The command's line for an unexpected error, as the command would say it."""
+    from analyzer.pipeline import internal_error
 
-    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    line = "?"
-    for fs in traceback.extract_tb(err.__traceback__):
-        if fs.filename.startswith(pkg):
-            line = f"{os.path.relpath(fs.filename, os.path.dirname(pkg))}:{fs.lineno}"
-    at = ""
-    if POSITION.capture is not None:
-        shown = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in POSITION.capture)
-        frame = POSITION.frame()
-        at = (f"after reading {shown}: " if POSITION.reader is None
-              else f"{shown}: frame {frame if frame is not None else '-'}: ")
-    return f"{at}internal error ({type(err).__name__} at {line})"
+    return internal_error(err)
