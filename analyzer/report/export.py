@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from analyzer import __version__
-from analyzer.analysis import Finding, Pod, Result, Span, Trace
+from analyzer.analysis import Call, Finding, Pod, Result, Span, Trace
 from analyzer.analysis.naming import target_of
 from analyzer.report.analysis import corroboration, request_id, shown_value
 from analyzer.report.redact import DEFAULT, Confirms, Policy, json_safe, redact_url
@@ -49,6 +49,16 @@ def _duration_ns(s: Span) -> int:
     if c.response_ts is not None and c.response_ts >= c.ts_ns:
         return max(c.response_ts - c.ts_ns, 1000)
     return 1000  # no response captured: a 1 µs marker, flagged by a tag
+
+
+def _target_tags(c: Call) -> dict[str, str]:
+    """A client span's target in the one spelling every output uses; peer.service only when
+    a name is known (from the authority, or inferred: tracewire.target_source says from what)."""
+    target, source = target_of(c)
+    tags = {"tracewire.target": target, "tracewire.target_source": source}
+    if source != "unknown":
+        tags["peer.service"] = target
+    return tags
 
 
 def _name(s: Span) -> str:
@@ -153,13 +163,7 @@ def _tags(s: Span, tid: str, ctx: _Context) -> dict[str, str]:
     if c.authority:
         tags["http.host"] = policy.url(c.authority) or ""
     if s.kind == "client":
-        # The target in the one spelling every output uses; peer.service only when a name
-        # is known (from the authority, or inferred: tracewire.target_source says from what).
-        target, source = target_of(c)
-        tags["tracewire.target"] = target
-        tags["tracewire.target_source"] = source
-        if source != "unknown":
-            tags["peer.service"] = target
+        tags.update(_target_tags(c))
     if c.status is not None:
         tags["http.status_code"] = str(c.status)
     if c.response_frame is not None:
@@ -421,11 +425,7 @@ def _otel_attributes(s: Span, tid: str, ctx: _Context) -> dict[str, str | int | 
     if rid:
         a["http.request.header.x-request-id"] = [rid]
     if s.kind == "client":
-        target, source = target_of(c)
-        a["tracewire.target"] = target
-        a["tracewire.target_source"] = source
-        if source != "unknown":
-            a["peer.service"] = target
+        a.update(_target_tags(c))
     a["tracewire.capture"] = c.capture
     a["tracewire.frame"] = c.frame
     if c.response_frame is not None:
