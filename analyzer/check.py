@@ -45,7 +45,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from analyzer.analysis.diff import _key as diff_key
+from analyzer.analysis.diff import hop_key
 from analyzer.analysis.legs import Options
 from analyzer.analysis.model import KINDS, Outcome, Result
 from analyzer.errors import AnalyzerError
@@ -186,7 +186,7 @@ def _key(o: Outcome) -> Key:
     """diff's own key, so that a hop here is the hop ``tracewire diff`` shows; a credential in
     its path (``http://user:secret@host/...``) or its target (a Host ``user:secret@host``)
     redacted, so that it never reaches the file (and a new password is not a new hop)."""
-    source, target, protocol, method, path = diff_key(o)[0]
+    source, target, protocol, method, path = hop_key(o)[0]
     return source, redact_url(target), protocol, method, redact_url(path)
 
 

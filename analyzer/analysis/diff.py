@@ -114,7 +114,10 @@ class DiffResult:
 Key = tuple[str, str, str, str, str]
 
 
-def _key(o: Outcome) -> tuple[Key, str]:
+def hop_key(o: Outcome) -> tuple[Key, str]:
+    """The hop an outbound call belongs to across captures and recordings (source, target,
+    protocol, method, path template: no frame, id or connection number), and how its target
+    was matched. ``diff`` and ``check``'s expectation files key hops by it."""
     c = o.call
     target, source = target_of(c)
     if source == "authority":
@@ -135,7 +138,7 @@ def _sides(r: Result) -> tuple[dict[Key, Side], dict[Key, str]]:
     sides: dict[Key, Side] = {}
     how: dict[Key, str] = {}
     for o in r.outcomes:
-        key, h = _key(o)
+        key, h = hop_key(o)
         how.setdefault(key, h)
         s = sides.setdefault(key, Side())
         s.calls += 1
