@@ -37,6 +37,20 @@ def run_cli(*args: str) -> tuple[int, str, str]:
     return r.exit_code, r.stdout, r.stderr
 
 
+def _blocked_reading_stdin(pid: int) -> bool:
+    """Whether the process waits in a system call on file descriptor 0 (its first argument,
+    from /proc/PID/syscall); True where the kernel does not say (the drained pipe is then
+    all there is to go by)."""
+    try:
+        with open(f"/proc/{pid}/syscall", encoding="ascii") as f:
+            fields = f.read().split()
+    except OSError:
+        return True
+    if not fields or fields[0] == "running":
+        return False
+    return len(fields) > 1 and fields[1] == "0x0"
+
+
 def interrupt_while_reading(args: list[str], capture: Path) -> tuple[int, bytes]:
     """Run ``python -m analyzer ARGS`` (one of them ``-``) on the first 2000 bytes of
     ``capture`` through a pipe left open, send SIGINT once the command has read them all,
@@ -60,6 +74,11 @@ def interrupt_while_reading(args: list[str], capture: Path) -> tuple[int, bytes]
         # then past its imports and blocked reading the capture
         deadline = time.monotonic() + 120
         while struct.unpack("i", fcntl.ioctl(r, termios.FIONREAD, b"\0" * 4))[0]:
+            assert time.monotonic() < deadline and p.poll() is None
+            time.sleep(0.05)
+        # ... and once it has parsed them and waits in read(0, ...) for more: under load the
+        # parsing of what it read can take a while, and this is the Ctrl-C being tested
+        while not _blocked_reading_stdin(p.pid):
             assert time.monotonic() < deadline and p.poll() is None
             time.sleep(0.05)
         p.send_signal(signal.SIGINT)
