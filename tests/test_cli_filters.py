@@ -48,7 +48,8 @@ def full(*captures: str) -> dict[str, Any]:
 def analyze_json(*args: str) -> dict[str, Any]:
     code, out, err = run("analyze", "--format", "json", *args)
     assert (code, err) == (0, "")
-    return json.loads(out)
+    doc: dict[str, Any] = json.loads(out)
+    return doc
 
 
 def ctx(name: str, value: str) -> tuple[Any, ...]:

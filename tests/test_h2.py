@@ -504,15 +504,17 @@ def test_mutated_conversation_never_raises(noise: bytes, at: int) -> None:
 
 def grpc_streams(name: str) -> list[list[Write]]:
     import scapy.all as scapy
+    from scapy.layers.inet import TCP
+    from scapy.layers.inet6 import IPv6
     conns: dict[int, list[Write]] = {}
     for p in scapy.rdpcap(str(GRPC / name)):
         raw = bytes(p.payload)  # NULL/loopback: the IPv6 packet follows the 4-byte family
         if not raw or raw[0] >> 4 != 6:
             continue
-        ip = scapy.IPv6(raw)
-        if scapy.TCP not in ip:
+        ip = IPv6(raw)
+        if TCP not in ip:
             continue
-        t = ip[scapy.TCP]
+        t = ip[TCP]
         payload = bytes(t.payload)
         if 50051 not in (t.sport, t.dport) or not payload:
             continue
@@ -543,12 +545,13 @@ def test_preface_without_syn_starts_the_connection(name: str, tmp_path: Path) ->
     its first byte, so the connection starts there. Nothing is desynchronised or unknown,
     and the messages are those of the capture with its SYNs."""
     import scapy.all as scapy
+    from scapy.layers.inet import TCP
 
     from analyzer.pipeline import CaptureSummary, read_messages
 
     src = Path(__file__).resolve().parent.parent / "captures" / name
     packets = scapy.rdpcap(str(src))
-    kept = [p for p in packets if not (scapy.TCP in p and p[scapy.TCP].flags & 0x02)]
+    kept = [p for p in packets if not (TCP in p and p[TCP].flags & 0x02)]
     assert len(kept) < len(packets)
     nosyn = tmp_path / name
     scapy.wrpcap(str(nosyn), kept)

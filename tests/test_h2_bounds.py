@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -97,7 +98,7 @@ def test_status_that_is_not_three_digits(tmp_path: Path, status: bytes) -> None:
 
     request = b"\x82\x84\x86\x01\x07example"
 
-    def writes():  # type: ignore[no-untyped-def]
+    def writes() -> Iterator[tuple[bool, bytes]]:
         yield from _start()
         yield True, frame(1, 0x5, 1, request)
         yield False, frame(1, 0x5, 1, b"\x08" + _literal(status))  # :status by static name

@@ -690,7 +690,7 @@ def test_table_bytes_are_bounded_and_what_is_dropped_stays_unknown() -> None:
     assert again == oldest and an == []
     # A name taken from it is unknown too, with the entry's identity.
     (lit,), an = dec.decode(lit_plain_name(61 + n + 2, b"x"))
-    assert lit == Header(None, b"x", None, "name of " + oldest.unknown) and an == []
+    assert lit == Header(None, b"x", None, f"name of {oldest.unknown}") and an == []
 
 
 def test_decoded_header_list_is_bounded_and_the_table_stays_in_step() -> None:

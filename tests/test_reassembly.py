@@ -270,14 +270,14 @@ def test_first_copy_of_every_byte_wins(
         sent.append((start, bytes(chunk)))
     rnd.shuffle(sent)
     first: list[int | None] = [None] * n
-    for start, chunk in sent:
-        for i, b in enumerate(chunk):
+    for start, piece in sent:
+        for i, b in enumerate(piece):
             if first[start + i] is None:
                 first[start + i] = b
     expected = bytes(b for b in first if b is not None)
     r = Reassembler()
     out = r.add(seg(1000, b"", SYN, frame=1))
-    for i, (start, chunk) in enumerate(sent):
-        out += r.add(seg(1001 + start, chunk, frame=i + 2))
+    for i, (start, piece) in enumerate(sent):
+        out += r.add(seg(1001 + start, piece, frame=i + 2))
     out += r.finish(999, 0)
     assert stream(out) == [("data", expected), ("end", "eof")]

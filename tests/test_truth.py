@@ -60,7 +60,7 @@ class Want:
 
     def describe(self) -> str:
         where = (
-            f"candidates {list(self.candidates)}"
+            f"candidates {list(self.candidates or ())}"
             if self.confidence == "ambiguous"
             else f"inbound {self.inbound}"
         )
@@ -391,11 +391,11 @@ def test_expected_and_found_values_are_the_captured_ones() -> None:
             )
             if f is None:
                 continue  # scored as missed above
-            got = (
+            got: tuple[dict[str, str | None], ...] = (
                 {h: f.expected.get(h) for h in want["headers"]},
                 {h: f.found.get(h) for h in want["headers"]},
             )
-            exp = (
+            exp: tuple[dict[str, str | None], ...] = (
                 {h: want["expected"].get(h) for h in want["headers"]},
                 {h: want["found"].get(h) for h in want["headers"]},
             )
