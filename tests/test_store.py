@@ -1,0 +1,158 @@
+"""The call store (analysis.store): every call of every fixture comes back equal, lookups
+find what a scan finds, the cache stays bounded, and the temporary file never outlives
+the store, however the process ends."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from analyzer.analysis import analyze
+from analyzer.analysis.model import Call
+from analyzer.analysis.store import CallStore, StoredCalls, StoreError, decode, encode
+from tests.fixtures import CAPTURES, ROOT, readable_captures
+
+MESH = sorted(str(p) for p in (CAPTURES / "mesh").glob("*.pcap"))
+
+
+def _calls(capture: str) -> list[Call]:
+    return analyze([str(CAPTURES / capture)]).calls
+
+
+@pytest.mark.parametrize("capture", readable_captures())
+def test_every_call_of_every_fixture_comes_back_equal(capture: str) -> None:
+    calls = _calls(capture)
+    with CallStore(cache_calls=8) as store:
+        numbers = [store.add(c) for c in calls]
+        assert numbers == list(range(len(calls)))
+        assert len(store) == len(calls)
+        assert list(store) == calls  # in the order added
+        # read back one by one, past the cache's bound, in an order unlike the one added
+        for n in reversed(range(len(calls))):
+            assert store.get(n) == calls[n]
+    for c in calls:
+        back = decode(encode(c))
+        assert back == c
+        assert [type(t) for t in back.trace] == [type(t) for t in c.trace]
+
+
+def test_lookups_find_what_a_scan_finds() -> None:
+    calls = [c for p in MESH for c in analyze([p]).calls]
+    assert len({c.capture for c in calls}) > 1
+    with CallStore() as store:
+        for c in calls:
+            store.add(c)
+        keyed = [c for c in calls if c.request_key]
+        traced = [c for c in calls if c.trace_id]
+        assert keyed and traced
+        for c in keyed:
+            want = [n for n, x in enumerate(calls)
+                    if x.capture == c.capture and x.request_key == c.request_key]
+            assert store.numbers(c.capture, request_key=c.request_key) == want
+        for c in traced:
+            want = [n for n, x in enumerate(calls) if x.capture == c.capture and x.trace_id == c.trace_id]
+            assert store.numbers(c.capture, trace_id=c.trace_id) == want
+        first = calls[0]
+        lo, hi = first.ts_ns, first.ts_ns + 10**9
+        want = [n for n, x in enumerate(calls) if x.capture == first.capture and lo <= x.ts_ns <= hi]
+        assert want and store.numbers(first.capture, start=lo, end=hi) == want
+        assert store.numbers("no such capture", request_key=keyed[0].request_key) == []
+
+
+def test_a_changed_call_is_written_back() -> None:
+    calls = analyze(MESH[:1]).calls
+    with CallStore(cache_calls=1) as store:
+        for c in calls:
+            store.add(c)
+        changed = decode(encode(calls[0]))
+        changed.role, changed.unknown = "noise", ("entry #62 of the client's table",)
+        store.put(0, changed)
+        store.get(len(calls) - 1)  # push call 0 out of the cache: the row itself changed
+        assert store.get(0) == changed
+        assert next(iter(store)) == changed
+        with pytest.raises(IndexError):
+            store.put(len(calls), changed)
+
+
+def test_the_view_is_a_read_only_list() -> None:
+    calls = analyze(MESH[:1]).calls
+    with CallStore() as store:
+        for c in calls:
+            store.add(c)
+        view = StoredCalls(store)
+        assert len(view) == len(calls)
+        assert list(view) == calls
+        assert view[0] == calls[0] and view[-1] == calls[-1]
+        assert view[1:3] == calls[1:3]
+        with pytest.raises(IndexError):
+            view[len(calls)]
+
+
+def test_the_cache_is_bounded() -> None:
+    calls = analyze(MESH[:1]).calls
+    assert len(calls) > 3
+    with CallStore(cache_calls=3) as store:
+        for c in calls:
+            store.add(c)
+        for n in range(len(calls)):
+            store.get(n)
+        assert len(store._cache) == 3
+
+
+def test_a_closed_store_refuses_use() -> None:
+    store = CallStore()
+    store.add(analyze(MESH[:1]).calls[0])
+    store.close()
+    assert store.closed
+    with pytest.raises(StoreError):
+        store.get(0)
+    with pytest.raises(StoreError):
+        list(store)
+    store.close()  # twice is fine
+
+
+# -- the temporary file ---------------------------------------------------------------------
+
+_CHILD = textwrap.dedent("""
+    import os, sys
+    from analyzer.analysis import analyze
+    from analyzer.analysis.store import CallStore
+    calls = analyze([sys.argv[1]]).calls
+    store = CallStore(cache_calls=1, cache_kib=64)  # past its page cache: on disk
+    for _ in range(20):
+        for c in calls:
+            store.add(c)
+    store.flush()
+    # the store's file is open, in TMPDIR, and already gone from the directory
+    tmp = os.environ["TMPDIR"]
+    held = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            held.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:  # the descriptor listdir itself used
+            pass
+    print("HELD", any(h.startswith(tmp) for h in held), flush=True)
+    how = sys.argv[2]
+    if how == "error":
+        raise RuntimeError("boom")
+    if how == "kill":
+        os.kill(os.getpid(), 9)
+    if how == "interrupt":
+        raise KeyboardInterrupt
+    store.close()
+""")
+
+
+@pytest.mark.parametrize("how", ["close", "error", "interrupt", "kill"])
+def test_the_temporary_file_never_outlives_the_store(tmp_path: Path, how: str) -> None:
+    env = dict(os.environ, TMPDIR=str(tmp_path), SQLITE_TMPDIR=str(tmp_path))
+    p = subprocess.run([sys.executable, "-c", _CHILD, MESH[0], how], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert "HELD True" in p.stdout, p.stderr  # the store was on disk, in TMPDIR
+    assert p.returncode != 0 if how != "close" else p.returncode == 0
+    assert list(tmp_path.iterdir()) == []
