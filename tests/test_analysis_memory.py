@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import itertools
 import subprocess
 import sys
 import tracemalloc
@@ -15,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from analyzer.analysis import Result, analyze
+from analyzer.analysis.model import Call
 from analyzer.cli import cli
 from analyzer.report import analysis as report
 from analyzer.report import jsonout
@@ -118,3 +120,27 @@ def test_connections_the_analysis_does_not_need_are_not_kept(tmp_path: Path) -> 
     messages = [_peak_kib("messages", "--format", "jsonl", str(p)) for p in (small, large)]
     analyzed = [_peak_kib("analyze", "--format", "json", str(p)) for p in (small, large)]
     assert analyzed[1] - analyzed[0] <= messages[1] - messages[0] + 3 * 1024, (messages, analyzed)
+
+
+# -- one copy of equal tracing values ---------------------------------------------------------
+
+def test_calls_carrying_the_same_context_share_one_copy() -> None:
+    """An app that propagates sends on the headers it received: the outbound call's values and
+    contexts equal its inbound request's, and are kept once (a copy was about half of what a
+    call cost). Sharing only ever joins equal values: every call still carries its own."""
+    r = analyze(MESH)
+    calls = r.calls
+    by_values: dict[tuple[tuple[str, str], ...], list[Call]] = {}
+    for c in calls:
+        if c.values:
+            by_values.setdefault(tuple(c.values.items()), []).append(c)
+    shared = 0
+    for same in by_values.values():
+        for a, b in itertools.combinations(same, 2):
+            if a.capture == b.capture and a.trace == b.trace:
+                assert a.values is b.values and a.trace is b.trace and a.header_names is b.header_names
+                shared += 1
+    assert shared > 0
+    # each call's values still name its own headers, in wire order
+    for c in calls:
+        assert c.header_names == tuple(c.values)
