@@ -1,4 +1,6 @@
-"""Helpers shared by the fixture scripts: MANIFEST.json upkeep and reading captures with tshark.
+"""Helpers shared by the fixture scripts: MANIFEST.json upkeep, reading captures with tshark,
+and what every recording script does the same way (logging, commands, seeded ids, tcpdump,
+a network namespace of its own). The emulated multi-pod meshes share more: ``meshlib.py``.
 
 Not part of the `analyzer` package and deliberately independent of it: the fixtures are the
 ground truth the package is tested against, so they are described by what tshark (Wireshark's
@@ -15,10 +17,18 @@ message and loses the next response on that connection.)
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
+import random
+import signal
 import struct
 import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -298,3 +308,125 @@ def tshark_h2_summary(
                 messages.append(msg)
     return {"status": proc.returncode, "stderr": proc.stderr.strip(), "http_messages": messages,
             "unknown_headers": unknown_total}
+
+
+# --------------------------------------------------------------------------- recording
+
+_log_lock = threading.Lock()
+_actor = "record"
+
+
+def set_actor(name: str) -> None:
+    """Name this process in its log lines (a mesh's actors log to the recorder's stderr)."""
+    global _actor
+    _actor = name
+
+
+def log(msg: str) -> None:
+    with _log_lock:  # threads of one actor must not interleave half lines
+        print(f"[{_actor}] {msg}", file=sys.stderr, flush=True)
+
+
+def run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, check=check, capture_output=True, text=True)
+
+
+class Ids:
+    """Deterministic Envoy-shaped identifiers from a seeded generator."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+
+    def request_id(self) -> str:
+        # Envoy writes its sampling decision into character 14 (the UUID version digit): '9'.
+        s = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        return s[:14] + "9" + s[15:]
+
+    def trace_id(self) -> str:
+        return f"{self.rng.getrandbits(128):032x}"
+
+    def trace_id64(self) -> str:
+        return f"{self.rng.getrandbits(64):016x}"
+
+    def span_id(self) -> str:
+        return f"{self.rng.getrandbits(64):016x}"
+
+    def token(self, n: int = 24) -> str:
+        return "".join(self.rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(n))
+
+
+class SafeIds(Ids):
+    """Ids usable from several threads: one draw at a time, so each id is whole (the order
+    of concurrent draws is the threads' own)."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed)
+        self.lock = threading.Lock()
+
+    def request_id(self) -> str:
+        with self.lock:
+            return super().request_id()
+
+    def trace_id(self) -> str:
+        with self.lock:
+            return super().trace_id()
+
+    def trace_id64(self) -> str:
+        with self.lock:
+            return super().trace_id64()
+
+    def span_id(self) -> str:
+        with self.lock:
+            return super().span_id()
+
+
+@contextlib.contextmanager
+def tcpdump(targets: Mapping[str | None, Path], bpf: Sequence[str] = ()) -> Iterator[None]:
+    """``tcpdump -i any -U -w FILE`` as ksniff runs it, one per network namespace in
+    ``targets`` (None: this process's), all at once as ``kubectl sniff -p`` does for several
+    pods; stopped with SIGINT (Ctrl-C)."""
+    procs: dict[str | None, subprocess.Popen[str]] = {}
+    try:
+        for ns, path in targets.items():
+            path.unlink(missing_ok=True)
+            cmd = ["tcpdump", "-i", "any", "-U", "-Z", "root", "-w", str(path), *bpf]
+            procs[ns] = subprocess.Popen(
+                cmd if ns is None else ["ip", "netns", "exec", ns, *cmd], stderr=subprocess.PIPE, text=True
+            )
+        deadline = time.monotonic() + 10
+        for ns, path in targets.items():
+            while not path.exists():
+                if procs[ns].poll() is not None or time.monotonic() > deadline:
+                    err = procs[ns].stderr
+                    raise RuntimeError(f"tcpdump in {ns or 'this namespace'} did not start: "
+                                       f"{err.read() if err else ''}")
+                time.sleep(0.05)
+        time.sleep(1.0)  # tcpdump creates the file before the socket is really capturing
+        yield
+        # tcpdump reads a TPACKET_V3 ring whose blocks are handed over when full or after its
+        # 1 s timeout: stopping sooner would lose the last packets ("0 packets captured").
+        time.sleep(2.5)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for ns, proc in procs.items():
+            try:
+                _, err_text = proc.communicate(timeout=10)
+                lines = " / ".join(line for line in err_text.splitlines() if line)
+                log(f"tcpdump{' ' + ns if ns else ''}: {lines}")
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def run_in_netns(netns: str, argv: Sequence[str]) -> None:
+    """Run ``python argv`` (this script again, in its inside mode) in a network namespace
+    made for it: a leftover of an interrupted run is deleted first, and the namespace with
+    every address, rule and socket in it is deleted afterwards, also after a failure."""
+    run("ip", "netns", "del", netns, check=False)
+    run("ip", "netns", "add", netns)
+    try:
+        subprocess.run(["ip", "netns", "exec", netns, sys.executable, *argv], check=True)
+    finally:
+        run("ip", "netns", "del", netns, check=False)

@@ -3,6 +3,8 @@
 
 Run as root:  sudo python3 captures/record_h2.py              (all captures)
               sudo python3 captures/record_h2.py --only grpc-warm
+              sudo python3 captures/record_h2.py --out DIR    (into DIR; captures/ untouched)
+              python3 captures/record_h2.py --manifest-only   (no root: the entries again)
 
 Needs grpcio and h2 (``pip install grpcio h2``) and the nghttp2 tools
 (``apt-get install nghttp2-client nghttp2-server``: ``nghttpd``, ``nghttp``), curl, tcpdump,
@@ -83,8 +85,18 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fixturelib import CAPTURES, describe_format, tshark_h2_summary, tshark_summary, update_manifest
-from record_http1 import Ids, log, run, tcpdump
+from fixturelib import (
+    CAPTURES,
+    Ids,
+    describe_format,
+    log,
+    run,
+    run_in_netns,
+    tcpdump,
+    tshark_h2_summary,
+    tshark_summary,
+    update_manifest,
+)
 
 NETNS = "tracewire-rec-h2"
 POD_IP = "10.244.1.10"
@@ -312,11 +324,11 @@ def record_grpc(path: Path, warm: bool) -> None:
             for product in (7, 8):
                 client.unary(product)
                 client.stream(product)
-            with tcpdump(path, []):
+            with tcpdump({None: path}):
                 grpc_calls(client)
             client.channel.close()
         else:
-            with tcpdump(path, []):
+            with tcpdump({None: path}):
                 client = RatingsClient(ids, true_binary)
                 grpc_calls(client)
                 client.channel.close()  # GOAWAY and FIN inside the capture
@@ -485,7 +497,7 @@ def record_h2c(path: Path) -> None:
                     if s.connect_ex((POD_IP, NGHTTPD_PORT)) == 0:
                         break
                 time.sleep(0.1)
-            with tcpdump(path, []):
+            with tcpdump({None: path}):
                 hdrs = [f"-H{h}" for h in h2c_context(ids)]
                 nghttp("-a", *hdrs, f"{url}/index.html")
                 hdrs = [f"-H{h}" for h in h2c_context(ids)]
@@ -509,14 +521,14 @@ def record_h2c(path: Path) -> None:
 # --------------------------------------------------------------------------- namespace
 
 
-def inside(names: list[str]) -> None:
+def inside(names: list[str], out: Path) -> None:
     run("ip", "link", "set", "lo", "up")
     run("ip", "addr", "replace", f"{POD_IP}/32", "dev", "lo")
     # Connections to the pod IP that do not bind a source come from 127.0.0.6.
     run("ip", "route", "replace", "local", POD_IP, "dev", "lo", "table", "local", "src", ENVOY_INBOUND_SRC)
     for name in names:
-        path = CAPTURES / f"{name}.pcap"
-        log(f"recording {path.name}")
+        path = out / f"{name}.pcap"
+        log(f"recording {path}")
         if name == "h2c-nghttp":
             record_h2c(path)
         else:
@@ -607,29 +619,31 @@ def main() -> int:
     ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--manifest-only", action="store_true",
                     help="do not record: rewrite the manifest entries from the existing files")
+    ap.add_argument("--out", type=Path, metavar="DIR",
+                    help="write the captures into DIR (made if need be) and leave captures/ and "
+                         "MANIFEST.json alone")
     ns = ap.parse_args()
     names = list(ns.only or CAPTURE_NAMES)
+    out = ns.out.resolve() if ns.out else CAPTURES
     if ns.inside:
-        inside(names)
+        inside(names, out)
         return 0
+    if ns.manifest_only and ns.out:
+        ap.error("--manifest-only reads the files in captures/: not with --out")
     if not ns.manifest_only:
         if os.geteuid() != 0:
             print("record_h2.py needs root (network namespace, tcpdump)", file=sys.stderr)
             return 2
-        run("ip", "netns", "del", NETNS, check=False)  # left over from an interrupted run
-        run("ip", "netns", "add", NETNS)
-        try:
-            cmd = ["ip", "netns", "exec", NETNS, sys.executable, __file__, "--inside"]
-            for n in names:
-                cmd += ["--only", n]
-            subprocess.run(cmd, check=True)
-        finally:
-            run("ip", "netns", "del", NETNS, check=False)
+        out.mkdir(parents=True, exist_ok=True)
+        only = [x for n in names for x in ("--only", n)]
+        run_in_netns(NETNS, [__file__, "--inside", "--out", str(out), *only])
+    for n in names:
+        p = out / f"{n}.pcap"
+        log(f"{p}: {p.stat().st_size} bytes")
+    if ns.out:
+        return 0
     owner = "record_h2.py" if not ns.only else None
     update_manifest([manifest_entry(n) for n in names], owner)
-    for n in names:
-        p = CAPTURES / f"{n}.pcap"
-        log(f"{p.name}: {p.stat().st_size} bytes")
     return 0
 
 

@@ -88,7 +88,6 @@ and the tracing headers of each message).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import email.utils
 import http.client
 import itertools
@@ -96,14 +95,9 @@ import json
 import os
 import random
 import re
-import signal
 import socket
-import subprocess
 import sys
 import threading
-import time
-import uuid
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -113,7 +107,18 @@ import requests
 from requests.adapters import HTTPAdapter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fixturelib import CAPTURES, MANIFEST, describe_format, tshark_summary, update_manifest
+from fixturelib import (
+    CAPTURES,
+    MANIFEST,
+    Ids,
+    describe_format,
+    log,
+    run,
+    run_in_netns,
+    tcpdump,
+    tshark_summary,
+    update_manifest,
+)
 
 NETNS = "tracewire-rec"
 POD_IP = "10.244.1.10"
@@ -145,38 +150,6 @@ VARIANT_OF = {"productpage-http1": "buggy", "productpage-http1-nat": "buggy",
 INBOUND_SEED = {"buggy": 9080, "fixed": 9081, "newbug": 9082}
 NEWBUG_REVIEW_IDS = ("17", "42")  # newbug calls reviews with these ids, in turn
 EXPECTED_JSON = CAPTURES / "diff" / "EXPECTED.json"
-
-
-def log(msg: str) -> None:
-    print(f"[record] {msg}", file=sys.stderr, flush=True)
-
-
-def run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, check=check, capture_output=True, text=True)
-
-
-# --------------------------------------------------------------------------- identifiers
-
-
-class Ids:
-    """Deterministic Envoy-shaped identifiers from a seeded generator."""
-
-    def __init__(self, seed: int) -> None:
-        self.rng = random.Random(seed)
-
-    def request_id(self) -> str:
-        # Envoy writes its sampling decision into character 14 (the UUID version digit): '9'.
-        s = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
-        return s[:14] + "9" + s[15:]
-
-    def trace_id(self) -> str:
-        return f"{self.rng.getrandbits(128):032x}"
-
-    def span_id(self) -> str:
-        return f"{self.rng.getrandbits(64):016x}"
-
-    def token(self, n: int = 24) -> str:
-        return "".join(self.rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(n))
 
 
 # --------------------------------------------------------------------------- the app
@@ -424,16 +397,12 @@ class SidecarOutboundHandler(BaseHTTPRequestHandler):
         log("sidecar: " + format % args)
 
     def _send(self, status: int, headers: list[tuple[str, str]], first: bytes) -> None:
-        """Head and the first body bytes in one write, as Envoy flushes them together."""
-        self.send_response_only(status)
-        for k, v in headers:
-            self.send_header(k, v)
-        self.send_header("date", email.utils.formatdate(usegmt=True))
-        self.send_header("server", "envoy")
-        self.send_header("x-envoy-upstream-service-time", "3")
-        head = b"".join(self._headers_buffer) + b"\r\n"
-        self._headers_buffer = []
-        self.wfile.write(head + first)
+        """Head and the first body bytes in one write, as Envoy flushes them together (the
+        head is made here, as send_response_only and send_header would buffer it)."""
+        lines = [f"{self.protocol_version} {status} {self.responses[status][0]}",
+                 *(f"{k}: {v}" for k, v in headers), f"date: {email.utils.formatdate(usegmt=True)}",
+                 "server: envoy", "x-envoy-upstream-service-time: 3"]  # fmt: skip
+        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + first)
 
     def do_GET(self) -> None:
         svc = self.headers.get("Host", "").split(":")[0]
@@ -522,36 +491,6 @@ def serve(handler: type[BaseHTTPRequestHandler], addr: tuple[str, int]) -> Threa
 # --------------------------------------------------------------------------- the capture
 
 
-@contextlib.contextmanager
-def tcpdump(path: Path, bpf: list[str]) -> Iterator[None]:
-    """tcpdump -i any -U -w PATH, like ksniff; stopped with SIGINT (Ctrl-C)."""
-    path.unlink(missing_ok=True)
-    proc = subprocess.Popen(
-        ["tcpdump", "-i", "any", "-U", "-Z", "root", "-w", str(path), *bpf],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while not path.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"tcpdump did not start: {proc.stderr.read() if proc.stderr else ''}")
-            time.sleep(0.05)
-        time.sleep(1.0)  # tcpdump creates the file before the socket is really capturing
-        yield
-        # tcpdump reads a TPACKET_V3 ring whose blocks are handed over when full or after its
-        # 1 s timeout: stopping sooner would lose the last packets ("0 packets captured").
-        time.sleep(2.5)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            _, err = proc.communicate(timeout=10)
-            log("tcpdump: " + " / ".join(line for line in err.splitlines() if line))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 class EnvoyInbound:
     """The sidecar's inbound leg: one keep-alive connection from 127.0.0.6 to the app."""
 
@@ -615,7 +554,7 @@ def record_productpage(path: Path, nat: bool, bpf: list[str], variant: str = "bu
     envoy = EnvoyInbound(ids)
     try:
         envoy.get("/productpage")  # before the capture: it starts mid-connection
-        with tcpdump(path, bpf):
+        with tcpdump({None: path}, bpf):
             envoy.get("/productpage")
             for bug in ("drop", "partial", "newtrace", "malformed"):
                 envoy.get(f"/productpage?bug={bug}")
@@ -648,7 +587,7 @@ def record_curl_basic(path: Path, bpf: list[str]) -> None:
     server = serve(CurlServerHandler, CURL_SERVER)
     url = "http://{}:{}".format(*CURL_SERVER)
     try:
-        with tcpdump(path, bpf):
+        with tcpdump({None: path}, bpf):
             curl(f"{url}/", "-o", "/dev/null", f"{url}/chunked")  # one process: one keep-alive connection
             curl("-H", 'If-None-Match: "5f2b-1c"', f"{url}/etag")
     finally:
@@ -942,29 +881,32 @@ def diff_expectations() -> dict[str, Any]:
     coverage: dict[str, list[str]] = {c: [] for c in CHANGE_VALUES}
     for bv, av in DIFF_PAIRS:
         before, after = stats[bv], stats[av]
-        hops = []
+        changed: list[dict[str, Any]] = []
         for key in sorted(set(before) | set(after)):
             b, a = before.get(key), after.get(key)
             change = hop_change(b, a)
-            both = b is not None and a is not None
-            hops.append({
+            # headers_added / headers_removed only for a hop on both sides
+            added: set[str] = a["headers"] - b["headers"] if a is not None and b is not None else set()
+            removed: set[str] = b["headers"] - a["headers"] if a is not None and b is not None else set()
+            changed.append({
                 **_hop_json(key),
                 "change": change,
                 "before": {"calls": b["calls"], "broken_calls": b["broken_calls"]} if b else None,
                 "after": {"calls": a["calls"], "broken_calls": a["broken_calls"]} if a else None,
-                "headers_added": [n for n in TRACE_HEADERS if both and n in a["headers"] - b["headers"]],
-                "headers_removed": [n for n in TRACE_HEADERS if both and n in b["headers"] - a["headers"]],
+                "headers_added": [n for n in TRACE_HEADERS if n in added],
+                "headers_removed": [n for n in TRACE_HEADERS if n in removed],
             })
             coverage[change].append(f"{bv} -> {av}")
-        differs = any(h["change"] != "unchanged" or h["headers_added"] or h["headers_removed"] for h in hops)
+        differs = any(h["change"] != "unchanged" or h["headers_added"] or h["headers_removed"]
+                      for h in changed)  # fmt: skip
         worse = any(h["change"] in ("regressed", "broken")
-                    or (h["change"] == "new" and h["after"]["broken_calls"]) for h in hops)
+                    or (h["change"] == "new" and h["after"]["broken_calls"]) for h in changed)
         pairs.append({
             "before": bv, "after": av, "before_file": files[bv], "after_file": files[av],
-            "changes": {c: n for c in CHANGE_VALUES if (n := sum(h["change"] == c for h in hops))},
+            "changes": {c: n for c in CHANGE_VALUES if (n := sum(h["change"] == c for h in changed))},
             "differs": differs,
             "worse": worse,
-            "hops": hops,
+            "hops": changed,
         })
     return {
         "about": "What tracewire diff should find between the productpage captures: for each pair, "
@@ -1005,7 +947,8 @@ def main() -> int:
     ap.add_argument("--variant", action="append", choices=VARIANTS,
                     help="buggy (default): the captures above; fixed / newbug: diff/productpage-VARIANT.pcap "
                          "(repeat for several)")
-    ap.add_argument("--out", type=Path, help="write the capture to this file (when recording one capture)")
+    ap.add_argument("--out", type=Path, help="write the capture to this file (when recording one capture); "
+                                              "outside captures/ MANIFEST.json is left alone")
     ap.add_argument("--write-expected", action="store_true",
                     help="only write diff/EXPECTED.json again from the captures there are (no root)")
     ap.add_argument("--host-lo", action="store_true", help="use the host namespace, not a netns")
@@ -1036,21 +979,14 @@ def main() -> int:
     if ns.host_lo:
         inside(names, host_lo=True, out=out)
     else:
-        run("ip", "netns", "del", NETNS, check=False)  # left over from an interrupted run
-        run("ip", "netns", "add", NETNS)
-        try:
-            cmd = ["ip", "netns", "exec", NETNS, sys.executable, __file__, "--inside"]
-            for n in names:
-                cmd += ["--name", n]
-            if out is not None:
-                cmd += ["--out", str(out)]
-            subprocess.run(cmd, check=True)
-        finally:
-            run("ip", "netns", "del", NETNS, check=False)
+        argv = [__file__, "--inside", *(x for n in names for x in ("--name", n))]
+        run_in_netns(NETNS, argv + (["--out", str(out)] if out is not None else []))
     listed = [n for n in names if capture_path(n, out).resolve().is_relative_to(CAPTURES)]
     for n in names:
         p = capture_path(n, out)
         log(f"{p}: {p.stat().st_size} bytes" + ("" if n in listed else " (outside captures/: not listed)"))
+    if not listed:  # a recording outside captures/ (a trial run, a comparison) leaves the manifest alone
+        return 0
     # Entries of the files this script makes but did not make this time are kept; any other
     # entry of this script (a file it no longer makes, or wrote with --out) is dropped.
     entries = [manifest_entry(n, capture_path(n, out)) for n in listed]

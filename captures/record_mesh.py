@@ -3,6 +3,8 @@
 
 Run as root:  sudo python3 captures/record_mesh.py                (~45 s)
               sudo python3 captures/record_mesh.py --no-manifest  (leave MANIFEST.json)
+              sudo python3 captures/record_mesh.py --out DIR      (into DIR; captures/ and
+                                                                   MANIFEST.json untouched)
               python3 captures/record_mesh.py --manifest-only     (no recording, no root:
                                                                    rewrite the MANIFEST.json
                                                                    entries from the files and
@@ -10,8 +12,9 @@ Run as root:  sudo python3 captures/record_mesh.py                (~45 s)
 
 Needs grpcio, h2, requests and cryptography (when the Python running it lacks them, it runs
 again with the project's .venv/bin/python, which has them), iproute2, iptables, tcpdump and
-tshark. It reuses record_pods.py's pieces (namespaces, istio-iptables rules, mTLS certificates,
-HTTP/1.1 framing, tcpdump, actors) and adds what an OpenTelemetry mesh needs.
+tshark. The namespaces, istio-iptables rules, mTLS certificates, HTTP/1.1 framing, the
+sidecar's listeners, the actors and the reading of the captures are ``meshlib.py``'s, shared
+with record_pods.py; this script adds what an OpenTelemetry mesh needs.
 
 The mesh
 --------
@@ -20,8 +23,8 @@ Namespaces made here and deleted at the end (also after a failure): ``twm-fronte
 (10.244.2.13), ``twm-ingress`` (10.244.0.5) and the node ``twm-node`` (bridge ``twmbr0``,
 10.244.2.1 and 10.244.0.1). Services: frontend 10.96.2.10:8080, orders 10.96.2.11:8080,
 payments 10.96.2.12:50051 (gRPC), ledger 10.96.2.13:8080. Each pod has Istio's iptables rules
-and a sidecar running as uid 1337 (record_pods.py's, with an OpenTelemetry tracer instead of
-Zipkin's):
+and a sidecar running as uid 1337 (meshlib's, with an OpenTelemetry tracer where record_pods.py
+has Zipkin's):
 
 * frontend (``ThreadingHTTPServer``): ``GET /shop/checkout`` calls ``orders`` with
   python-requests (one keep-alive pool).
@@ -85,81 +88,82 @@ the script meant to inject and what the apps say they sent. Then MANIFEST.json i
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
 import re
-import shutil
-import signal
 import socket
 import ssl
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from http.server import HTTPServer, ThreadingHTTPServer
+from functools import partial
+from http.server import HTTPServer
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import record_pods as rp
-from fixturelib import CAPTURES, describe_format, tshark_h2_summary, tshark_summary, update_manifest
-from record_pods import (
+from fixturelib import CAPTURES, SafeIds, log, tcpdump, tshark_h2_summary, tshark_summary, update_manifest
+from meshlib import (
     HOP_BY_HOP,
     INBOUND_SRC,
     OUTBOUND_PORT,
-    SIDECAR_UID,
-    Actor,
-    AppHandler,
+    App,
     Message,
+    MtlsConnection,
     Network,
     Pod,
-    SafeIds,
+    Sidecar,
+    Table,
+    actor_main,
+    app_ready,
+    at_once,
     emit,
     endpoints,
-    frame_table,
-    log,
-    original_dst,
-    read_message,
+    ensure_dependencies,
+    install,
+    judge_recordings,
+    legs,
+    manifest_only,
+    nat_pairs,
+    pod_manifest_entry,
+    preflight,
+    pump,
+    recorder_parser,
+    run_sidecar,
+    running_mesh,
+    scratch_dir,
     send_all,
-    sniff,
-    wait_for_eof,
+    serve_app,
+    tls_contexts,
+    with_endpoints,
 )
 
 MESH_DIR = CAPTURES / "mesh"
 EXPECTED = MESH_DIR / "EXPECTED.json"
 HTTP_PORT, GRPC_PORT = 8080, 50051
 SCRIPT = Path(__file__).resolve()
+OWNER = "record_mesh.py"
 
 
-@dataclass(frozen=True)
-class MeshPod(Pod):
+def mesh_pod(name: str, ip: str, veth: str, ports: tuple[int, ...]) -> Pod:
     """A pod of this mesh: its own namespace prefix and service accounts."""
-
-    @property
-    def netns(self) -> str:
-        return "twm-" + self.name
-
-    @property
-    def spiffe(self) -> str:
-        return f"spiffe://cluster.local/ns/shop/sa/{self.name}"
+    return Pod(name, ip, veth, ports, netns_prefix="twm-", service_accounts="spiffe://cluster.local/ns/shop/sa/")
 
 
 PODS = {
     p.name: p
     for p in (
-        MeshPod("frontend", "10.244.2.10", "vm-fe", (HTTP_PORT,)),
-        MeshPod("orders", "10.244.2.11", "vm-or", (HTTP_PORT,)),
-        MeshPod("payments", "10.244.2.12", "vm-pa", (GRPC_PORT,)),
-        MeshPod("ledger", "10.244.2.13", "vm-le", (HTTP_PORT,)),
+        mesh_pod("frontend", "10.244.2.10", "vm-fe", (HTTP_PORT,)),
+        mesh_pod("orders", "10.244.2.11", "vm-or", (HTTP_PORT,)),
+        mesh_pod("payments", "10.244.2.12", "vm-pa", (GRPC_PORT,)),
+        mesh_pod("ledger", "10.244.2.13", "vm-le", (HTTP_PORT,)),
     )
 }
-INGRESS = MeshPod("ingress", "10.244.0.5", "vm-ig", ())
+INGRESS = mesh_pod("ingress", "10.244.0.5", "vm-ig", ())
 INGRESS_SPIFFE = "spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"
 NET = Network(
     tuple(PODS.values()),
@@ -306,9 +310,13 @@ def keep(hdrs: list[tuple[str, str]]) -> list[tuple[str, str]]:
     ]
 
 
-class OtelSidecar(rp.Sidecar):
-    """record_pods' sidecar with Envoy's OpenTelemetry tracer, Envoy's retry on 503 (one
-    retry, ``x-envoy-attempt-count``), and gRPC proxied as HTTP/2 rather than relayed."""
+class OtelSidecar(Sidecar):
+    """The sidecar with Envoy's OpenTelemetry tracer, Envoy's retry on 503 (one retry,
+    ``x-envoy-attempt-count``), and gRPC proxied as HTTP/2 rather than relayed."""
+
+    services = SERVICES
+    pods = PODS
+    namespace = "shop"
 
     def span(self, d: dict[str, str]) -> list[tuple[str, str]]:
         """traceparent and tracestate of a new span, child of the one received (or a new trace)."""
@@ -337,24 +345,23 @@ class OtelSidecar(rp.Sidecar):
             *self.span(d),
         ]
 
-    # ---- outbound: app -> 15001 -> mTLS -> peer pod
+    def outbound_stream(self, app: socket.socket, peer: ssl.SSLSocket, port: int) -> None:
+        if port == GRPC_PORT:
+            proxy_h2(app, peer, lambda h: self.outbound_headers(h, "1"), plain_encoder=False)
+        else:
+            self.proxy_http(app, peer, self.outbound_request, self.outbound_response, retries=1)
 
-    def outbound(self, conn: socket.socket) -> None:
-        conn.settimeout(600)
-        ip, port = original_dst(conn)
-        svc = SERVICES.get((ip, port))
-        if svc is None:
-            log(f"outbound: no route for {ip}:{port}")
-            return
-        up_raw = socket.create_connection((PODS[svc].ip, port), timeout=10)
-        up_raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sni = f"outbound_.{port}_._.{svc}.shop.svc.cluster.local"
-        with self.client_ctx.wrap_socket(up_raw, server_hostname=sni) as up:
-            up.settimeout(600)
-            if port == GRPC_PORT:
-                proxy_h2(conn, up, lambda h: self.outbound_headers(h, "1"), plain_encoder=False)
-            else:
-                self.outbound_http(conn, up)
+    def inbound_stream(self, peer: ssl.SSLSocket, app: socket.socket, port: int) -> None:
+        if port == GRPC_PORT:
+            proxy_h2(peer, app, lambda h: self.inbound_headers(h, peer), plain_encoder=True)
+        else:
+            self.proxy_http(
+                peer,
+                app,
+                lambda req, _: Message(req.start, self.inbound_headers(req.headers, peer), req.body),
+                self.inbound_response,
+                answer=self.own_answer,
+            )
 
     def outbound_headers(self, headers: list[tuple[str, str]], attempt: str) -> list[tuple[str, str]]:
         hdrs = keep(headers)
@@ -365,84 +372,31 @@ class OtelSidecar(rp.Sidecar):
             [("x-envoy-peer-metadata-id", self.node_id), ("x-envoy-peer-metadata", self.peer_metadata)],
         )
 
-    def outbound_http(self, down: socket.socket, up: socket.socket) -> None:
-        down_r, up_r = down.makefile("rb"), up.makefile("rb")
-        while True:
-            req = read_message(down_r, request=True)
-            if req is None:
-                return
-            method = req.start.split(" ", 1)[0]
-            t0 = time.monotonic()
-            for attempt in (1, 2):  # Istio's default retry policy retries a 503 once
-                out = Message(req.start, self.outbound_headers(req.headers, str(attempt)), req.body)
-                up.sendall(out.wire())  # head and body in one write, like Envoy
-                resp = read_message(up_r, request=False, method=method)
-                if resp is None:
-                    return
-                if attempt == 2 or resp.start.split(" ", 2)[1] != "503":
-                    break
-                time.sleep(0.025)  # Envoy's retry back-off base interval
-            down.sendall(self.outbound_response(resp, int((time.monotonic() - t0) * 1000)).wire())
-
-    # ---- inbound: peer -> podIP:port (redirected to 15006) -> 127.0.0.6 -> app
-
-    def inbound(self, conn: socket.socket) -> None:
-        conn.settimeout(600)
-        _, port = original_dst(conn)
-        with self.server_ctx.wrap_socket(conn, server_side=True) as down:
-            app = socket.create_connection((self.pod.ip, port), timeout=10, source_address=(INBOUND_SRC, 0))
-            app.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with app:
-                app.settimeout(600)
-                if port == GRPC_PORT:
-                    proxy_h2(down, app, lambda h: self.inbound_headers(h, down), plain_encoder=True)
-                else:
-                    self.inbound_http(down, app)
+    def outbound_request(self, req: Message, attempt: int) -> Message:
+        return Message(req.start, self.outbound_headers(req.headers, str(attempt)), req.body)
 
     def inbound_headers(self, headers: list[tuple[str, str]], peer: socket.socket) -> list[tuple[str, str]]:
         hdrs = keep(headers)
         attempt = dict(hdrs).get("x-envoy-attempt-count", "1")
-        der = peer.getpeercert(binary_form=True) if isinstance(peer, ssl.SSLSocket) else b""
-        uri = rp.peer_uri(peer) if isinstance(peer, ssl.SSLSocket) else ""
-        import hashlib
-
-        xfcc = f'By={self.pod.spiffe};Hash={hashlib.sha256(der or b"").hexdigest()};Subject="";URI={uri}'
+        xfcc = self.xfcc(peer)
         self.count("inbound")
         return self.envoy_headers(hdrs, attempt, [("x-forwarded-client-cert", xfcc)])
 
-    def inbound_http(self, down: socket.socket, app: socket.socket) -> None:
-        down_r, app_r = down.makefile("rb"), app.makefile("rb")
-        while True:
-            req = read_message(down_r, request=True)
-            if req is None:
-                return
-            if (
-                self.pod.name == "ledger"
-                and (req.get(MARKER) or "").startswith("retry-sidecar#")
-                and req.get("x-envoy-attempt-count") == "1"
-            ):
-                # the sidecar itself answers the first attempt (as Envoy does on an upstream
-                # reset); the app never sees it
-                body = b"upstream connect error or disconnect/reset before headers. reset reason: overflow"
-                down.sendall(
-                    Message(
-                        "HTTP/1.1 503 Service Unavailable",
-                        [
-                            ("content-length", str(len(body))),
-                            ("content-type", "text/plain"),
-                            ("server", "istio-envoy"),
-                        ],
-                        body,
-                    ).wire()
-                )
-                continue
-            method = req.start.split(" ", 1)[0]
-            t0 = time.monotonic()
-            app.sendall(Message(req.start, self.inbound_headers(req.headers, down), req.body).wire())
-            resp = read_message(app_r, request=False, method=method)
-            if resp is None:
-                return
-            down.sendall(self.inbound_response(resp, int((time.monotonic() - t0) * 1000)).wire())
+    def own_answer(self, req: Message) -> Message | None:
+        """ledger's sidecar answers the first attempt of ``retry-sidecar`` itself, as Envoy does
+        on an upstream reset; the app never sees it."""
+        if (
+            self.pod.name != "ledger"
+            or not (req.get(MARKER) or "").startswith("retry-sidecar#")
+            or req.get("x-envoy-attempt-count") != "1"
+        ):
+            return None
+        body = b"upstream connect error or disconnect/reset before headers. reset reason: overflow"
+        return Message(
+            "HTTP/1.1 503 Service Unavailable",
+            [("content-length", str(len(body))), ("content-type", "text/plain"), ("server", "istio-envoy")],
+            body,
+        )
 
 
 def proxy_h2(
@@ -483,75 +437,55 @@ def proxy_h2(
         send_all(up, uconn.data_to_send())
 
     flush()
-    while True:
-        ready = [s for s in (down, up) if isinstance(s, ssl.SSLSocket) and s.pending()]
-        if not ready:
-            import select
 
-            ready, _, _ = select.select([down, up], [], [], 600)
-            if not ready:
-                return
-        for s in ready:
-            try:
-                data = s.recv(65536)
-            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                continue
-            except OSError:
-                return
-            if not data:
-                return
-            from_down = s is down
-            events = (dconn if from_down else uconn).receive_data(data)
-            for ev in events:
-                if isinstance(ev, h2.events.RequestReceived):
-                    sid = uconn.get_next_available_stream_id()
-                    to_up[ev.stream_id], to_down[sid] = sid, ev.stream_id
-                    headers = [(str(n), str(v)) for n, v in ev.headers]
-                    uconn.send_headers(sid, rewrite(headers), end_stream=ev.stream_ended is not None)
-                    if ev.stream_ended is not None:
-                        ended.add(("up", sid))
-                elif isinstance(ev, h2.events.ResponseReceived | h2.events.TrailersReceived):
-                    sid = to_down[ev.stream_id]
-                    last = isinstance(ev, h2.events.TrailersReceived) or ev.stream_ended is not None
-                    dconn.send_headers(sid, ev.headers, end_stream=last)
-                    if last:
-                        ended.add(("down", sid))
-                elif isinstance(ev, h2.events.DataReceived):
-                    if from_down:
-                        uconn.send_data(to_up[ev.stream_id], ev.data)
-                        dconn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
-                    else:
-                        dconn.send_data(to_down[ev.stream_id], ev.data)
-                        uconn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
-                elif isinstance(ev, h2.events.StreamEnded):
-                    side, sid = ("up", to_up[ev.stream_id]) if from_down else ("down", to_down[ev.stream_id])
-                    if (side, sid) not in ended:
-                        ended.add((side, sid))
-                        (uconn if from_down else dconn).end_stream(sid)
-                elif isinstance(ev, h2.events.StreamReset):
-                    other = to_up.get(ev.stream_id) if from_down else to_down.get(ev.stream_id)
-                    if other is not None:
-                        # the stream may be closed already
-                        with contextlib.suppress(Exception):
-                            (uconn if from_down else dconn).reset_stream(other, ev.error_code or 0)
-                elif isinstance(ev, h2.events.ConnectionTerminated):
-                    flush()
-                    return
-            flush()
+    def on_data(s: socket.socket, data: bytes) -> bool:
+        from_down = s is down
+        events = (dconn if from_down else uconn).receive_data(data)
+        for ev in events:
+            if isinstance(ev, h2.events.RequestReceived):
+                sid = uconn.get_next_available_stream_id()
+                to_up[ev.stream_id], to_down[sid] = sid, ev.stream_id
+                headers = [(str(n), str(v)) for n, v in ev.headers]
+                uconn.send_headers(sid, rewrite(headers), end_stream=ev.stream_ended is not None)
+                if ev.stream_ended is not None:
+                    ended.add(("up", sid))
+            elif isinstance(ev, h2.events.ResponseReceived | h2.events.TrailersReceived):
+                sid = to_down[ev.stream_id]
+                last = isinstance(ev, h2.events.TrailersReceived) or ev.stream_ended is not None
+                dconn.send_headers(sid, ev.headers, end_stream=last)
+                if last:
+                    ended.add(("down", sid))
+            elif isinstance(ev, h2.events.DataReceived):
+                if from_down:
+                    uconn.send_data(to_up[ev.stream_id], ev.data)
+                    dconn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                else:
+                    dconn.send_data(to_down[ev.stream_id], ev.data)
+                    uconn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            elif isinstance(ev, h2.events.StreamEnded):
+                side, sid = ("up", to_up[ev.stream_id]) if from_down else ("down", to_down[ev.stream_id])
+                if (side, sid) not in ended:
+                    ended.add((side, sid))
+                    (uconn if from_down else dconn).end_stream(sid)
+            elif isinstance(ev, h2.events.StreamReset):
+                other = to_up.get(ev.stream_id) if from_down else to_down.get(ev.stream_id)
+                if other is not None:
+                    # the stream may be closed already
+                    with contextlib.suppress(Exception):
+                        (uconn if from_down else dconn).reset_stream(other, ev.error_code or 0)
+            elif isinstance(ev, h2.events.ConnectionTerminated):
+                flush()
+                return False
+        flush()
+        return True
+
+    pump(down, up, on_data)
 
 
-def run_sidecar(pod: Pod, certs: Path) -> None:
-    import encodings.idna  # noqa: F401  (SNI encoding: import before dropping root)
+def run_otel_sidecar(pod: Pod, certs: Path) -> None:
+    import h2.connection  # noqa: F401  (import before dropping root, as run_sidecar does for idna)
 
-    import h2.connection  # noqa: F401  (import before dropping root, like the above)
-
-    sidecar = OtelSidecar(pod, certs)
-    os.setgroups([])
-    os.setgid(SIDECAR_UID)
-    os.setuid(SIDECAR_UID)  # from here on every socket is istio-proxy's (iptables owner match)
-    sidecar.start()
-    emit({"ready": "sidecar", "uid": os.getuid()})
-    wait_for_eof()
+    run_sidecar(OtelSidecar(pod, certs))  # made as root: it binds and reads the certificates
 
 
 # --------------------------------------------------------------------------- the apps
@@ -590,42 +524,21 @@ def scenario_of(marker: str) -> str:
     return marker.split("#", 1)[0]
 
 
-class MeshApp:
-    name = "app"
-    server_header = "app/1.0"
+class MeshApp(App):
+    cluster_ip = CLUSTER_IP
+    http_port = HTTP_PORT
+    version = "2.3"
+    call_timeout = 20
 
     def __init__(self, pod: Pod) -> None:
-        self.pod = pod
+        super().__init__(pod)
         self.ids = SafeIds(int.from_bytes(pod.name.encode()[:4], "big") + 7)
-
-    def session(self) -> Any:
-        import requests
-
-        s = requests.Session()
-        s.trust_env = False
-        s.headers.clear()
-        s.headers.update(
-            {
-                "User-Agent": f"{self.pod.name}/2.3 python-requests",
-                "Accept": "application/json",
-                "Connection": "keep-alive",
-            }
-        )
-        return s
-
-    def get(self, session: Any, service: str, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
-        url = f"http://{CLUSTER_IP[service]}:{HTTP_PORT}{path}"
-        r = session.get(url, headers={"Host": TARGET[service], **headers}, timeout=20)
-        return r.status_code, r.content
 
     def new_trace(self, out: dict[str, str]) -> dict[str, str]:
         """The bug of an app that starts its own trace: a new traceparent, no tracestate."""
         out = {k: v for k, v in out.items() if k != "tracestate"}
         out["traceparent"] = f"00-{self.ids.trace_id()}-{self.ids.span_id()}-01"
         return out
-
-    def handle(self, path: str, inbound: dict[str, str]) -> tuple[int, str, bytes]:
-        raise NotImplementedError
 
 
 class Frontend(MeshApp):
@@ -832,51 +745,21 @@ def run_app(pod: Pod) -> None:
     app = APPS[pod.name](pod)
     if isinstance(app, Payments):
         app.server.start()
+    elif isinstance(app, Orders):
+        serve_app(app, partial(PoolHTTPServer, workers=8))
     else:
-        handler = type("Handler", (AppHandler,), {"app": app})
-        server: HTTPServer
-        if isinstance(app, Orders):
-            server = PoolHTTPServer(("0.0.0.0", HTTP_PORT), handler, workers=8)
-        else:
-            server = ThreadingHTTPServer(("0.0.0.0", HTTP_PORT), handler)
-            server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-    emit({"ready": "app"})
-    wait_for_eof()
+        serve_app(app)
+    app_ready()
 
 
 # --------------------------------------------------------------------------- ingress
 
 
-class IngressConn:
-    """One of the gateway's keep-alive mTLS connections to frontend."""
-
-    def __init__(self, ctx: ssl.SSLContext) -> None:
-        self.ctx = ctx
-        self.sock: ssl.SSLSocket | None = None
-        self.rfile: BinaryIO | None = None
-        self.lock = threading.Lock()
-
-    def request(self, msg: Message) -> Message:
-        with self.lock:
-            if self.sock is None:
-                raw = socket.create_connection((PODS["frontend"].ip, HTTP_PORT), timeout=30)
-                raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                sni = f"outbound_.{HTTP_PORT}_._.frontend.shop.svc.cluster.local"
-                self.sock = self.ctx.wrap_socket(raw, server_hostname=sni)
-                self.rfile = self.sock.makefile("rb")
-            self.sock.sendall(msg.wire())
-            assert self.rfile is not None
-            resp = read_message(self.rfile, request=False)
-            if resp is None:
-                raise RuntimeError("ingress: frontend closed the connection")
-            return resp
-
-
 class Ingress:
     def __init__(self, certs: Path) -> None:
-        _, ctx = rp.tls_contexts(certs, "ingress")
-        self.conns = {c: IngressConn(ctx) for c in "ABE"}
+        _, ctx = tls_contexts(certs, "ingress")
+        sni = f"outbound_.{HTTP_PORT}_._.frontend.shop.svc.cluster.local"
+        self.conns = {c: MtlsConnection(ctx, PODS["frontend"], HTTP_PORT, sni, timeout=30) for c in "ABE"}
         self.ids = SafeIds(443)
         self.counter = 0
         self.lock = threading.Lock()
@@ -933,15 +816,7 @@ class Ingress:
         out: list[dict[str, Any]] = []
         for step, same_rid in plan:
             rid = self.ids.request_id() if same_rid else None
-            if len(step) == 1:
-                self.one(step[0][0], step[0][1], out, rid)
-            else:
-                barrier = threading.Barrier(len(step))
-                threads = [threading.Thread(target=self.one, args=(c, s, out, rid, barrier)) for c, s in step]
-                for t in threads:
-                    t.start()
-                for t in threads:
-                    t.join(60)
+            at_once([partial(self.one, c, s, out, rid) for c, s in step], timeout=60)
             time.sleep(STEP_GAP)
         return out
 
@@ -972,41 +847,16 @@ def run_ingress(certs: Path) -> None:
 
 
 def record(workdir: Path) -> dict[str, Any]:
-    certs = workdir / "certs"
-    certs.mkdir()
+    """Build the mesh, warm it up, capture the scenario between the two edge requests; return
+    what the actors said."""
     identities = {name: pod.spiffe for name, pod in PODS.items()}
     identities["ingress"] = INGRESS_SPIFFE
-    rp.make_certs(certs, identities)
-    actors: list[Actor] = []
-    try:
-        rp.build_network(NET)
-        for pod in PODS.values():
-            actors.append(Actor(f"{pod.name}-app", pod.netns, ["app", "--pod", pod.name], SCRIPT))
-            actors.append(
-                Actor(
-                    f"{pod.name}-sidecar",
-                    pod.netns,
-                    ["sidecar", "--pod", pod.name, "--certs", str(certs)],
-                    SCRIPT,
-                )
-            )
-        ingress = Actor("ingress", INGRESS.netns, ["ingress", "--certs", str(certs)], SCRIPT)
-        noise = Actor("node", NET.node_ns, ["noise"], SCRIPT)
-        actors += [ingress, noise]
-        for a in actors:
-            reply = a.wait("ready", 30)
-            if reply.get("ready") == "sidecar" and reply.get("uid") != SIDECAR_UID:
-                raise RuntimeError(f"{a.name} runs as uid {reply.get('uid')}")
-        log("mesh up; warming up")
-        ingress.send("warm")
-        warm = ingress.wait("done", 120)
-        if warm["failed"]:
-            raise RuntimeError(f"warm-up: {warm['failed']} requests failed")
-        time.sleep(0.5)
+    with running_mesh(NET, SCRIPT, workdir / "certs", identities) as mesh:
+        ingress, noise = mesh.ingress, mesh.noise
         ingress.send("slow-start")
         ingress.wait("sent", 10)
         time.sleep(0.3)  # frontend has the request and waits: tcpdump starts now
-        with sniff({PODS[n].netns: workdir / f"{n}.pcap" for n in CAPTURED}):
+        with tcpdump({PODS[n].netns: workdir / f"{n}.pcap" for n in CAPTURED}):
             noise.send("start")
             noise.wait("started", 10)
             time.sleep(SLOW_START_DELAY)  # slow-start goes through the mesh
@@ -1016,7 +866,7 @@ def record(workdir: Path) -> dict[str, Any]:
             noise_done = noise.wait("done", 30)
             ingress.send("slow-end")
             ingress.wait("sent", 10)
-            time.sleep(0.5)  # sniff waits 2.5 s more, then stops tcpdump, before ledger answers
+            time.sleep(0.5)  # tcpdump() waits 2.5 s more, then stops tcpdump, before ledger answers
         ingress.send("finish")
         edge = ingress.wait("done", 60)
         if scenario["failed"] or edge["failed"]:
@@ -1027,21 +877,13 @@ def record(workdir: Path) -> dict[str, Any]:
             ]
             raise RuntimeError(f"requests failed: {bad}")
         log(f"scenario: {len(scenario['requests'])} requests; node: {noise_done}")
-        by_name = {a.name: a for a in actors}
-        return {
-            "scenario": scenario["requests"] + edge["requests"],
-            "served": {n: list(by_name[f"{n}-app"].events) for n in CAPTURED},
-        }
-    finally:
-        for a in reversed(actors):
-            a.stop()
-        rp.delete_namespaces(NET)
+        return {"scenario": scenario["requests"] + edge["requests"], "served": mesh.served(CAPTURED)}
 
 
 # --------------------------------------------------------------------------- reading the captures
 
 
-def tshark_args_for(name: str, table: dict[int, dict[str, Any]]) -> list[str]:
+def tshark_args_for(name: str, table: Table) -> list[str]:
     """The h2c legs, which tshark cannot recognise without their preface: orders' gRPC channel
     (both NAT halves, by its app-side port) and payments' inbound leg from 127.0.0.6."""
     ports: set[int] = set()
@@ -1060,7 +902,7 @@ def tshark_args_for(name: str, table: dict[int, dict[str, Any]]) -> list[str]:
     return ["--disable-protocol", "grpc", *(x for p in sorted(ports) for x in ("-d", f"tcp.port=={p},http2"))]
 
 
-def messages_of(path: Path, args: list[str], table: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+def messages_of(path: Path, args: list[str], table: Table) -> list[dict[str, Any]]:
     """Every HTTP/1.1 and h2 message tshark decodes, with its endpoints and TCP stream."""
     out: list[dict[str, Any]] = []
     for m in tshark_summary(path, args, SHOWN_HEADERS)["http_messages"]:
@@ -1068,18 +910,7 @@ def messages_of(path: Path, args: list[str], table: dict[int, dict[str, Any]]) -
     if args:
         for m in tshark_h2_summary(path, args, SHOWN_HEADERS)["http_messages"]:
             out.append({**m, "protocol": "grpc"})
-    for m in out:
-        src, sport, dst, dport = endpoints(table[m["frame"]])
-        m.update(
-            {
-                "src": f"{src}:{sport}",
-                "dst": f"{dst}:{dport}",
-                "sport": sport,
-                "dport": dport,
-                "tcp_stream": int(table[m["frame"]]["tcp.stream"]),
-            }
-        )
-    return sorted(out, key=lambda m: int(m["frame"]))
+    return sorted((with_endpoints(m, table) for m in out), key=lambda m: int(m["frame"]))
 
 
 def shown(m: dict[str, Any]) -> dict[str, str]:
@@ -1183,7 +1014,7 @@ def expected_for(
     name: str,
     path: Path,
     args: list[str],
-    table: dict[int, dict[str, Any]],
+    table: Table,
     served: list[dict[str, Any]],
     scenario_markers: set[str],
 ) -> dict[str, Any]:
@@ -1316,8 +1147,8 @@ def expected_for(
             if a["frame"] <= b["frame"] < a["end"]
         }
     )
-    pairs = rp.nat_pairs(pod, table)
-    leg_list, leg_counts = rp.legs(pod, table)
+    pairs = nat_pairs(pod, table)
+    leg_list, leg_counts = legs(pod, table)
     return {
         "file": f"mesh/{name}.pcap",
         "pod": {
@@ -1370,33 +1201,11 @@ TESTS = {
 }
 
 
-def manifest_entry(
-    name: str, args: list[str], table: dict[int, dict[str, Any]], expected: dict[str, Any]
-) -> dict[str, Any]:
-    path = MESH_DIR / f"{name}.pcap"
-    summary = tshark_summary(path, args, SHOWN_HEADERS)
-    http1 = [
-        {"kind": m["kind"], "protocol": "http/1.1", **m, "stream": None} for m in summary["http_messages"]
-    ]
-    messages = list(http1)
-    tshark: dict[str, Any] = {"args": args}
-    if args:
-        h2 = tshark_h2_summary(path, args, SHOWN_HEADERS)
-        messages += h2["http_messages"]
-        tshark.update(
-            {
-                "unknown_headers": h2["unknown_headers"],
-                "requests": sum(m["kind"] == "request" for m in http1),
-                "responses": sum(m["kind"] == "response" for m in http1),
-            }
-        )
-    messages.sort(key=lambda m: int(m["frame"]))
-    pairs = expected["nat_split"]
-    tshark["tcp_connections"] = summary["tcp_connections"]
-    tshark["note"] = (
-        f"tshark counts each of the {len(pairs)} NAT-split outbound connections twice (request half to "
-        "127.0.0.1:15001, reply half from the ClusterIP); paired by the app-side endpoint there are that "
-        "many fewer connections"
+def manifest_entry(name: str, args: list[str], table: Table, expected: dict[str, Any]) -> dict[str, Any]:
+    note = (
+        f"tshark counts each of the {len(expected['nat_split'])} NAT-split outbound connections twice "
+        "(request half to 127.0.0.1:15001, reply half from the ClusterIP); paired by the app-side "
+        "endpoint there are that many fewer connections"
         + (
             "; the h2c legs are decoded as http2 by their app-side ports; "
             "http.request.method/http.response.code count only HTTP/1.1"
@@ -1404,34 +1213,19 @@ def manifest_entry(
             else ""
         )
     )
-    non_tcp: dict[str, int] = {}
-    for row in table.values():
-        if not row.get("tcp.stream"):
-            proto = row.get("frame.protocols", "").split(":")[-1] or "unknown"
-            non_tcp[proto] = non_tcp.get(proto, 0) + 1
-    entry: dict[str, Any] = {
-        "file": f"mesh/{name}.pcap",
-        "made_by": "record_mesh.py",
-        "tests": TESTS[name],
-        **describe_format(path),
-        "frames": summary["frames"],
-        "tcp_connections": summary["tcp_connections"] - len(pairs),
-        "http_messages": messages,
-        "anomalies": [],
-        "error": None,
-        "tshark": tshark,
-        "first_ts_ns": summary["first_ts_ns"],
-        "last_ts_ns": summary["last_ts_ns"],
-        "scenario": scenario_lines(),
-        "expected": "mesh/EXPECTED.json",
-        "note": (
-            f"pod {PODS[name].ip}, sidecar inbound from 127.0.0.6; legs: "
-            + ", ".join(f"{n} {r}" for r, n in expected["leg_counts"].items())
-        ),
-    }
-    if non_tcp:
-        entry["non_tcp"] = non_tcp
-    return entry
+    return pod_manifest_entry(
+        path=MESH_DIR / f"{name}.pcap",
+        file=f"mesh/{name}.pcap",
+        made_by=OWNER,
+        tests=TESTS[name],
+        args=args,
+        table=table,
+        expected=expected,
+        shown_headers=SHOWN_HEADERS,
+        h2=bool(args),
+        note=note,
+        scenario=scenario_lines(),
+    )
 
 
 ABOUT = (
@@ -1459,75 +1253,33 @@ ABOUT = (
 )
 
 
-def ensure_dependencies() -> None:
-    """grpcio, h2, requests and cryptography. ``sudo python3 ...`` runs the system Python, which
-    may lack them while the project's .venv has them: then run again with that one."""
-    try:
-        import cryptography  # noqa: F401
-        import grpc  # noqa: F401
-        import h2  # noqa: F401
-        import requests  # noqa: F401
-    except ImportError as exc:
-        venv = CAPTURES.parent / ".venv"
-        python = venv / "bin" / "python"
-        if python.exists() and Path(sys.prefix).resolve() != venv.resolve():
-            os.execv(str(python), [str(python), str(SCRIPT), *sys.argv[1:]])
-        raise SystemExit(f"record_mesh.py needs grpcio, h2, requests and cryptography: {exc}") from exc
-
-
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--actor":
-        return actor_main(sys.argv[2:])
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    ap.add_argument("--no-manifest", action="store_true", help="do not touch MANIFEST.json")
-    ap.add_argument(
-        "--manifest-only",
-        action="store_true",
-        help="do not record: rewrite the MANIFEST.json entries from the files and EXPECTED.json",
-    )
-    ns = ap.parse_args()
+        return actor_main(sys.argv[2:], f"{OWNER} --actor", PODS, run_app, run_otel_sidecar, run_ingress)
+    ns = recorder_parser(__doc__).parse_args()
     if ns.manifest_only:
-        entries = []
-        for exp in json.loads(EXPECTED.read_text())["captures"]:
-            path, args = CAPTURES / exp["file"], exp["tshark_args"]
-            entries.append(manifest_entry(path.stem, args, frame_table(path, args), exp))
-        update_manifest(entries, owner="record_mesh.py")
-        return 0
-    ensure_dependencies()
-    if os.geteuid() != 0:
-        print("record_mesh.py needs root (network namespaces, iptables, tcpdump)", file=sys.stderr)
-        return 2
-    for tool in ("ip", "iptables-restore", "tcpdump", "tshark"):
-        if shutil.which(tool) is None:
-            print(f"record_mesh.py needs {tool}", file=sys.stderr)
+        if ns.out:
+            print("--manifest-only reads the files in captures/: not with --out", file=sys.stderr)
             return 2
-    rp.delete_namespaces(NET)  # left over from an interrupted run
-    workdir = Path(tempfile.mkdtemp(prefix="tracewire-mesh-"))
-    os.chmod(workdir, 0o755)
-    try:
+        manifest_only(EXPECTED, manifest_entry, OWNER)
+        return 0
+    ensure_dependencies(SCRIPT, ("cryptography", "grpc", "h2", "requests"))
+    status = preflight(SCRIPT)
+    if status is not None:
+        return status
+    out = ns.out.resolve() if ns.out else MESH_DIR
+    NET.delete()  # left over from an interrupted run
+    with scratch_dir("tracewire-mesh-") as workdir:
         run_info = record(workdir)
         markers = {r[MARKER] for r in run_info["scenario"]}
-        captures: list[dict[str, Any]] = []
-        tables: dict[str, tuple[list[str], dict[int, dict[str, Any]]]] = {}
-        for name in CAPTURED:
-            path = workdir / f"{name}.pcap"
-            table = frame_table(path, [])
-            args = tshark_args_for(name, table)
-            if args:
-                table = frame_table(path, args)
-            exp = expected_for(name, path, args, table, run_info["served"][name], markers)
-            size = path.stat().st_size
-            if size >= 500_000:
-                raise RuntimeError(f"{name}.pcap is {size} bytes (limit 500 KB)")
-            captures.append(exp)
-            tables[name] = (args, table)
-        MESH_DIR.mkdir(exist_ok=True)
-        for name in CAPTURED:
-            shutil.copyfile(workdir / f"{name}.pcap", MESH_DIR / f"{name}.pcap")
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+
+        def expect(name: str, path: Path, args: list[str], table: Table) -> dict[str, Any]:
+            return expected_for(name, path, args, table, run_info["served"][name], markers)
+
+        captures, tables = judge_recordings(workdir, CAPTURED, tshark_args_for, expect)
+        install(workdir, CAPTURED, out)
     doc = {
-        "made_by": "record_mesh.py",
+        "made_by": OWNER,
         "about": ABOUT,
         "tracer": (
             "OpenTelemetry: traceparent + tracestate (istio=<span>, congo, rojo) + x-request-id, no B3; "
@@ -1541,7 +1293,7 @@ def main() -> int:
         "scenario": scenario_lines(),
         "captures": captures,
     }
-    EXPECTED.write_text(json.dumps(doc, indent=1) + "\n")
+    (out / EXPECTED.name).write_text(json.dumps(doc, indent=1) + "\n")
     for c in captures:
         kinds = [
             f"{f['kind']} {f['target']} {f['inbound_frame']}->{f['outbound_frame']} {f['confidence']}"
@@ -1551,31 +1303,11 @@ def main() -> int:
             f"{c['file']}: {len(c['findings'])} findings ({'; '.join(kinds)}), {len(c['correct_calls'])} "
             f"correct, {len(c['outside_capture'])} outside, concurrent inbound {c['concurrent_inbound']}"
         )
-    if not ns.no_manifest:
+    if not ns.no_manifest and not ns.out:
         update_manifest(
             [manifest_entry(n, *tables[n], e) for n, e in zip(CAPTURED, captures, strict=True)],
-            owner="record_mesh.py",
+            owner=OWNER,
         )
-    return 0
-
-
-def actor_main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="record_mesh.py --actor")
-    ap.add_argument("role", choices=("app", "sidecar", "ingress", "noise"))
-    ap.add_argument("--pod", choices=sorted(PODS))
-    ap.add_argument("--certs", type=Path)
-    ns = ap.parse_args(argv)
-    rp.ACTOR = f"{ns.pod}-{ns.role}" if ns.pod else ns.role
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the orchestrator ends actors by closing stdin
-    socket.setdefaulttimeout(30)
-    if ns.role == "app":
-        run_app(PODS[ns.pod])
-    elif ns.role == "sidecar":
-        run_sidecar(PODS[ns.pod], ns.certs)
-    elif ns.role == "ingress":
-        run_ingress(ns.certs)
-    else:
-        rp.run_noise(list(PODS.values()))
     return 0
 
 
