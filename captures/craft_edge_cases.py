@@ -3,6 +3,7 @@
 
 Run:  python3 captures/craft_edge_cases.py            (write every file, check it with tshark)
       python3 captures/craft_edge_cases.py --no-check (write only)
+      python3 captures/craft_edge_cases.py --out DIR  (write DIR/edge/*; MANIFEST.json untouched)
       python3 captures/craft_edge_cases.py --list     (names and what each tests)
 
 No root and no network: packets are built with scapy (IP, TCP, UDP, link layers) and written
@@ -32,6 +33,7 @@ import struct
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -482,77 +484,42 @@ def pcap_result(name: str, cap: Capture, linktype: int, msgs: list[dict[str, Any
 # ---- link types
 
 
-def _linktype_case(name: str, link: Link, v4: bool = True, v6: bool = False) -> Result:
+def _linktype_case(name: str, link: Link, v4: bool = True, v6: bool = False, endian: str = "<",
+                   stem: str | None = None, seed: str | None = None) -> Result:  # fmt: skip
+    """A connection over IPv4 and/or IPv6 on ``link``: paths /STEM/v4 and /STEM/v6, ids from
+    SEED4 and SEED6 (STEM and SEED default to the case name)."""
     cap = Capture()
     msgs: list[dict[str, Any]] = []
+    stem, seed = stem or name, seed or name
     if v4:
-        msgs += simple_conn(
-            cap, link, f"/{name}/v4", name + "4", client=(POD_IP, 41000), server=(PEER_IP, 80)
-        )
+        msgs += simple_conn(cap, link, f"/{stem}/v4", seed + "4", client=(POD_IP, 41000),
+                            server=(PEER_IP, 80))  # fmt: skip
     if v6:
-        msgs += simple_conn(
-            cap, link, f"/{name}/v6", name + "6", client=(POD_IP6, 41001), server=(PEER_IP6, 80)
-        )
-    return pcap_result(name, cap, link.linktype, msgs, int(v4) + int(v6))
+        msgs += simple_conn(cap, link, f"/{stem}/v6", seed + "6", client=(POD_IP6, 41001),
+                            server=(PEER_IP6, 80))  # fmt: skip
+    data = pcap_bytes(cap, link.linktype, endian=endian)
+    return Result({f"edge/{name}.pcap": data}, msgs, len(cap.frames), int(v4) + int(v6))
 
 
-@case("linktype-eth", "Ethernet (1), IPv4")
-def c_eth() -> Result:
-    return _linktype_case("linktype-eth", ETH)
-
-
-@case("linktype-eth-vlan", "Ethernet with an 802.1Q tag (VLAN 100)")
-def c_eth_vlan() -> Result:
-    return _linktype_case("linktype-eth-vlan", ETH_VLAN)
-
-
-@case("linktype-eth-qinq", "Ethernet with QinQ: 802.1ad 0x88a8 (VLAN 200) then 802.1Q 0x8100 (VLAN 100)")
-def c_eth_qinq() -> Result:
-    return _linktype_case("linktype-eth-qinq", ETH_QINQ)
-
-
-@case("linktype-sll", "Linux cooked v1 (113) on lo, as older libpcap writes for -i any")
-def c_sll() -> Result:
-    return _linktype_case("linktype-sll", SLL)
-
-
-@case("linktype-sll2", "Linux cooked v2 (276) on lo (ifindex 1, ARPHRD_LOOPBACK), as ksniff writes")
-def c_sll2() -> Result:
-    return _linktype_case("linktype-sll2", SLL2)
-
-
-@case("linktype-null", "BSD loopback NULL (0): AF_INET 2 and AF_INET6 30 in host (little-endian) order")
-def c_null() -> Result:
-    return _linktype_case("linktype-null", NULL_LE, v6=True)
-
-
-@case("linktype-null-be", "NULL (0) from a big-endian host: big-endian pcap, AF_INET 2, AF_INET6 24")
-def c_null_be() -> Result:
-    cap = Capture()
-    msgs = simple_conn(cap, NULL_BE, "/null-be/v4", "nb4", client=(POD_IP, 41000), server=(PEER_IP, 80))
-    msgs += simple_conn(cap, NULL_BE, "/null-be/v6", "nb6", client=(POD_IP6, 41001), server=(PEER_IP6, 80))
-    data = pcap_bytes(cap, LT_NULL, endian=">")
-    return Result({"edge/linktype-null-be.pcap": data}, msgs, len(cap.frames), 2)
-
-
-@case("linktype-loop", "OpenBSD LOOP (108): AF_INET 2 and AF_INET6 24 in network byte order")
-def c_loop() -> Result:
-    return _linktype_case("linktype-loop", LOOP, v6=True)
-
-
-@case("linktype-raw", "raw IP (101): IPv4 and IPv6 packets, version from the first nibble")
-def c_raw() -> Result:
-    return _linktype_case("linktype-raw", RAW, v6=True)
-
-
-@case("linktype-ipv4", "raw IPv4 (228)")
-def c_ipv4() -> Result:
-    return _linktype_case("linktype-ipv4", RAW4)
-
-
-@case("linktype-ipv6", "raw IPv6 (229)")
-def c_ipv6() -> Result:
-    return _linktype_case("linktype-ipv6", RAW6, v4=False, v6=True)
+LINKTYPE_CASES: list[tuple[str, str, Link, dict[str, Any]]] = [
+    ("linktype-eth", "Ethernet (1), IPv4", ETH, {}),
+    ("linktype-eth-vlan", "Ethernet with an 802.1Q tag (VLAN 100)", ETH_VLAN, {}),
+    ("linktype-eth-qinq", "Ethernet with QinQ: 802.1ad 0x88a8 (VLAN 200) then 802.1Q 0x8100 (VLAN 100)",
+     ETH_QINQ, {}),
+    ("linktype-sll", "Linux cooked v1 (113) on lo, as older libpcap writes for -i any", SLL, {}),
+    ("linktype-sll2", "Linux cooked v2 (276) on lo (ifindex 1, ARPHRD_LOOPBACK), as ksniff writes", SLL2, {}),
+    ("linktype-null", "BSD loopback NULL (0): AF_INET 2 and AF_INET6 30 in host (little-endian) order",
+     NULL_LE, {"v6": True}),
+    ("linktype-null-be", "NULL (0) from a big-endian host: big-endian pcap, AF_INET 2, AF_INET6 24",
+     NULL_BE, {"v6": True, "endian": ">", "stem": "null-be", "seed": "nb"}),
+    ("linktype-loop", "OpenBSD LOOP (108): AF_INET 2 and AF_INET6 24 in network byte order",
+     LOOP, {"v6": True}),
+    ("linktype-raw", "raw IP (101): IPv4 and IPv6 packets, version from the first nibble", RAW, {"v6": True}),
+    ("linktype-ipv4", "raw IPv4 (228)", RAW4, {}),
+    ("linktype-ipv6", "raw IPv6 (229)", RAW6, {"v4": False, "v6": True}),
+]  # fmt: skip
+for _name, _tests, _link, _options in LINKTYPE_CASES:
+    case(_name, _tests)(partial(_linktype_case, _name, _link, **_options))
 
 
 # ---- IP and TCP options
@@ -607,27 +574,33 @@ def _pcap_variant(name: str, endian: str, nanos: bool) -> Result:
     return Result({f"edge/{name}.pcap": data}, msgs, len(cap.frames), 1, extra=extra)
 
 
-@case("pcap-le-us", "pcap little-endian, microseconds (magic a1b2c3d4 written LE: what tcpdump writes)")
-def c_le_us() -> Result:
-    return _pcap_variant("pcap-le-us", "<", False)
-
-
-@case("pcap-be-us", "pcap big-endian, microseconds")
-def c_be_us() -> Result:
-    return _pcap_variant("pcap-be-us", ">", False)
-
-
-@case("pcap-le-ns", "pcap little-endian, nanoseconds (magic a1b23c4d), sub-microsecond timestamps")
-def c_le_ns() -> Result:
-    return _pcap_variant("pcap-le-ns", "<", True)
-
-
-@case("pcap-be-ns", "pcap big-endian, nanoseconds, sub-microsecond timestamps")
-def c_be_ns() -> Result:
-    return _pcap_variant("pcap-be-ns", ">", True)
+PCAP_VARIANTS: list[tuple[str, str, str, bool]] = [
+    ("pcap-le-us", "pcap little-endian, microseconds (magic a1b2c3d4 written LE: what tcpdump writes)",
+     "<", False),
+    ("pcap-be-us", "pcap big-endian, microseconds", ">", False),
+    ("pcap-le-ns", "pcap little-endian, nanoseconds (magic a1b23c4d), sub-microsecond timestamps", "<", True),
+    ("pcap-be-ns", "pcap big-endian, nanoseconds, sub-microsecond timestamps", ">", True),
+]  # fmt: skip
+for _name, _tests, _endian, _nanos in PCAP_VARIANTS:
+    case(_name, _tests)(partial(_pcap_variant, _name, _endian, _nanos))
 
 
 # ---- pcapng
+
+
+def one_section(cap: Capture, endian: str = "<", comment: str = "", block: str = "epb", snaplen: int = 262144,
+                after_request: tuple[int, bytes] | None = None) -> bytes:  # fmt: skip
+    """One section, one SLL2 interface, a ``block`` ("epb", "spb" or "pb") per frame;
+    ``after_request``: a (type, body) block after the fourth frame (the request)."""
+    ng = PcapNG(endian)
+    ng.shb(comment)
+    ng.idb(LT_SLL2, "any", snaplen=snaplen)
+    write = {"epb": ng.epb, "spb": ng.spb, "pb": ng.pb}[block]
+    for i, f in enumerate(cap.frames):
+        write(f)
+        if i == 3 and after_request is not None:
+            ng.raw(*after_request)
+    return ng.bytes()
 
 
 @case("pcapng-two-interfaces",
@@ -691,25 +664,17 @@ def c_ng_two_sections() -> Result:
 def c_ng_spb() -> Result:
     cap = Capture()
     msgs = simple_conn(cap, SLL2, "/ng/spb", "spb")
-    ng = PcapNG("<")
-    ng.shb()
-    ng.idb(LT_SLL2, "any", snaplen=65535)
-    for f in cap.frames:
-        ng.spb(f)
+    data = one_section(cap, block="spb", snaplen=65535)
     extra = {"first_ts_ns": None, "note": "SPBs carry no timestamp: every frame has none (tshark shows 0)"}
-    return Result({"edge/pcapng-spb.pcapng": ng.bytes()}, msgs, len(cap.frames), 1, extra=extra)
+    return Result({"edge/pcapng-spb.pcapng": data}, msgs, len(cap.frames), 1, extra=extra)
 
 
 @case("pcapng-obsolete-pb", "pcapng with obsolete Packet Blocks (type 2), as very old writers made")
 def c_ng_pb() -> Result:
     cap = Capture()
     msgs = simple_conn(cap, SLL2, "/ng/pb", "pb")
-    ng = PcapNG("<")
-    ng.shb()
-    ng.idb(LT_SLL2, "any")
-    for f in cap.frames:
-        ng.pb(f)
-    return Result({"edge/pcapng-obsolete-pb.pcapng": ng.bytes()}, msgs, len(cap.frames), 1)
+    data = one_section(cap, block="pb")
+    return Result({"edge/pcapng-obsolete-pb.pcapng": data}, msgs, len(cap.frames), 1)
 
 
 # 0x00000BAD would be a Custom Block (which Wireshark shows as a frame of its own): an
@@ -721,14 +686,9 @@ UNKNOWN_BLOCK = 0x0000ABCD
 def c_ng_unknown() -> Result:
     cap = Capture()
     msgs = simple_conn(cap, SLL2, "/ng/unknown", "unk")
-    ng = PcapNG("<")
-    ng.shb()
-    ng.idb(LT_SLL2, "any")
-    for i, f in enumerate(cap.frames):
-        ng.epb(f)
-        if i == 3:  # right after the request
-            ng.raw(UNKNOWN_BLOCK, b"not a block anyone knows, skip me by its length\0")
-    return Result({"edge/pcapng-unknown-block.pcapng": ng.bytes()}, msgs, len(cap.frames), 1)
+    unknown = (UNKNOWN_BLOCK, b"not a block anyone knows, skip me by its length\0")
+    data = one_section(cap, after_request=unknown)
+    return Result({"edge/pcapng-unknown-block.pcapng": data}, msgs, len(cap.frames), 1)
 
 
 @case("pcapng-custom-block",
@@ -737,46 +697,31 @@ def c_ng_unknown() -> Result:
 def c_ng_custom() -> Result:
     cap = Capture()
     msgs = simple_conn(cap, SLL2, "/ng/custom", "custom")
-    ng = PcapNG("<")
-    ng.shb()
-    ng.idb(LT_SLL2, "any")
-    for i, f in enumerate(cap.frames):
-        ng.epb(f)
-        if i == 3:  # right after the request: Wireshark numbers it frame 5
-            ng.raw(0x00000BAD, struct.pack("<I", 32473) + b"tracewire custom data")
+    # right after the request: Wireshark numbers it frame 5
+    data = one_section(cap, after_request=(0x00000BAD, struct.pack("<I", 32473) + b"tracewire custom data"))
     msgs = [{**m, "frame": m["frame"] + (m["frame"] > 4)} for m in msgs]
     extra = {
         "packets": len(cap.frames),
         "note": "frames counts the Custom Block too (frame 5), as Wireshark numbers it; "
         "packets is the number of packet records. Frame numbers after it follow Wireshark's.",
     }
-    return Result({"edge/pcapng-custom-block.pcapng": ng.bytes()}, msgs, len(cap.frames) + 1, 1,
-                  extra=extra)  # fmt: skip
+    return Result({"edge/pcapng-custom-block.pcapng": data}, msgs, len(cap.frames) + 1, 1, extra=extra)
 
 
 @case("pcapng-be", "pcapng, one big-endian section (byte-order magic 1a2b3c4d written big-endian)")
 def c_ng_be() -> Result:
     cap = Capture()
     msgs = simple_conn(cap, SLL2, "/ng/big-endian", "ngbe")
-    ng = PcapNG(">")
-    ng.shb("big-endian section")
-    ng.idb(LT_SLL2, "any")
-    for f in cap.frames:
-        ng.epb(f)
+    data = one_section(cap, endian=">", comment="big-endian section")
     extra = {"first_ts_ns": cap.frames[0].ts_ns}
-    return Result({"edge/pcapng-be.pcapng": ng.bytes()}, msgs, len(cap.frames), 1, extra=extra)
+    return Result({"edge/pcapng-be.pcapng": data}, msgs, len(cap.frames), 1, extra=extra)
 
 
 @case("pcapng-named-pcap", "a pcapng file named .pcap: the format comes from the magic, not the name")
 def c_ng_named() -> Result:
     cap = Capture()
     msgs = simple_conn(cap, SLL2, "/ng/named-pcap", "ngnamed")
-    ng = PcapNG("<")
-    ng.shb()
-    ng.idb(LT_SLL2, "any")
-    for f in cap.frames:
-        ng.epb(f)
-    return Result({"edge/pcapng-named.pcap": ng.bytes()}, msgs, len(cap.frames), 1)
+    return Result({"edge/pcapng-named.pcap": one_section(cap)}, msgs, len(cap.frames), 1)
 
 
 @case("gzip", "gzip-compressed pcap (.pcap.gz, SLL2)")
@@ -1370,19 +1315,23 @@ def main() -> int:
     ap.add_argument("--no-check", action="store_true", help="do not read the files back with tshark")
     ap.add_argument("--list", action="store_true", help="list the cases and exit")
     ap.add_argument("--only", action="append", help="craft only this case (repeatable)")
+    ap.add_argument("--out", type=Path, metavar="DIR",
+                    help="write DIR/edge/* instead of captures/edge/* (the public copies and MANIFEST.json "
+                         "are left alone); the check reads them there")  # fmt: skip
     ns = ap.parse_args()
     if ns.list:
         for name, (tests, _) in CASES.items():
             print(f"{name:28} {tests}")
         return 0
-    EDGE.mkdir(exist_ok=True)
+    root = ns.out.resolve() if ns.out else CAPTURES
+    (root / EDGE.name).mkdir(parents=True, exist_ok=True)
     entries: list[dict[str, Any]] = []
     for name, (tests, fn) in CASES.items():
         if ns.only and name not in ns.only:
             continue
         res = fn()
         for rel, data in res.files.items():
-            path = CAPTURES / rel
+            path = root / rel
             path.write_bytes(data)
             fmt = describe_format(path)
             entry: dict[str, Any] = {
@@ -1400,15 +1349,16 @@ def main() -> int:
             if name in TSHARK_DIFFERS or name in TSHARK_ARGS:
                 entry["tshark"] = {"args": TSHARK_ARGS.get(name, []), **TSHARK_DIFFERS.get(name, {})}
             entries.append(entry)
-    if not ns.only:
-        entries += copy_public()
-    update_manifest(entries, None if ns.only else OWNER)
+    if not ns.out:
+        if not ns.only:
+            entries += copy_public()
+        update_manifest(entries, None if ns.only else OWNER)
     failed = 0
     if not ns.no_check:
         for e in entries:
             if e["error"]:
                 continue
-            got = tshark_summary(CAPTURES / e["file"], e.get("tshark", {}).get("args"))
+            got = tshark_summary(root / e["file"], e.get("tshark", {}).get("args"))
             problems = compare(e, got)
             status = "ok " if not problems else "DIFF"
             print(f"{status} {e['file']}: {got['frames']} frames, {len(got['http_messages'])} messages")

@@ -332,52 +332,43 @@ def run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 class Ids:
-    """Deterministic Envoy-shaped identifiers from a seeded generator."""
+    """Deterministic Envoy-shaped identifiers from a seeded generator: one draw per id."""
 
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
 
+    def bits(self, n: int) -> int:
+        return self.rng.getrandbits(n)
+
     def request_id(self) -> str:
         # Envoy writes its sampling decision into character 14 (the UUID version digit): '9'.
-        s = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        s = str(uuid.UUID(int=self.bits(128), version=4))
         return s[:14] + "9" + s[15:]
 
     def trace_id(self) -> str:
-        return f"{self.rng.getrandbits(128):032x}"
+        return f"{self.bits(128):032x}"
 
     def trace_id64(self) -> str:
-        return f"{self.rng.getrandbits(64):016x}"
+        return f"{self.bits(64):016x}"
 
     def span_id(self) -> str:
-        return f"{self.rng.getrandbits(64):016x}"
+        return f"{self.bits(64):016x}"
 
     def token(self, n: int = 24) -> str:
         return "".join(self.rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(n))
 
 
 class SafeIds(Ids):
-    """Ids usable from several threads: one draw at a time, so each id is whole (the order
-    of concurrent draws is the threads' own)."""
+    """Ids usable from several threads: one draw at a time (the order of concurrent draws is
+    the threads' own)."""
 
     def __init__(self, seed: int) -> None:
         super().__init__(seed)
         self.lock = threading.Lock()
 
-    def request_id(self) -> str:
+    def bits(self, n: int) -> int:
         with self.lock:
-            return super().request_id()
-
-    def trace_id(self) -> str:
-        with self.lock:
-            return super().trace_id()
-
-    def trace_id64(self) -> str:
-        with self.lock:
-            return super().trace_id64()
-
-    def span_id(self) -> str:
-        with self.lock:
-            return super().span_id()
+            return super().bits(n)
 
 
 @contextlib.contextmanager

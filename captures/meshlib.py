@@ -251,47 +251,43 @@ def make_certs(directory: Path, identities: dict[str, str]) -> None:
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "cluster.local")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                          data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                          crl_sign=True, encipher_only=False, decipher_only=False),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    (directory / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    for name, uri in identities.items():
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (
+
+    def issue(subject: x509.Name, public_key: ec.EllipticCurvePublicKey,
+              extensions: list[tuple[x509.ExtensionType, bool]]) -> x509.Certificate:  # fmt: skip
+        """A certificate signed by the CA: (extension, critical) in this order."""
+        builder = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([]))
+            .subject_name(subject)
             .issuer_name(ca_name)
-            .public_key(key.public_key())
+            .public_key(public_key)
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(hours=1))
             .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(uri)]), critical=True)
-            .add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
-                critical=False,
-            )
-            .add_extension(
-                x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
-                              data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                              crl_sign=False, encipher_only=False, decipher_only=False),
-                critical=True,
-            )
-            .sign(ca_key, hashes.SHA256())
         )
+        for extension, critical in extensions:
+            builder = builder.add_extension(extension, critical=critical)
+        return builder.sign(ca_key, hashes.SHA256())
+
+    def key_usage(ca: bool) -> x509.KeyUsage:
+        """A CA signs certificates and CRLs; a workload's key also enciphers keys."""
+        return x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=not ca,
+                             data_encipherment=False, key_agreement=False, key_cert_sign=ca, crl_sign=ca,
+                             encipher_only=False, decipher_only=False)  # fmt: skip
+
+    ca_extensions: list[tuple[x509.ExtensionType, bool]] = [
+        (x509.BasicConstraints(ca=True, path_length=None), True),
+        (key_usage(ca=True), True),
+    ]
+    ca = issue(ca_name, ca_key.public_key(), ca_extensions)
+    (directory / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    for name, uri in identities.items():
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = issue(x509.Name([]), key.public_key(), [
+            (x509.SubjectAlternativeName([x509.UniformResourceIdentifier(uri)]), True),
+            (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+             False),
+            (key_usage(ca=False), True),
+        ])  # fmt: skip
         (directory / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         (directory / f"{name}-key.pem").write_bytes(
             key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -389,9 +385,9 @@ OnResponse = Callable[["Message", int], "Message"]  # (response, elapsed ms) -> 
 
 class Sidecar:
     """istio-proxy's listeners, emulated. A mesh's sidecar names its services and pods and
-    says what crosses a connection (``outbound_stream``, ``inbound_stream``); this class finds
-    the original destination, makes the mTLS connection, answers 15021 and 15090, and runs
-    the HTTP/1.1 loop."""
+    says what crosses a connection (``outbound_stream``, ``inbound_stream``: ``relay``,
+    ``proxy_http`` or its own); this class finds the original destination, makes the mTLS
+    connection and answers 15021 and 15090."""
 
     services: ClassVar[Mapping[tuple[str, int], str]] = {}  # ClusterIP:port -> service name
     pods: ClassVar[Mapping[str, Pod]] = {}  # service name -> its pod (Envoy's EDS, no kube-proxy)
@@ -499,46 +495,6 @@ class Sidecar:
                  ("server", "istio-envoy")]  # fmt: skip
         return Message(resp.start, hdrs, resp.body)
 
-    # ---- the HTTP/1.1 loop shared by both directions
-
-    def proxy_http(
-        self,
-        down: socket.socket,
-        up: socket.socket,
-        on_request: OnRequest,
-        on_response: OnResponse,
-        retries: int = 0,
-        answer: Callable[[Message], Message | None] | None = None,
-    ) -> None:
-        """Each request from ``down`` goes to ``up`` as ``on_request`` makes it, head and body
-        in one write like Envoy, and its response back as ``on_response`` makes it.
-        ``retries``: how often a 503 is tried again (Istio's default policy: once), the
-        attempt number going to ``on_request``. ``answer``: the sidecar's own response to a
-        request, which then never goes upstream."""
-        down_r = down.makefile("rb")
-        up_r = up.makefile("rb")
-        while True:
-            req = read_message(down_r, request=True)
-            if req is None:
-                return
-            own = answer(req) if answer is not None else None
-            if own is not None:
-                down.sendall(own.wire())
-                continue
-            method = req.start.split(" ", 1)[0]
-            t0 = time.monotonic()
-            attempt = 1
-            while True:
-                up.sendall(on_request(req, attempt).wire())
-                resp = read_message(up_r, request=False, method=method)
-                if resp is None:
-                    return
-                if attempt > retries or resp.start.split(" ", 2)[1] != "503":
-                    break
-                attempt += 1
-                time.sleep(0.025)  # Envoy's retry back-off base interval
-            down.sendall(on_response(resp, int((time.monotonic() - t0) * 1000)).wire())
-
     # ---- 15021 and 15090
 
     def admin(self, conn: socket.socket) -> None:
@@ -588,6 +544,44 @@ class Sidecar:
                          f'destination_workload="{w}",le="{le}"}} {min(inbound, inbound * (i + 1) // 4)}')
         return ("\n".join(lines) + "\n").encode()
 
+
+
+def proxy_http(
+    down: socket.socket,
+    up: socket.socket,
+    on_request: OnRequest,
+    on_response: OnResponse,
+    retries: int = 0,
+    answer: Callable[[Message], Message | None] | None = None,
+) -> None:
+    """The sidecar's HTTP/1.1 loop, either direction. Each request from ``down`` goes to
+    ``up`` as ``on_request`` makes it, head and body in one write like Envoy, and its response
+    back as ``on_response`` makes it. ``retries``: how often a 503 is tried again (Istio's
+    default policy: once), the attempt number going to ``on_request``. ``answer``: the
+    sidecar's own response to a request, which then never goes upstream."""
+    down_r = down.makefile("rb")
+    up_r = up.makefile("rb")
+    while True:
+        req = read_message(down_r, request=True)
+        if req is None:
+            return
+        own = answer(req) if answer is not None else None
+        if own is not None:
+            down.sendall(own.wire())
+            continue
+        method = req.start.split(" ", 1)[0]
+        t0 = time.monotonic()
+        attempt = 1
+        while True:
+            up.sendall(on_request(req, attempt).wire())
+            resp = read_message(up_r, request=False, method=method)
+            if resp is None:
+                return
+            if attempt > retries or resp.start.split(" ", 2)[1] != "503":
+                break
+            attempt += 1
+            time.sleep(0.025)  # Envoy's retry back-off base interval
+        down.sendall(on_response(resp, int((time.monotonic() - t0) * 1000)).wire())
 
 
 def run_sidecar(sidecar: Sidecar) -> None:
@@ -1114,18 +1108,8 @@ def pod_manifest_entry(*, path: Path, file: str, made_by: str, tests: str, args:
 # --------------------------------------------------------------------------- the recorders' command line
 
 EntryFn = Callable[[str, list[str], Table, dict[str, Any]], dict[str, Any]]  # name, args, table, expected
-ExpectFn = Callable[[str, Path, list[str], Table], dict[str, Any]]  # name, file, args, table
-
-
-def recorder_parser(doc: str | None) -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0] if doc else None)
-    ap.add_argument("--no-manifest", action="store_true", help="do not touch MANIFEST.json")
-    ap.add_argument("--manifest-only", action="store_true",
-                    help="do not record: rewrite the MANIFEST.json entries from the files and EXPECTED.json")
-    ap.add_argument("--out", type=Path, metavar="DIR",
-                    help="write the captures and EXPECTED.json into DIR (made if need be), not into "
-                         "captures/, and leave MANIFEST.json alone")  # fmt: skip
-    return ap
+# what the actors said, name, file, tshark args, table -> the capture's EXPECTED.json document
+ExpectFn = Callable[[dict[str, Any], str, Path, list[str], Table], dict[str, Any]]
 
 
 def ensure_dependencies(script: Path, modules: Sequence[str]) -> None:
@@ -1154,50 +1138,87 @@ def preflight(script: Path) -> int | None:
     return None
 
 
-def manifest_only(expected_file: Path, entry: EntryFn, owner: str) -> None:
-    """The MANIFEST.json entries again from the committed files and their EXPECTED.json."""
-    entries = []
-    for exp in json.loads(expected_file.read_text())["captures"]:
-        path, args = CAPTURES / exp["file"], exp["tshark_args"]
-        entries.append(entry(path.stem, args, frame_table(path, args), exp))
-    update_manifest(entries, owner=owner)
+@dataclass(frozen=True)
+class Recorder:
+    """A mesh recorder as record_pods.py and record_mesh.py each fill it in. ``main`` is their
+    common procedure: record in a scratch directory (``record`` returns what the actors
+    said), read every new capture with tshark and judge it (``expect``) before anything
+    replaces the committed files (a failed run keeps those), then install the captures and
+    EXPECTED.json (``document``) in ``directory`` or ``--out DIR``, and the MANIFEST.json
+    entries (``manifest_entry``; not with ``--out``)."""
 
+    script: Path
+    doc: str | None  # the script's docstring: its first paragraph is the --help description
+    directory: Path  # where the captures and EXPECTED.json are committed
+    net: Network
+    captured: tuple[str, ...]  # the pods whose captures are made
+    modules: tuple[str, ...]  # the Python packages the actors import
+    actor: Callable[[list[str]], int]  # the --actor mode
+    record: Callable[[Path], dict[str, Any]]
+    args_for: Callable[[str, Table], list[str]]  # tshark dissector arguments a capture needs
+    expect: ExpectFn
+    manifest_entry: EntryFn
+    document: Callable[[list[dict[str, Any]]], dict[str, Any]]
+    summary: Callable[[dict[str, Any]], str]  # a log line about one capture's expectations
 
-@contextlib.contextmanager
-def scratch_dir(prefix: str) -> Iterator[Path]:
-    """A directory the actors can read (they drop root), deleted afterwards."""
-    workdir = Path(tempfile.mkdtemp(prefix=prefix))
-    os.chmod(workdir, 0o755)
-    try:
-        yield workdir
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    def main(self, argv: list[str]) -> int:
+        if argv[:1] == ["--actor"]:
+            return self.actor(argv[1:])
+        ap = argparse.ArgumentParser(description=self.doc.split("\n\n")[0] if self.doc else None)
+        ap.add_argument("--no-manifest", action="store_true", help="do not touch MANIFEST.json")
+        ap.add_argument("--manifest-only", action="store_true",
+                        help="do not record: rewrite the MANIFEST.json entries from the files and "
+                             "EXPECTED.json")  # fmt: skip
+        ap.add_argument("--out", type=Path, metavar="DIR",
+                        help="write the captures and EXPECTED.json into DIR (made if need be), not into "
+                             "captures/, and leave MANIFEST.json alone")  # fmt: skip
+        ns = ap.parse_args(argv)
+        if ns.manifest_only:
+            if ns.out:
+                ap.error("--manifest-only reads the committed files: not with --out")
+            self.write_manifest(json.loads((self.directory / "EXPECTED.json").read_text())["captures"])
+            return 0
+        ensure_dependencies(self.script, self.modules)
+        status = preflight(self.script)
+        if status is not None:
+            return status
+        out: Path = ns.out.resolve() if ns.out else self.directory
+        self.net.delete()  # left over from an interrupted run
+        workdir = Path(tempfile.mkdtemp(prefix=f"tracewire-{self.directory.name}-"))
+        os.chmod(workdir, 0o755)  # the actors drop root and read the certificates here
+        try:
+            run_info = self.record(workdir)
+            captures = [self.judge(workdir / f"{name}.pcap", run_info) for name in self.captured]
+            out.mkdir(parents=True, exist_ok=True)
+            for name in self.captured:
+                shutil.copyfile(workdir / f"{name}.pcap", out / f"{name}.pcap")
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        (out / "EXPECTED.json").write_text(json.dumps(self.document(captures), indent=1) + "\n")
+        for c in captures:
+            log(self.summary(c))
+        if not ns.no_manifest and not ns.out:
+            self.write_manifest(captures)
+        return 0
 
-
-def judge_recordings(
-    workdir: Path, names: Sequence[str], args_for: Callable[[str, Table], list[str]], expect: ExpectFn
-) -> tuple[list[dict[str, Any]], dict[str, tuple[list[str], Table]]]:
-    """Read each new capture with tshark (with the dissector arguments ``args_for`` finds
-    for it) and judge it (``expect``), before anything replaces the committed files: a failed
-    run keeps those. Returns the EXPECTED.json capture documents and, per name, the tshark
-    arguments and frame table."""
-    captures: list[dict[str, Any]] = []
-    tables: dict[str, tuple[list[str], Table]] = {}
-    for name in names:
-        path = workdir / f"{name}.pcap"
+    def judge(self, path: Path, run_info: dict[str, Any]) -> dict[str, Any]:
+        """The EXPECTED.json document of one new capture, read with the dissector arguments
+        it needs."""
         table = frame_table(path, [])
-        args = args_for(name, table)
+        args = self.args_for(path.stem, table)
         if args:
             table = frame_table(path, args)
-        captures.append(expect(name, path, args, table))
+        expected = self.expect(run_info, path.stem, path, args, table)
         size = path.stat().st_size
         if size >= MAX_CAPTURE_BYTES:
-            raise RuntimeError(f"{name}.pcap is {size} bytes (limit {MAX_CAPTURE_BYTES // 1000} KB)")
-        tables[name] = (args, table)
-    return captures, tables
+            raise RuntimeError(f"{path.name} is {size} bytes (limit {MAX_CAPTURE_BYTES // 1000} KB)")
+        return expected
 
-
-def install(workdir: Path, names: Sequence[str], out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        shutil.copyfile(workdir / f"{name}.pcap", out / f"{name}.pcap")
+    def write_manifest(self, captures: list[dict[str, Any]]) -> None:
+        """This script's MANIFEST.json entries, from the committed files and what EXPECTED.json
+        says of them (the tshark arguments each needs among it)."""
+        entries = []
+        for exp in captures:
+            path, args = CAPTURES / exp["file"], exp["tshark_args"]
+            entries.append(self.manifest_entry(path.stem, args, frame_table(path, args), exp))
+        update_manifest(entries, owner=self.script.name)

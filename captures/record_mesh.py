@@ -106,7 +106,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fixturelib import CAPTURES, SafeIds, log, tcpdump, tshark_h2_summary, tshark_summary, update_manifest
+from fixturelib import CAPTURES, SafeIds, log, tcpdump, tshark_h2_summary, tshark_summary
 from meshlib import (
     HOP_BY_HOP,
     INBOUND_SRC,
@@ -116,6 +116,7 @@ from meshlib import (
     MtlsConnection,
     Network,
     Pod,
+    Recorder,
     Sidecar,
     Table,
     actor_main,
@@ -123,19 +124,13 @@ from meshlib import (
     at_once,
     emit,
     endpoints,
-    ensure_dependencies,
-    install,
-    judge_recordings,
     legs,
-    manifest_only,
     nat_pairs,
     pod_manifest_entry,
-    preflight,
+    proxy_http,
     pump,
-    recorder_parser,
     run_sidecar,
     running_mesh,
-    scratch_dir,
     send_all,
     serve_app,
     tls_contexts,
@@ -143,7 +138,6 @@ from meshlib import (
 )
 
 MESH_DIR = CAPTURES / "mesh"
-EXPECTED = MESH_DIR / "EXPECTED.json"
 HTTP_PORT, GRPC_PORT = 8080, 50051
 SCRIPT = Path(__file__).resolve()
 OWNER = "record_mesh.py"
@@ -349,13 +343,13 @@ class OtelSidecar(Sidecar):
         if port == GRPC_PORT:
             proxy_h2(app, peer, lambda h: self.outbound_headers(h, "1"), plain_encoder=False)
         else:
-            self.proxy_http(app, peer, self.outbound_request, self.outbound_response, retries=1)
+            proxy_http(app, peer, self.outbound_request, self.outbound_response, retries=1)
 
     def inbound_stream(self, peer: ssl.SSLSocket, app: socket.socket, port: int) -> None:
         if port == GRPC_PORT:
             proxy_h2(peer, app, lambda h: self.inbound_headers(h, peer), plain_encoder=True)
         else:
-            self.proxy_http(
+            proxy_http(
                 peer,
                 app,
                 lambda req, _: Message(req.start, self.inbound_headers(req.headers, peer), req.body),
@@ -524,6 +518,16 @@ def scenario_of(marker: str) -> str:
     return marker.split("#", 1)[0]
 
 
+def checkout(path: str, route: str) -> tuple[str, str] | None:
+    """The scenario name (``s``) and order number (``n``) of a request for ``route``; None for
+    any other path."""
+    url = urlsplit(path)
+    if url.path != route:
+        return None
+    q = parse_qs(url.query)
+    return q.get("s", ["ok"])[0], q.get("n", ["0"])[0]
+
+
 class MeshApp(App):
     cluster_ip = CLUSTER_IP
     http_port = HTTP_PORT
@@ -549,11 +553,10 @@ class Frontend(MeshApp):
         self.orders = self.session()
 
     def handle(self, path: str, inbound: dict[str, str]) -> tuple[int, str, bytes]:
-        url = urlsplit(path)
-        if url.path != "/shop/checkout":
+        query = checkout(path, "/shop/checkout")
+        if query is None:
             return 404, "text/plain", b"not found\n"
-        q = parse_qs(url.query)
-        name, n = q.get("s", ["ok"])[0], q.get("n", ["0"])[0]
+        name, n = query
         out = forwarded(inbound, "orders")
         if name == "slow-start":
             time.sleep(SLOW_START_DELAY)
@@ -616,11 +619,10 @@ class Orders(MeshApp):
             return 503
 
     def handle(self, path: str, inbound: dict[str, str]) -> tuple[int, str, bytes]:
-        url = urlsplit(path)
-        if url.path != "/orders/checkout":
+        query = checkout(path, "/orders/checkout")
+        if query is None:
             return 404, "application/json", b'{"error":"not found"}'
-        q = parse_qs(url.query)
-        name, n = q.get("s", ["ok"])[0], q.get("n", ["0"])[0]
+        name, n = query
         marker = inbound.get(MARKER, "")
         if name == "retry":
             with self.lock:
@@ -1253,32 +1255,13 @@ ABOUT = (
 )
 
 
-def main() -> int:
-    if len(sys.argv) > 1 and sys.argv[1] == "--actor":
-        return actor_main(sys.argv[2:], f"{OWNER} --actor", PODS, run_app, run_otel_sidecar, run_ingress)
-    ns = recorder_parser(__doc__).parse_args()
-    if ns.manifest_only:
-        if ns.out:
-            print("--manifest-only reads the files in captures/: not with --out", file=sys.stderr)
-            return 2
-        manifest_only(EXPECTED, manifest_entry, OWNER)
-        return 0
-    ensure_dependencies(SCRIPT, ("cryptography", "grpc", "h2", "requests"))
-    status = preflight(SCRIPT)
-    if status is not None:
-        return status
-    out = ns.out.resolve() if ns.out else MESH_DIR
-    NET.delete()  # left over from an interrupted run
-    with scratch_dir("tracewire-mesh-") as workdir:
-        run_info = record(workdir)
-        markers = {r[MARKER] for r in run_info["scenario"]}
+def expect(run_info: dict[str, Any], name: str, path: Path, args: list[str], table: Table) -> dict[str, Any]:
+    markers = {r[MARKER] for r in run_info["scenario"]}
+    return expected_for(name, path, args, table, run_info["served"][name], markers)
 
-        def expect(name: str, path: Path, args: list[str], table: Table) -> dict[str, Any]:
-            return expected_for(name, path, args, table, run_info["served"][name], markers)
 
-        captures, tables = judge_recordings(workdir, CAPTURED, tshark_args_for, expect)
-        install(workdir, CAPTURED, out)
-    doc = {
+def document(captures: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
         "made_by": OWNER,
         "about": ABOUT,
         "tracer": (
@@ -1293,22 +1276,40 @@ def main() -> int:
         "scenario": scenario_lines(),
         "captures": captures,
     }
-    (out / EXPECTED.name).write_text(json.dumps(doc, indent=1) + "\n")
-    for c in captures:
-        kinds = [
-            f"{f['kind']} {f['target']} {f['inbound_frame']}->{f['outbound_frame']} {f['confidence']}"
-            for f in c["findings"]
-        ]
-        log(
-            f"{c['file']}: {len(c['findings'])} findings ({'; '.join(kinds)}), {len(c['correct_calls'])} "
-            f"correct, {len(c['outside_capture'])} outside, concurrent inbound {c['concurrent_inbound']}"
-        )
-    if not ns.no_manifest and not ns.out:
-        update_manifest(
-            [manifest_entry(n, *tables[n], e) for n, e in zip(CAPTURED, captures, strict=True)],
-            owner=OWNER,
-        )
-    return 0
+
+
+def summary(c: dict[str, Any]) -> str:
+    kinds = [
+        f"{f['kind']} {f['target']} {f['inbound_frame']}->{f['outbound_frame']} {f['confidence']}"
+        for f in c["findings"]
+    ]
+    return (
+        f"{c['file']}: {len(c['findings'])} findings ({'; '.join(kinds)}), {len(c['correct_calls'])} "
+        f"correct, {len(c['outside_capture'])} outside, concurrent inbound {c['concurrent_inbound']}"
+    )
+
+
+def actor(argv: list[str]) -> int:
+    return actor_main(argv, f"{OWNER} --actor", PODS, run_app, run_otel_sidecar, run_ingress)
+
+
+def main() -> int:
+    recorder = Recorder(
+        script=SCRIPT,
+        doc=__doc__,
+        directory=MESH_DIR,
+        net=NET,
+        captured=CAPTURED,
+        modules=("cryptography", "grpc", "h2", "requests"),
+        actor=actor,
+        record=record,
+        args_for=tshark_args_for,
+        expect=expect,
+        manifest_entry=manifest_entry,
+        document=document,
+        summary=summary,
+    )
+    return recorder.main(sys.argv[1:])
 
 
 if __name__ == "__main__":

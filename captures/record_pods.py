@@ -113,7 +113,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fixturelib import CAPTURES, SafeIds, log, tcpdump, tshark_h2_summary, tshark_summary, update_manifest
+from fixturelib import CAPTURES, SafeIds, log, tcpdump, tshark_h2_summary, tshark_summary
 from meshlib import (
     GRPC_PORT,
     HOP_BY_HOP,
@@ -124,32 +124,26 @@ from meshlib import (
     MtlsConnection,
     Network,
     Pod,
+    Recorder,
     Sidecar,
     Table,
     actor_main,
     app_ready,
     at_once,
     emit,
-    ensure_dependencies,
-    install,
-    judge_recordings,
     legs,
-    manifest_only,
     nat_pairs,
     pod_manifest_entry,
-    preflight,
-    recorder_parser,
+    proxy_http,
     relay,
     run_sidecar,
     running_mesh,
-    scratch_dir,
     serve_app,
     tls_contexts,
     with_endpoints,
 )
 
 PODS_DIR = CAPTURES / "pods"
-EXPECTED = PODS_DIR / "EXPECTED.json"
 SCRIPT = Path(__file__).resolve()
 OWNER = "record_pods.py"
 HTTP_PORT = 9080
@@ -249,13 +243,13 @@ class BookinfoSidecar(Sidecar):
         if port == GRPC_PORT:
             relay(app, peer)
         else:
-            self.proxy_http(app, peer, lambda req, _: self.outbound_request(req), self.outbound_response)
+            proxy_http(app, peer, lambda req, _: self.outbound_request(req), self.outbound_response)
 
     def inbound_stream(self, peer: ssl.SSLSocket, app: socket.socket, port: int) -> None:
         if port == GRPC_PORT:
             relay(peer, app)
         else:
-            self.proxy_http(peer, app, lambda req, _attempt: self.inbound_request(req, peer),
+            proxy_http(peer, app, lambda req, _attempt: self.inbound_request(req, peer),
                             self.inbound_response)  # fmt: skip
 
     def with_span(self, req: Message, extra: list[tuple[str, str]]) -> Message:
@@ -767,61 +761,47 @@ def check_capture(path: Path, table: Table, leg_list: list[dict[str, Any]]) -> N
 
 # --------------------------------------------------------------------------- main
 
+ABOUT = (
+    "What a propagation analysis (tracewire analyze) must find in the pod captures, one "
+    "capture at a time. Frames are Wireshark's numbers; inbound_frame completes the head of "
+    "the request the sidecar sent to the app (from 127.0.0.6), outbound_frame the head of "
+    "the app's request to 127.0.0.1:15001 (HTTP/1.1) or the h2 HEADERS frame (gRPC). "
+    "Kinds: missing (the outbound carries none of the inbound's tracing headers), partial "
+    "(some kept, some dropped), changed (another trace id or x-request-id), malformed (a "
+    "header breaks its spec). notes: correct but worth saying (a format switch). "
+    "correct_calls: outbound requests that carry the context on correctly and must give no "
+    "finding. by: what attributes the outbound to its inbound request; "
+    "time_window_ambiguous: the outbound falls in more than one inbound request's window."
+)
+
+
+def expect(run_info: dict[str, Any], name: str, path: Path, args: list[str], table: Table) -> dict[str, Any]:
+    scenario_ids = {r["x-request-id"] for r in run_info["scenario"]}
+    exp = expected_for(name, path, args, table, run_info["served"][name], scenario_ids)
+    check_capture(path, table, exp["legs"])
+    return exp
+
+
+def document(captures: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"made_by": OWNER, "about": ABOUT, "scenario": scenario_lines(), "captures": captures}
+
+
+def summary(c: dict[str, Any]) -> str:
+    kinds = [f"{f['kind']} {f['target']} {f['inbound_frame']}->{f['outbound_frame']}" for f in c["findings"]]
+    return (f"{c['file']}: {len(c['findings'])} findings ({'; '.join(kinds)}), {len(c['notes'])} notes, "
+            f"{len(c['correct_calls'])} correct calls, concurrent inbound pairs {c['concurrent_inbound']}")
+
+
+def actor(argv: list[str]) -> int:
+    return actor_main(argv, f"{OWNER} --actor", PODS, run_app, run_bookinfo_sidecar, run_ingress)
+
 
 def main() -> int:
-    if len(sys.argv) > 1 and sys.argv[1] == "--actor":
-        return actor_main(sys.argv[2:], f"{OWNER} --actor", PODS, run_app, run_bookinfo_sidecar, run_ingress)
-    ns = recorder_parser(__doc__).parse_args()
-    if ns.manifest_only:
-        if ns.out:
-            print("--manifest-only reads the files in captures/: not with --out", file=sys.stderr)
-            return 2
-        manifest_only(EXPECTED, manifest_entry, OWNER)
-        return 0
-    ensure_dependencies(SCRIPT, ("cryptography", "grpc", "requests"))
-    status = preflight(SCRIPT)
-    if status is not None:
-        return status
-    out = ns.out.resolve() if ns.out else PODS_DIR
-    NET.delete()  # left over from an interrupted run
-    with scratch_dir("tracewire-pods-") as workdir:
-        run_info = record(workdir)
-        scenario_ids = {r["x-request-id"] for r in run_info["scenario"]}
-
-        def expect(name: str, path: Path, args: list[str], table: Table) -> dict[str, Any]:
-            exp = expected_for(name, path, args, table, run_info["served"][name], scenario_ids)
-            check_capture(path, table, exp["legs"])
-            return exp
-
-        captures, tables = judge_recordings(workdir, CAPTURED, tshark_args_for, expect)
-        install(workdir, CAPTURED, out)
-    doc = {
-        "made_by": OWNER,
-        "about": (
-            "What a propagation analysis (tracewire analyze) must find in the pod captures, one "
-            "capture at a time. Frames are Wireshark's numbers; inbound_frame completes the head of "
-            "the request the sidecar sent to the app (from 127.0.0.6), outbound_frame the head of "
-            "the app's request to 127.0.0.1:15001 (HTTP/1.1) or the h2 HEADERS frame (gRPC). "
-            "Kinds: missing (the outbound carries none of the inbound's tracing headers), partial "
-            "(some kept, some dropped), changed (another trace id or x-request-id), malformed (a "
-            "header breaks its spec). notes: correct but worth saying (a format switch). "
-            "correct_calls: outbound requests that carry the context on correctly and must give no "
-            "finding. by: what attributes the outbound to its inbound request; "
-            "time_window_ambiguous: the outbound falls in more than one inbound request's window."
-        ),
-        "scenario": scenario_lines(),
-        "captures": captures,
-    }
-    (out / EXPECTED.name).write_text(json.dumps(doc, indent=1) + "\n")
-    for c in captures:
-        kinds = [f"{f['kind']} {f['target']} {f['inbound_frame']}->{f['outbound_frame']}"
-                 for f in c["findings"]]
-        log(f"{c['file']}: {len(c['findings'])} findings ({'; '.join(kinds)}), {len(c['notes'])} notes, "
-            f"{len(c['correct_calls'])} correct calls, concurrent inbound pairs {c['concurrent_inbound']}")
-    if not ns.no_manifest and not ns.out:
-        entries = [manifest_entry(n, *tables[n], exp) for n, exp in zip(CAPTURED, captures, strict=True)]
-        update_manifest(entries, owner=OWNER)
-    return 0
+    recorder = Recorder(
+        script=SCRIPT, doc=__doc__, directory=PODS_DIR, net=NET, captured=CAPTURED,
+        modules=("cryptography", "grpc", "requests"), actor=actor, record=record, args_for=tshark_args_for,
+        expect=expect, manifest_entry=manifest_entry, document=document, summary=summary)  # fmt: skip
+    return recorder.main(sys.argv[1:])
 
 
 if __name__ == "__main__":
