@@ -350,6 +350,14 @@ def exchange(conn: Conn, ids: Ids, path: str, status: int = 200, ack: bool = Tru
     return [req_msg("GET", path, f1), resp_msg(status, f2)]
 
 
+def opened(seed: str, **kw: Any) -> tuple[Capture, Conn, Ids]:
+    """A capture with one SLL2 connection after its handshake, and the case's ids (``seed``)."""
+    cap = Capture()
+    conn = Conn(cap, SLL2, **kw)
+    conn.handshake()
+    return cap, conn, Ids(seed)
+
+
 def simple_conn(cap: Capture, link: Link, path: str, seed: str, **kw: Any) -> list[dict[str, Any]]:
     """Handshake, one exchange, close: 9 frames."""
     conn = Conn(cap, link, **kw)
@@ -548,10 +556,7 @@ def c_ipv6_ext() -> Result:
 
 @case("tcp-options", "TCP options: MSS, SACK-permitted, timestamps, NOP, window scale; SACK blocks")
 def c_tcp_options() -> Result:
-    cap = Capture()
-    conn = Conn(cap, SLL2, tcp_options=True)
-    conn.handshake()
-    ids = Ids("tcpopt")
+    cap, conn, ids = opened("tcpopt", tcp_options=True)
     msgs = exchange(conn, ids, "/tcp/options", ack=False)
     # a duplicate ACK carrying a SACK block (as after a loss), then the usual ACK
     base = conn.nxt["s"]
@@ -739,10 +744,7 @@ def c_gzip() -> Result:
       "TCP out of order: request head in 2 segments sent second-first; response body in 3 "
       "segments delivered 1, 3, 2")  # fmt: skip
 def c_ooo() -> Result:
-    cap = Capture()
-    conn = Conn(cap, SLL2)
-    conn.handshake()
-    ids = Ids("ooo")
+    cap, conn, ids = opened("ooo")
     req = conn.pieces("c", request(ids, "/tcp/out-of-order"), [60])
     conn.put("c", req[1])
     f_req = conn.put("c", req[0])
@@ -764,10 +766,7 @@ def c_ooo() -> Result:
       "TCP retransmissions: an exact duplicate of the request; in the response a segment that "
       "overlaps received data with the SAME bytes and adds new ones, and an exact duplicate")  # fmt: skip
 def c_retrans() -> Result:
-    cap = Capture()
-    conn = Conn(cap, SLL2)
-    conn.handshake()
-    ids = Ids("retrans")
+    cap, conn, ids = opened("retrans")
     req = conn.pieces("c", request(ids, "/tcp/retransmission"), [])[0]
     f_req = conn.put("c", req)
     conn.put("c", req)  # exact retransmission
@@ -793,10 +792,7 @@ def c_retrans() -> Result:
     "TCP overlap with DIFFERENT bytes inside a response body (a retransmission that disagrees)",
 )
 def c_overlap_conflict() -> Result:
-    cap = Capture()
-    conn = Conn(cap, SLL2)
-    conn.handshake()
-    ids = Ids("conflict")
+    cap, conn, ids = opened("conflict")
     f_req = conn.send("c", request(ids, "/tcp/overlap-conflict"))
     body = b"A" * 200
     rsp = response(body=body, extra=[("content-type", "text/plain")])
@@ -818,10 +814,7 @@ def c_overlap_conflict() -> Result:
       "a segment missing (dropped by tcpdump) inside a Content-Length response body, then a "
       "second exchange on the same connection")  # fmt: skip
 def c_gap_body() -> Result:
-    cap = Capture()
-    conn = Conn(cap, SLL2)
-    conn.handshake()
-    ids = Ids("gapbody")
+    cap, conn, ids = opened("gapbody")
     f_req = conn.send("c", request(ids, "/tcp/gap-in-body"))
     body = b"0123456789" * 30
     rsp = response(body=body, extra=[("content-type", "text/plain")])
@@ -843,10 +836,7 @@ def c_gap_body() -> Result:
       "a segment missing inside a request's header block; the response to it, then a second "
       "exchange on the same connection")  # fmt: skip
 def c_gap_headers() -> Result:
-    cap = Capture()
-    conn = Conn(cap, SLL2)
-    conn.handshake()
-    ids = Ids("gaphdr")
+    cap, conn, ids = opened("gaphdr")
     req = request(ids, "/tcp/gap-in-headers", extra=[("x-filler", "f" * 80)])
     parts = conn.pieces("c", req, [70, 150])
     conn.put("c", parts[0])
@@ -875,10 +865,7 @@ def c_gap_headers() -> Result:
       "sequence numbers wrap: client ISN 2**32-100 with a request spanning the wrap, server ISN "
       "2**32-10 with a response spanning it, then a second exchange past the wrap")  # fmt: skip
 def c_wrap() -> Result:
-    cap = Capture()
-    conn = Conn(cap, SLL2, isn=(2**32 - 100, 2**32 - 10))
-    conn.handshake()
-    ids = Ids("wrap")
+    cap, conn, ids = opened("wrap", isn=(2**32 - 100, 2**32 - 10))
     req = conn.pieces("c", request(ids, "/tcp/seq-wrap"), [150])
     conn.put("c", req[0])
     f_req = conn.put("c", req[1])
@@ -903,10 +890,7 @@ def c_reuse() -> Result:
 
 @case("tcp-rst", "a connection reset: one full exchange, then a second request answered by RST (no response)")
 def c_rst() -> Result:
-    cap = Capture()
-    conn = Conn(cap, SLL2)
-    conn.handshake()
-    ids = Ids("rst")
+    cap, conn, ids = opened("rst")
     msgs = exchange(conn, ids, "/tcp/before-reset")
     f_req = conn.send("c", request(ids, "/tcp/reset"))
     f_rst = conn.packet("s", "RA")
@@ -949,10 +933,7 @@ def c_no_syn_mid() -> Result:
       "the last record is cut short (header says N bytes, the file ends earlier), after two "
       "complete exchanges: as when ksniff is stopped with Ctrl-C")  # fmt: skip
 def c_truncated() -> Result:
-    cap = Capture()
-    conn = Conn(cap, SLL2)
-    conn.handshake()
-    ids = Ids("trunc")
+    cap, conn, ids = opened("trunc")
     msgs = exchange(conn, ids, "/truncated/1")
     msgs += exchange(conn, ids, "/truncated/2")
     complete = len(cap.frames)
@@ -977,10 +958,7 @@ def c_truncated_hdr() -> Result:
 
 @case("truncated-block-pcapng", "pcapng whose last EPB is cut short")
 def c_truncated_ng() -> Result:
-    cap = Capture()
-    conn = Conn(cap, SLL2)
-    conn.handshake()
-    ids = Ids("truncng")
+    cap, conn, ids = opened("truncng")
     msgs = exchange(conn, ids, "/truncated/pcapng")
     complete = len(cap.frames)
     conn.send("c", request(ids, "/truncated/pcapng/2"))
@@ -1069,10 +1047,7 @@ def c_fragment() -> Result:
       "pipelining: 3 requests back to back (the third's head split across 2 segments); "
       "responses 1 and 2 in one segment, 3 in another")  # fmt: skip
 def c_pipelined() -> Result:
-    cap = Capture()
-    conn = Conn(cap, SLL2)
-    conn.handshake()
-    ids = Ids("pipe")
+    cap, conn, ids = opened("pipe")
     reqs = b"".join(request(ids, f"/pipelined/{i}") for i in (1, 2, 3))
     cut = len(reqs) - 40
     f1 = conn.send("c", reqs[:cut])
@@ -1091,10 +1066,7 @@ def c_pipelined() -> Result:
       "chunked response with trailer fields (Trailer: server-timing, x-checksum) and a chunk "
       "extension, a chunk-size line split across segments, then a second exchange")  # fmt: skip
 def c_chunked() -> Result:
-    cap = Capture()
-    conn = Conn(cap, SLL2)
-    conn.handshake()
-    ids = Ids("chunked")
+    cap, conn, ids = opened("chunked")
     f_req = conn.send("c", request(ids, "/http/chunked"))
     head = response(
         length=False,
@@ -1122,10 +1094,7 @@ def c_chunked() -> Result:
       "HEAD: the response has Content-Length 5120 and no body; a GET with a body follows on the "
       "same connection")  # fmt: skip
 def c_head() -> Result:
-    cap = Capture()
-    conn = Conn(cap, SLL2)
-    conn.handshake()
-    ids = Ids("head")
+    cap, conn, ids = opened("head")
     f1 = conn.send("c", request(ids, "/http/head", method="HEAD"))
     rsp = response(length=False, body=b"", extra=[("content-length", "5120")])
     f2 = conn.send("s", rsp)
@@ -1138,10 +1107,7 @@ def c_head() -> Result:
 
 @case("http-100-continue", "POST with Expect: 100-continue: 100 Continue, then the body, then 201 Created")
 def c_continue() -> Result:
-    cap = Capture()
-    conn = Conn(cap, SLL2)
-    conn.handshake()
-    ids = Ids("continue")
+    cap, conn, ids = opened("continue")
     body = b'{"reviewer":"Reviewer3","rating":4,"text":"' + b"z" * 30 + b'"}'
     req = request(ids, "/http/upload", method="POST", body=body,
                   extra=[("content-type", "application/json"), ("expect", "100-continue")])  # fmt: skip
@@ -1160,10 +1126,7 @@ def c_continue() -> Result:
       "a response without Content-Length or chunking (Connection: close): the body ends with "
       "the server's FIN")  # fmt: skip
 def c_until_close() -> Result:
-    cap = Capture()
-    conn = Conn(cap, SLL2)
-    conn.handshake()
-    ids = Ids("close")
+    cap, conn, ids = opened("close")
     f1 = conn.send("c", request(ids, "/http/until-close"))
     head = response(length=False, body=b"", extra=[("connection", "close")])
     f2 = conn.send("s", head)
