@@ -77,10 +77,10 @@ class Pod:
     name: str
     ip: str
     veth: str  # the bridge end, in the node namespace
-    ports: tuple[int, ...]
+    ports: tuple[int, ...]  # the app's
+    netns_prefix: str  # + name: the pod's network namespace
+    service_accounts: str  # + name: its SPIFFE identity
     version: str = "v1"
-    netns_prefix: str = "tw-"
-    service_accounts: str = "spiffe://cluster.local/ns/default/sa/bookinfo-"  # + name
 
     @property
     def netns(self) -> str:

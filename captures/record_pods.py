@@ -150,16 +150,22 @@ HTTP_PORT = 9080
 GRPC_METHOD = "/ratings.v1.Ratings/GetRating"
 
 
+def bookinfo_pod(name: str, ip: str, veth: str, ports: tuple[int, ...]) -> Pod:
+    """A pod of bookinfo: namespaces tw-NAME, service accounts bookinfo-NAME in "default"."""
+    accounts = "spiffe://cluster.local/ns/default/sa/bookinfo-"
+    return Pod(name, ip, veth, ports, netns_prefix="tw-", service_accounts=accounts)
+
+
 PODS = {
     p.name: p
     for p in (
-        Pod("productpage", "10.244.1.10", "veth-pp", (HTTP_PORT,)),
-        Pod("reviews", "10.244.1.11", "veth-rv", (HTTP_PORT,)),
-        Pod("details", "10.244.1.12", "veth-dt", (HTTP_PORT,)),
-        Pod("ratings", "10.244.1.13", "veth-rt", (HTTP_PORT, GRPC_PORT)),
+        bookinfo_pod("productpage", "10.244.1.10", "veth-pp", (HTTP_PORT,)),
+        bookinfo_pod("reviews", "10.244.1.11", "veth-rv", (HTTP_PORT,)),
+        bookinfo_pod("details", "10.244.1.12", "veth-dt", (HTTP_PORT,)),
+        bookinfo_pod("ratings", "10.244.1.13", "veth-rt", (HTTP_PORT, GRPC_PORT)),
     )
 }
-INGRESS = Pod("ingress", "10.244.0.5", "veth-ig", ())
+INGRESS = bookinfo_pod("ingress", "10.244.0.5", "veth-ig", ())
 INGRESS_SPIFFE = "spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"
 NET = Network(tuple(PODS.values()), INGRESS, node_ns="tw-node", bridge="twbr0",
               node_addrs=("10.244.1.1/24", "10.244.0.1/24"))  # fmt: skip
