@@ -16,8 +16,11 @@ import pytest
 from click.testing import CliRunner
 
 from analyzer.analysis import Result, analyze
+from analyzer.analysis.evidence import Observer, corroborate
+from analyzer.analysis.legs import pair
 from analyzer.analysis.model import Call
 from analyzer.cli import cli
+from analyzer.pipeline import CaptureSummary, read_messages
 from analyzer.report import analysis as report
 from analyzer.report import jsonout
 from analyzer.report.redact import DEFAULT, Policy, json_safe
@@ -144,3 +147,22 @@ def test_calls_carrying_the_same_context_share_one_copy() -> None:
     # each call's values still name its own headers, in wire order
     for c in calls:
         assert c.header_names == tuple(c.values)
+
+
+def test_guessed_contexts_wait_encoded_until_judged() -> None:
+    """A request of an HTTP/2 capture that starts mid-connection may carry guessed contexts:
+    they wait, encoded, on the observer until corroboration judges them, and the call then
+    carries what it would have carried had they waited as objects."""
+    path = str(CAPTURES / "grpc-warm.pcap")
+    plain = pair(read_messages(path, CaptureSummary(path)))
+    observer = Observer()
+    calls = pair(observer.wrap(read_messages(path, CaptureSummary(path))), observer.attach)
+    observer.apply(calls)
+    assert any(t.guessed for c in plain for t in c.trace)
+    assert observer.held and not any(t.guessed for c in calls for t in c.trace)
+    unknown_before = sum(len(c.unknown) for c in calls)
+    corroborate(calls, [observer])
+    assert observer.held == {} and observer.guessed == {}
+    # nothing in the capture corroborates its guesses: each is dropped and counted unknown
+    assert [c.trace for c in calls] == [tuple(t for t in c.trace if not t.guessed) for c in plain]
+    assert sum(len(c.unknown) for c in calls) > unknown_before

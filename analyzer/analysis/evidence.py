@@ -28,6 +28,7 @@ from pathlib import Path
 from analyzer.analysis.breaks import Hidden
 from analyzer.analysis.legs import INBOUND_SOURCES, NOISE_PORTS, Roles
 from analyzer.analysis.model import Call
+from analyzer.analysis.store import decode_trace, encode_trace
 from analyzer.pipeline import CaptureSummary, ConnectionSummary
 from analyzer.records import Header, Message
 from analyzer.tracing.corroborate import Corroboration
@@ -55,6 +56,11 @@ class Observer:
     # Held from a request's message until its call is made (``attach``), or until ``apply``.
     unknown: dict[_Key, tuple[str, ...]] = field(default_factory=dict)
     guessed: dict[_Key, tuple[tuple[str, str, bytes], ...]] = field(default_factory=dict)
+    # A call's tracing contexts, encoded (``store.encode_trace``), while some are guessed
+    # and not yet judged: the call holds only the others until ``corroborate`` (every
+    # request of an HTTP/2 capture that starts mid-connection may carry guesses, and the
+    # objects cost three times the bytes, about 550 bytes a call).
+    held: dict[_Key, bytes] = field(default_factory=dict)
     # server endpoint (address, port) and client address -> latest orphan response time
     orphans: dict[tuple[str, int, str], int] = field(default_factory=dict)
     # (connection, entry identity) -> the tracing name corroborated for that HPACK entry
@@ -103,9 +109,15 @@ class Observer:
     def attach(self, c: Call) -> None:
         """Give a call, as ``legs.pair`` makes it, the unknown headers of its request: held
         from the message to the call only, not for the whole capture."""
-        u = self.unknown.pop((c.frame, c.connection, c.stream), None)
+        key = (c.frame, c.connection, c.stream)
+        u = self.unknown.pop(key, None)
         if u:
             c.unknown = u
+        if key in self.guessed:
+            kept = tuple(t for t in c.trace if not t.guessed)
+            if len(kept) < len(c.trace):
+                self.held[key] = encode_trace(c.trace)
+                c.trace = kept
 
     def apply(self, calls: list[Call]) -> None:
         self.calls = calls
@@ -146,10 +158,15 @@ def corroborate(calls: Sequence[Call], observers: Sequence[Observer]) -> None:
     for ob in observers:
         if not ob.guessed:
             continue
+        held = ob.held
         for c in ob.calls:
-            guesses = ob.guessed.get((c.frame, c.connection, c.stream))
+            key = (c.frame, c.connection, c.stream)
+            guesses = ob.guessed.get(key)
             if not guesses:
                 continue
+            contexts = held.get(key)
+            if contexts is not None:
+                c.trace = decode_trace(contexts)  # as made, guesses and all
             weak = [(ident, name) for ident, name, value in guesses
                     if not seen.confirms(value) and ob.named.get((c.connection, ident)) != name]
             if not weak:
@@ -159,6 +176,7 @@ def corroborate(calls: Sequence[Call], observers: Sequence[Observer]) -> None:
             c.unknown = c.unknown + tuple(ident for ident, _ in weak)
     for ob in observers:
         ob.guessed = {}  # judged: the values need not be held any longer
+        ob.held = {}
 
 
 class HiddenHeaders:
