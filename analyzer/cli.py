@@ -1,6 +1,11 @@
 """The ``tracewire`` command: a thin click group over the library.
 
 Library errors become one line on stderr and exit status 2 here, and nowhere else.
+
+Every stage is imported by the command that uses it, not here: ``--version``, ``--help``
+and a usage error load click alone, and ``info`` and ``messages`` never load the analysis
+(each module loaded is start-up time on every run, and the h2c benchmark is such runs).
+``analyzer.__main__`` is the entry point: it installs the Ctrl-C guard, then imports this.
 """
 
 from __future__ import annotations
@@ -10,7 +15,6 @@ import csv
 import enum
 import errno
 import functools
-import ipaddress
 import os
 import sys
 import traceback
@@ -20,29 +24,25 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 import click
 
 from analyzer import __version__
-from analyzer._build import build_info
-from analyzer.analysis.model import KINDS
-from analyzer.decode import LINKTYPE_NAMES
+from analyzer.__main__ import caused_by_ctrl_c
 from analyzer.errors import AnalyzerError
-from analyzer.pipeline import POSITION, CaptureSummary, internal_error, read_messages
-from analyzer.pipeline import printable as _printable
-from analyzer.records import Message
-from analyzer.report import jsonout
-from analyzer.report.messages import (
-    CSV_FIELDS,
-    anomaly_dict,
-    csv_row,
-    message_dict,
-    rfc3339,
-)
-from analyzer.report.redact import escape, json_safe
 
 if TYPE_CHECKING:
     from analyzer.analysis import Options, Result
+    from analyzer.pipeline import CaptureSummary
+    from analyzer.records import Message
     from analyzer.report.redact import Policy
     from analyzer.report.select import TraceQuery
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _printable(s: str) -> str:
+    """``pipeline.printable``: text from the command line with its controls escaped. Used on
+    usage errors, which should not wait for the reading stages to load before saying so."""
+    from analyzer.pipeline import printable
+
+    return printable(s)
 
 
 class Exit(enum.IntEnum):
@@ -105,6 +105,8 @@ def _address(ctx: click.Context, param: click.Parameter, value: str | None) -> s
     """An IP address, written as the reports write addresses (so that it compares)."""
     if value is None:
         return None
+    import ipaddress
+
     try:
         return str(ipaddress.ip_address(value.strip()))
     except ValueError:
@@ -112,10 +114,10 @@ def _address(ctx: click.Context, param: click.Parameter, value: str | None) -> s
 
 
 def _trace_query(ctx: click.Context, param: click.Parameter, value: str | None) -> TraceQuery | None:
+    if value is None:  # click calls this for every command run, given --trace or not
+        return None
     from analyzer.report.select import TraceQuery
 
-    if value is None:
-        return None
     try:
         return TraceQuery.parse(value)
     except ValueError as err:
@@ -206,6 +208,7 @@ def _analyses(groups: Sequence[Sequence[str]], opts: Options, jobs: int | None) 
     (None: ``parallel.auto_jobs``)."""
     from analyzer.analysis.engine import analyze_groups
     from analyzer.analysis.parallel import auto_jobs
+    from analyzer.report.redact import escape
 
     if jobs is None:
         jobs = auto_jobs([p for g in groups for p in g])
@@ -320,10 +323,11 @@ def _flush_stdout() -> OSError | None:
 def _where(err: BaseException) -> str:
     """The capture and frame being processed, when the pipeline was reading one, and the
     innermost line of tracewire's code the error came from."""
-    from analyzer.analysis.parallel import WorkerError
+    from analyzer.pipeline import internal_error
 
-    if isinstance(err, WorkerError):  # a worker's (--jobs) error: where it was, said there
-        return err.where
+    parallel = sys.modules.get("analyzer.analysis.parallel")  # loaded if workers ran
+    if parallel is not None and isinstance(err, parallel.WorkerError):
+        return str(err.where)  # a worker's (--jobs) error: where it was, said there
     return internal_error(err)
 
 
@@ -360,9 +364,14 @@ class Guarded(click.Group):
             return super().make_context(info_name, args, parent, **extra)
         except click.UsageError as err:
             raise err if isinstance(err, Usage) else Usage(err) from None
+        except KeyboardInterrupt:  # while parsing, --help or --version: click would say "Aborted!", 1
+            click.echo("tracewire: interrupted", err=True)
+            raise click.exceptions.Exit(130) from None
 
     def invoke(self, ctx: click.Context) -> Any:
-        POSITION.capture, POSITION.reader = None, None
+        pipeline = sys.modules.get("analyzer.pipeline")  # a pass of an earlier run in this process
+        if pipeline is not None:
+            pipeline.POSITION.capture, pipeline.POSITION.reader = None, None
         if sys.stdout is None:  # `tracewire ... >&-`: Python has no stdout at all
             raise Trouble("cannot write the output: standard output is closed")
         try:
@@ -386,6 +395,9 @@ class Guarded(click.Group):
             raise click.exceptions.Exit(Exit.OK) from None
         except Exception as err:
             failed = _flush_stdout()
+            if caused_by_ctrl_c(err):
+                click.echo("tracewire: interrupted", err=True)
+                raise click.exceptions.Exit(130) from None
             if isinstance(err, OSError) and err.errno in OUTPUT_ERRNOS:
                 raise Trouble(f"cannot write the output: {err.strerror or err}") from err
             if failed is not None and failed.errno in OUTPUT_ERRNOS:
@@ -396,12 +408,24 @@ class Guarded(click.Group):
             raise Trouble(f"{_where(err)}; a bug: --debug shows the traceback") from err
 
 
+def _show_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """--version, as click.version_option writes it; the build is found (which loads the
+    HTTP/2 stage, for its Huffman kernel) only when asked."""
+    if not value or ctx.resilient_parsing:
+        return
+    from analyzer._build import build_info
+
+    click.echo(f"tracewire, version {__version__} ({build_info()})", color=ctx.color)
+    ctx.exit()
+
+
 @click.group(cls=Guarded, epilog=exit_status(
     "when analyze --fail-on-broken finds a break, diff finds a difference or check finds the "
     "verdict differs from its expectation"),
              context_settings={"help_option_names": ["-h", "--help"]})
 # the build (compiled or pure, Huffman kernel) matters when comparing timings or reporting a bug
-@click.version_option(f"{__version__} ({build_info()})", prog_name="tracewire")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version,
+              help="Show the version and exit.")
 @click.option("--debug", is_flag=True, envvar="TRACEWIRE_DEBUG",
               help="Show the traceback of an unexpected error instead of one line "
               "(also TRACEWIRE_DEBUG=1).")
@@ -417,6 +441,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _messages(captures: tuple[str, ...], summaries: list[CaptureSummary]) -> Iterator[Message]:
+    from analyzer.pipeline import CaptureSummary, read_messages
+
     for path in captures:
         summary = CaptureSummary(path)
         summaries.append(summary)
@@ -438,7 +464,8 @@ def messages(captures: tuple[str, ...], fmt: str, trace: TraceQuery | None, poli
 
     CAPTURE is a pcap or pcapng file, optionally gzip-compressed, or - for stdin.
     """
-    from analyzer.report.select import MessageFilter
+    from analyzer.report.messages import CSV_FIELDS, csv_row, message_dict
+    from analyzer.report.redact import escape, json_safe
     from analyzer.tracing.corroborate import Corroboration
 
     out: TextIO = sys.stdout  # CliRunner swaps it in tests
@@ -447,7 +474,11 @@ def messages(captures: tuple[str, ...], fmt: str, trace: TraceQuery | None, poli
     # carried it under a known name.
     seen = Corroboration()
     confirms = seen.confirms
-    keep = None if trace is None else MessageFilter(trace)
+    keep = None
+    if trace is not None:
+        from analyzer.report.select import MessageFilter  # loads the analysis records
+
+        keep = MessageFilter(trace)
     shown: dict[str, int] = {}  # capture -> messages shown
 
     def selected() -> Iterator[Message]:
@@ -458,6 +489,8 @@ def messages(captures: tuple[str, ...], fmt: str, trace: TraceQuery | None, poli
                 yield m
 
     if fmt == "jsonl":
+        from analyzer.report import jsonout
+
         dumps = jsonout.compact  # orjson, the bytes json wrote
         batch: list[str] = []
         try:
@@ -505,6 +538,8 @@ def messages(captures: tuple[str, ...], fmt: str, trace: TraceQuery | None, poli
 
 
 def _span(s: CaptureSummary) -> str:
+    from analyzer.report.messages import rfc3339
+
     if s.first_ts is None or s.last_ts is None:
         return "-"
     secs = (s.last_ts - s.first_ts) / 1e9
@@ -512,6 +547,9 @@ def _span(s: CaptureSummary) -> str:
 
 
 def info_dict(s: CaptureSummary) -> dict[str, Any]:
+    from analyzer.decode import LINKTYPE_NAMES
+    from analyzer.report.messages import anomaly_dict, rfc3339
+
     protocols: dict[str, int] = {}
     for c in s.connections:
         protocols[c.protocol] = protocols.get(c.protocol, 0) + 1
@@ -560,12 +598,17 @@ def info(captures: tuple[str, ...], fmt: str) -> None:
             click.echo()
         docs.append(_info(capture, fmt))
     if fmt == "json":
+        from analyzer.report import jsonout
+        from analyzer.report.redact import json_safe
+
         doc = docs[0] if len(captures) == 1 else docs
         click.echo(json_safe(jsonout.indent2(doc)))
 
 
 def _info(capture: str, fmt: str) -> dict[str, Any]:
     """One capture's summary; written out here for the table format."""
+    from analyzer.pipeline import CaptureSummary, read_messages
+    from analyzer.report.redact import escape
     from analyzer.report.term import Column, width, wrap
     from analyzer.report.term import table as grid
 
@@ -629,6 +672,25 @@ def _info(capture: str, fmt: str) -> dict[str, Any]:
     return d
 
 
+class _KindChoice(click.Choice[str]):
+    """--kind's choices, the finding kinds (``analysis.model.KINDS``), read when first used
+    (help, a value given), not when the module loads: reading them loads the analysis, which
+    every other command can do without."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        from analyzer.analysis.model import KINDS
+
+        return KINDS
+
+    @choices.setter
+    def choices(self, value: object) -> None:
+        pass  # click.Choice sets its choices in __init__; they are KINDS, always
+
+
 @cli.command(epilog=exit_status("with --fail-on-broken when a finding is reported"))
 @click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
 @format_option(["table", "json", "markdown", "jsonl", "csv", "html"],
@@ -640,7 +702,7 @@ def _info(capture: str, fmt: str) -> dict[str, Any]:
 @click.option("--service", "services", multiple=True, metavar="NAME",
               help="Only calls made by NAME or to NAME (a service, or a target such as reviews, "
               "reviews:9080 or its cluster name); repeat for several.")
-@click.option("--kind", "kinds", multiple=True, type=click.Choice(list(KINDS)),
+@click.option("--kind", "kinds", multiple=True, type=_KindChoice(),
               help="Only findings of this kind; repeat for several.")
 @click.option(
     "--fail-on-broken",
@@ -669,6 +731,7 @@ def analyze(
     joined by their ids, never by clock.
     """
     from analyzer.report import analysis as report
+    from analyzer.report.redact import escape
     from analyzer.report.select import Selection, select
 
     selection = Selection(trace, services, kinds)
@@ -745,6 +808,7 @@ def export(captures: tuple[str, ...], target: str, output: str, split_dir: str |
     A span whose parent span is in another trace (its caller changed the trace id) is
     tagged tracewire.parent_outside and counted in a warning on stderr."""
     from analyzer.report import export as exporters
+    from analyzer.report.redact import escape
 
     if split_dir is not None and output != "-":
         raise Trouble("give -o FILE or --split DIR, not both")
@@ -845,6 +909,9 @@ def diff(
         raise Trouble("give BEFORE AFTER, or --before CAPTURE... --after CAPTURE...")
     result = run_diff(*_analyses([before, after], opts, jobs))  # both read at once
     if fmt == "json":
+        from analyzer.report import jsonout
+        from analyzer.report.redact import json_safe
+
         click.echo(json_safe(jsonout.indent2(report.diff_dict(result, policy))))
     elif fmt == "markdown":
         click.echo(report.markdown(result, show_all, policy), nl=False)
@@ -909,6 +976,9 @@ def check_command(captures: tuple[str, ...], expect: str | None, write_expect: b
     except expectations.ExpectationError as err:
         raise Trouble(str(err)) from err
     if fmt == "json":
+        from analyzer.report import jsonout
+        from analyzer.report.redact import json_safe
+
         click.echo(json_safe(jsonout.indent2(report.check_dict(result, policy))))
     else:
         layout = _layout()  # click.echo keeps colour codes only when told to
@@ -937,6 +1007,7 @@ def _same_captures(path: str, given: Sequence[str], listed: Sequence[str]) -> No
 
 
 def main() -> None:
+    """Run the command group (``analyzer.__main__.main`` runs it inside its Ctrl-C guard)."""
     try:
         cli.main(prog_name="tracewire")
     except KeyboardInterrupt:

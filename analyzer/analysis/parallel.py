@@ -97,10 +97,23 @@ def read_captures(paths: Sequence[str], opts: Options, jobs: int,
     if workers <= 1 or len(paths) <= 1:
         return [make(p, opts) for p in paths]
     import multiprocessing  # only when there are workers: a megabyte or two of modules
+    from multiprocessing import resource_tracker
 
     ctx = multiprocessing.get_context("spawn")
-    pool = ctx.Pool(workers, initializer=_ignore_sigint)
+    # The workers start with SIGINT blocked, which they inherit (and never undo): a spawned
+    # interpreter would otherwise take the group's Ctrl-C as KeyboardInterrupt while it starts
+    # and imports, before _ignore_sigint runs, and print its traceback. A Ctrl-C for this
+    # process meanwhile waits, and is raised here once unblocked. The resource tracker is
+    # started first: starting it unblocks SIGINT (SIG_UNBLOCK, not the mask it found).
+    resource_tracker.ensure_running()
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
+        pool = ctx.Pool(workers, initializer=_ignore_sigint)
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        raise
+    try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # inside: the pool is ended below
         pending: dict[int, AsyncResult[_Outcome]] = {
             n: pool.apply_async(_read, (make, p, opts)) for n, p in enumerate(paths) if p != "-"}
         views: list[T] = []
