@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -570,10 +571,10 @@ def guess_in_order(value: bytes, known: set[bytes]) -> bytes | None:
         guess = b"x-cloud-trace-context"
     elif 38 <= n <= 40 and hs._is_trace_bin(value):
         guess = b"grpc-trace-bin"
-    elif n == 32 and hs._HEX32.fullmatch(value):
+    elif n == 32 and re.fullmatch(rb"[0-9a-f]{32}", value):
         if b"x-b3-spanid" in known or b"x-b3-sampled" in known:
             guess = b"x-b3-traceid"
-    elif n == 16 and hs._HEX16.fullmatch(value):
+    elif n == 16 and re.fullmatch(rb"[0-9a-f]{16}", value):
         missing = [m for m in (b"x-b3-traceid", b"x-b3-spanid", b"x-b3-parentspanid") if m not in known]
         if len(missing) == 1:
             guess = missing[0]
@@ -776,3 +777,31 @@ def test_problems_per_block_are_bounded_and_counted() -> None:
     limit = hpack_state.MAX_PROBLEMS_PER_BLOCK
     assert len(an) == limit + 1
     assert an[-1] == f"{5000 - limit} more problems in this client header block"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(
+    st.text("0123456789abcdef-", min_size=36, max_size=36).map(str.encode),
+    st.text("0123456789abcdef-", min_size=55, max_size=55).map(lambda s: ("00-" + s)[:55].encode()),
+    st.text("0123456789abcdef-", min_size=55, max_size=55).map(str.encode),
+    st.binary(min_size=36, max_size=36),
+    st.binary(min_size=55, max_size=55),
+))
+def test_shape_checks_answer_as_their_regex(value: bytes) -> None:
+    """guess_name checks the UUID and traceparent shapes without a regex; same answers."""
+    from analyzer.protocols import hpack_state as hs
+
+    if len(value) == 36:
+        assert hs._uuid_shaped(value) == (hs._UUID.fullmatch(value) is not None)
+    else:
+        assert hs._traceparent_shaped(value) == (hs._TRACEPARENT.fullmatch(value) is not None)
+
+
+def test_shape_checks_on_real_values() -> None:
+    from analyzer.protocols import hpack_state as hs
+
+    tp = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    rid = b"3a1c4f1e-5d2b-4c3a-9f8e-1a2b3c4d5e6f"
+    assert hs._traceparent_shaped(tp) and hs._uuid_shaped(rid)
+    assert not hs._traceparent_shaped(b"01" + tp[2:]) and not hs._uuid_shaped(rid.upper())
+    assert not hs._traceparent_shaped(tp[:54] + b"-") and not hs._uuid_shaped(rid[:35] + b"-")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable, Sequence
+from typing import Final
 
 from analyzer.protocols.h2 import H2Anomaly, HeaderBlock, StreamEnd, StreamReset
 from analyzer.records import Anomaly, Endpoints, Header, Message
@@ -28,7 +29,7 @@ MAX_HELD = 4096  # responses waiting for their trailers, per connection
 Locate = Callable[[bool, int, int], tuple[int, int, int]]
 
 
-_LIFTED = frozenset((b":method", b":path", b":authority", b":status", b"host"))
+_LIFTED: Final = frozenset((b":method", b":path", b":authority", b":status", b"host"))
 
 
 class H2Messages:

@@ -62,7 +62,9 @@ _STATIC: Final[tuple[Header, ...]] = (
 _NSTATIC: Final = len(HeaderTable.STATIC_TABLE)  # 61
 
 # Huffman strings repeat a lot (gRPC paths, content types, user agents): cache short ones.
-_HUFF_CACHE: dict[bytes, bytes] = {}
+# Final (never rebound, only cleared): mypyc reads a Final global directly, a plain one
+# through the module's dict on every use.
+_HUFF_CACHE: Final[dict[bytes, bytes]] = {}
 _HUFF_CACHE_MAX: Final = 4096
 _HUFF_CACHE_KEY_MAX: Final = 256
 
@@ -76,8 +78,8 @@ class _BlockError(Exception):
 # a byte at a time halves the work of the hottest loop of a gRPC capture. Built from
 # hpack's table on first use (about 50 ms): _HUFF_NEXT[state << 8 | byte] is the next
 # state << 1 | "may end here", or -1 for an invalid code; _HUFF_OUT the symbols emitted.
-_HUFF_NEXT: list[int] = []
-_HUFF_OUT: list[bytes] = []
+_HUFF_NEXT: Final[list[int]] = []
+_HUFF_OUT: Final[list[bytes]] = []
 
 
 def _build_huffman() -> None:
@@ -241,7 +243,9 @@ class HPACKDecoder:
         self._has_tail = not synced
         self._tail_max = 0 if synced else self._size // ENTRY_OVERHEAD
         self._generation = 0
-        self._unknowns: dict[tuple[int, int], Header] = {}  # (generation, k) -> its Header
+        # k -> its Header, for the current generation (emptied when it changes): an int key
+        # hashes for free, where a (generation, k) tuple was built and hashed per reference.
+        self._unknowns: dict[int, Header] = {}
         # Whether a block was decoded since the start or the last desync: a desync before
         # any decoding changes nothing, as identities are anchored at the first decoded block.
         self._decoded = synced
@@ -274,6 +278,7 @@ class HPACKDecoder:
         if not self._decoded:
             return
         self._generation += 1
+        self._unknowns.clear()
         self._entries.clear()
         self._lo_sum = self._inserted = self._dropped = self._certain = 0
         self._size = self._limit
@@ -344,12 +349,11 @@ class HPACKDecoder:
         k = d - self._inserted
         if self._has_tail and 0 < k <= self._tail_max:
             # The common unknown: a pre-capture entry, the same object each time it is used.
-            key = (self._generation, k)
-            cached = self._unknowns.get(key)
+            cached = self._unknowns.get(k)
             if cached is None:
                 if len(self._unknowns) >= 4096:
                     self._unknowns.clear()
-                cached = self._unknowns[key] = Header(None, None, None, self._label(k))
+                cached = self._unknowns[k] = Header(None, None, None, self._label(k))
             return cached
         return Header(None, None, None, self._missing(idx, d, anomalies))
 
@@ -455,15 +459,20 @@ class HPACKDecoder:
         return tuple(headers), anomalies
 
     def _literal(self, data: bytes, idx: int, i: int, anomalies: list[str]) -> tuple[Header, int]:
+        # A name taken from a table entry comes with its lower-cased form (every entry's
+        # lname is its name lower-cased), so only a literal name is lower-cased here.
+        lname: bytes | None = None
         if idx:
             if idx <= _NSTATIC:
-                name: bytes | None = _STATIC[idx].name
+                src = _STATIC[idx]
+                name: bytes | None = src.name
+                lname = src.lname
                 label = None
             else:
                 d = idx - _NSTATIC
                 if d <= len(self._entries):
                     src = self._entries[d - 1][0]
-                    name, label = src.name, (src.unknown if src.name is None else None)
+                    name, lname, label = src.name, src.lname, (src.unknown if src.name is None else None)
                 else:
                     name, label = None, "name of " + self._missing(idx, d, anomalies)
         else:
@@ -472,20 +481,42 @@ class HPACKDecoder:
         value, i = _string(data, i)
         if name is None:
             return Header(None, value, None, label), i
-        return Header(name, value, name.lower()), i
+        return Header(name, value, name.lower() if lname is None else lname), i
 
 
 # -- guessing names from values --------------------------------------------------------
 
-_TRACEPARENT = re.compile(rb"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
-_UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_B3_SINGLE = re.compile(rb"(?:[0-9a-f]{32}|[0-9a-f]{16})-[0-9a-f]{16}-[01d](?:-[0-9a-f]{16})?")
-_UBER = re.compile(rb"[0-9a-f]{1,32}:[0-9a-f]{1,16}:[0-9a-f]{1,16}:[0-9a-f]{1,2}")
-_CLOUD = re.compile(rb"[0-9a-f]{32}/[0-9]{1,20}(?:;o=[01])?")
-_HEX32 = re.compile(rb"[0-9a-f]{32}")
-_HEX16 = re.compile(rb"[0-9a-f]{16}")
+_TRACEPARENT: Final = re.compile(rb"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+_UUID: Final = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_B3_SINGLE: Final = re.compile(rb"(?:[0-9a-f]{32}|[0-9a-f]{16})-[0-9a-f]{16}-[01d](?:-[0-9a-f]{16})?")
+_UBER: Final = re.compile(rb"[0-9a-f]{1,32}:[0-9a-f]{1,16}:[0-9a-f]{1,16}:[0-9a-f]{1,2}")
+_CLOUD: Final = re.compile(rb"[0-9a-f]{32}/[0-9]{1,20}(?:;o=[01])?")
+# A 16- or 32-byte value is a hex id when stripping the digits leaves nothing: one C loop,
+# a third of what starting a regex match costs.
+_LOWER_HEX: Final = b"0123456789abcdef"
 
-_TRACEID, _SPANID, _PARENT, _SAMPLED = b"x-b3-traceid", b"x-b3-spanid", b"x-b3-parentspanid", b"x-b3-sampled"
+_TRACEID: Final = b"x-b3-traceid"
+_SPANID: Final = b"x-b3-spanid"
+_PARENT: Final = b"x-b3-parentspanid"
+_SAMPLED: Final = b"x-b3-sampled"
+
+
+# The dashes where the shape has them and nowhere else, and nothing but lower-case hex
+# around them: the same answer as _UUID's and _TRACEPARENT's fullmatch (tests compare
+# them), without starting a regex match for each value offered.
+_LOWER_HEX_DASH: Final = b"0123456789abcdef-"
+
+
+def _uuid_shaped(v: bytes) -> bool:
+    """``_UUID.fullmatch`` of a 36-byte value."""
+    return (v[8] == 45 and v[13] == 45 and v[18] == 45 and v[23] == 45 and v.count(b"-") == 4
+            and not v.strip(_LOWER_HEX_DASH))
+
+
+def _traceparent_shaped(v: bytes) -> bool:
+    """``_TRACEPARENT.fullmatch`` of a 55-byte value (version 00)."""
+    return (v[0] == 48 and v[1] == 48 and v[2] == 45 and v[35] == 45 and v[52] == 45
+            and v.count(b"-") == 3 and not v.strip(_LOWER_HEX_DASH))
 
 
 def _is_trace_bin(value: bytes) -> bool:
@@ -519,18 +550,18 @@ def guess_name(value: bytes, known_names: set[bytes]) -> bytes | None:
             if _UBER.fullmatch(value):
                 guess = b"uber-trace-id"
         elif n == 32:
-            if (_SPANID in known_names or _SAMPLED in known_names) and _HEX32.fullmatch(value):
+            if (_SPANID in known_names or _SAMPLED in known_names) and not value.strip(_LOWER_HEX):
                 guess = _TRACEID
         elif n == 16:
             # Only when the block's other B3 ids leave exactly one 16-hex slot open.
             t, s, p = _TRACEID not in known_names, _SPANID not in known_names, _PARENT not in known_names
-            if t + s + p == 1 and _HEX16.fullmatch(value):
+            if t + s + p == 1 and not value.strip(_LOWER_HEX):
                 guess = _TRACEID if t else _SPANID if s else _PARENT
         else:
             return None
-    elif n == 55 and _TRACEPARENT.fullmatch(value):
+    elif n == 55 and _traceparent_shaped(value):
         guess = b"traceparent"
-    elif n == 36 and _UUID.fullmatch(value):
+    elif n == 36 and _uuid_shaped(value):
         guess = b"x-request-id"
     elif n >= 35 and _B3_SINGLE.fullmatch(value):
         guess = b"b3"

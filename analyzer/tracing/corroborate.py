@@ -16,6 +16,7 @@ values sharing a hash by chance among 200,000 has odds near 1e-9.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 from analyzer.records import Header
 from analyzer.tracing.baggage import BAGGAGE
@@ -25,10 +26,12 @@ __all__ = ["Corroboration"]
 
 # Identifier-carrying names. Baggage is user data, not an id: a value seen there says
 # nothing about whether an unknown header carries a trace id, and a guess never offers it.
-_ID_NAMES: frozenset[bytes] = frozenset(n.encode("ascii") for n in TRACING_HEADER_NAMES if n != BAGGAGE)
+_ID_NAMES: Final[frozenset[bytes]] = frozenset(
+    n.encode("ascii") for n in TRACING_HEADER_NAMES if n != BAGGAGE
+)
 
-_UUID_LENGTH = 36
-_TRACE_REASON_INDEX = 14  # Envoy rewrites this x-request-id character per hop (see requestid)
+_UUID_LENGTH: Final = 36
+_TRACE_REASON_INDEX: Final = 14  # Envoy rewrites this x-request-id character per hop (see requestid)
 
 
 def _key(value: bytes) -> int:

@@ -10,6 +10,7 @@ parsed once.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Final
 
 from analyzer.records import Header
 from analyzer.tracing import b3, baggage, google, jaeger, requestid, vendors, w3c
@@ -35,12 +36,12 @@ TRACING_HEADER_NAMES: frozenset[str] = frozenset(_FORMAT_OF_NAME)
 """Every lower-cased header name a format uses; Jaeger's ``uberctx-*`` is a prefix, not here."""
 
 # Keyed by the wire bytes so the hot loop never decodes a name it does not want.
-_LOOKUP: dict[bytes, tuple[str, str]] = {
+_LOOKUP: Final[dict[bytes, tuple[str, str]]] = {
     name.encode("ascii"): (fmt, name) for name, fmt in _FORMAT_OF_NAME.items()
 }
-_UBERCTX = baggage.UBERCTX_PREFIX.encode("ascii")
+_UBERCTX: Final = baggage.UBERCTX_PREFIX.encode("ascii")
 
-_PARSERS: dict[str, Callable[[Sequence[Field]], TraceContext]] = {
+_PARSERS: Final[dict[str, Callable[[Sequence[Field]], TraceContext]]] = {
     "x-request-id": requestid.parse_request_id,
     "b3-multi": b3.parse_multi,
     "b3-single": b3.parse_single,
