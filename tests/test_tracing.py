@@ -393,3 +393,51 @@ def test_grpc_trace_bin_true_binary_form() -> None:
     assert display_value(b"grpc-trace-bin", b"\x00" + ctx, False) == base64.b64encode(ctx).decode()
     assert display_value(b"x-custom-bin", b"AAEC", False) == "AAEC"  # base64 text, as sent
     assert display_value(b"x-custom-bin", b"\xff\x01", False) == "/wE="
+
+
+# -- the shared field checks -----------------------------------------------------------
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(
+    st.text("0123456789abcdefABCDEFxX_ -\t\n+²٣", max_size=40),
+    st.text(max_size=12),
+))
+def test_field_checks_answer_as_their_regex(s: str) -> None:
+    """is_hex, is_lower_hex and is_decimal strip characters instead of matching a regex
+    (cheaper): they must accept exactly what the regex's fullmatch accepts."""
+    from analyzer.tracing import context
+
+    assert context.is_hex(s) == (re.fullmatch(r"[0-9a-fA-F]+", s) is not None)
+    assert context.is_lower_hex(s) == (re.fullmatch(r"[0-9a-f]+", s) is not None)
+    assert context.is_decimal(s) == (re.fullmatch(r"[0-9]+", s) is not None)
+
+
+def test_field_checks_edges() -> None:
+    from analyzer.tracing.context import is_decimal, is_hex, is_lower_hex
+
+    assert not is_hex("") and not is_lower_hex("") and not is_decimal("")
+    assert is_hex("0aF9") and not is_lower_hex("0aF9") and is_lower_hex("0af9")
+    assert not is_hex("0x1f") and not is_hex(" 1f") and not is_hex("1f\n")
+    assert is_decimal("0123") and not is_decimal("1_0") and not is_decimal("²") and not is_decimal("٣")
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(
+    st.text("0123456789abcdef-", min_size=36, max_size=36),
+    st.text("0123456789abcdefA-g ", min_size=30, max_size=40),
+    st.text(max_size=40),
+))
+def test_is_uuid_answers_as_the_regex(s: str) -> None:
+    from analyzer.tracing import requestid
+
+    assert requestid.is_uuid(s) == (requestid._UUID.fullmatch(s) is not None)
+
+
+def test_is_uuid_edges() -> None:
+    from analyzer.tracing.requestid import is_uuid
+
+    assert is_uuid(UUID)
+    assert not is_uuid(UUID.upper()) and not is_uuid(UUID[:-1]) and not is_uuid(UUID + "0")
+    assert not is_uuid(UUID.replace("-", "0", 1)[:35] + "-")  # a dash moved to the end
+    assert not is_uuid("-" * 36) and not is_uuid("")
