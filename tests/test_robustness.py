@@ -111,3 +111,6 @@ def test_rfc3339_edges() -> None:
     assert rfc3339(LAST_SHOWABLE_NS + 1) == str(LAST_SHOWABLE_NS + 1)
     assert rfc3339(FIRST_SHOWABLE_NS - 1) == str(FIRST_SHOWABLE_NS - 1)
     assert rfc3339(-1) == "1969-12-31T23:59:59.999999999Z"
+    # the second remembered at start-up (the epoch) is formatted right on first use
+    assert rfc3339(5) == "1970-01-01T00:00:00.000000005Z"
+    assert rfc3339(1_000_000_000) == "1970-01-01T00:00:01.000000000Z"
