@@ -31,8 +31,11 @@ from analyzer.records import Anomaly, Message
 # output in frame order; beyond, the oldest held message is let out early (and counted).
 MAX_READY = 50_000
 # Bytes held for protocol detection over all connections at once (each undecided direction
-# holds up to 64 KiB); past this the connection holding longest is counted as "other".
-DETECT_HELD_BUDGET = 64 << 20
+# holds up to 64 KiB); past this the connection holding longest is counted as "other". A
+# connection's protocol shows in its first few hundred bytes, so only connections that carry
+# no known protocol fill this: 16 MiB is 2,900 of them holding 5.6 KiB each, which is what
+# 10,000 open connections of random bytes (bench/adversarial.py junk) held at 53 MiB of RSS.
+DETECT_HELD_BUDGET = 16 << 20
 
 
 @dataclass(slots=True)

@@ -239,6 +239,24 @@ def gen_header_flood(out: BinaryIO, scale: float) -> str:
     return f"{n} HTTP/1.1 requests x 4 distinct 12 KB header lines"
 
 
+def gen_pinned(out: BinaryIO, scale: float) -> str:
+    """Many open connections, each whose last segment carries a few bytes in a 256 KiB record
+    (the rest is link-layer trailer): whoever keeps a view of a connection's last bytes (to
+    check retransmissions against them) keeps its whole record alive. gzip makes the file
+    small."""
+    n = int(2000 * scale)
+    pad = 262144 - 20 - 40 - 8
+    with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0) as gz:
+        w = PcapWriter(gz)  # type: ignore[arg-type]
+        for i in range(n):
+            src = bytes([10, 3, (i >> 8) & 0xFF, i & 0xFF])
+            w.write(packet(src, 20000 + i % 30000, S_IP, 80, 999, 0, SYN))
+            w.write(packet(S_IP, 80, src, 20000 + i % 30000, 4999, 1000, SYN | ACK))
+            w.write(packet(src, 20000 + i % 30000, S_IP, 80, 1000, 5000, PSH | ACK,
+                           b"GET /p%d HTTP/1.1\r\nhost: a\r\n\r\n" % i, pad))
+    return f"{n} open connections, each a request in a 256 KiB record (gzip)"
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -254,6 +272,7 @@ CASES = [
     Case("junk", ".pcap", gen_junk),
     Case("h2-never-end", ".pcap", gen_h2_never_end),
     Case("header-flood", ".pcap", gen_header_flood),
+    Case("pinned", ".pcap.gz", gen_pinned),
 ]
 
 
