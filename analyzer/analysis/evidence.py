@@ -60,7 +60,9 @@ class Observer:
     # and not yet judged: the call holds only the others until ``corroborate`` (every
     # request of an HTTP/2 capture that starts mid-connection may carry guesses, and the
     # objects cost three times the bytes, about 550 bytes a call).
-    held: dict[_Key, bytes] = field(default_factory=dict)
+    # Beside them, the headers of each guessed one: when corroboration drops them all, the
+    # call keeps what it holds and the contexts need not be decoded.
+    held: dict[_Key, tuple[bytes, tuple[tuple[str, ...], ...]]] = field(default_factory=dict)
     # server endpoint (address, port) and client address -> latest orphan response time
     orphans: dict[tuple[str, int, str], int] = field(default_factory=dict)
     # (connection, entry identity) -> the tracing name corroborated for that HPACK entry
@@ -116,7 +118,7 @@ class Observer:
         if key in self.guessed:
             kept = tuple(t for t in c.trace if not t.guessed)
             if len(kept) < len(c.trace):
-                self.held[key] = encode_trace(c.trace)
+                self.held[key] = (encode_trace(c.trace), tuple(t.headers for t in c.trace if t.guessed))
                 c.trace = kept
 
     def apply(self, calls: list[Call]) -> None:
@@ -164,14 +166,17 @@ def corroborate(calls: Sequence[Call], observers: Sequence[Observer]) -> None:
             guesses = ob.guessed.get(key)
             if not guesses:
                 continue
-            contexts = held.get(key)
-            if contexts is not None:
-                c.trace = decode_trace(contexts)  # as made, guesses and all
             weak = [(ident, name) for ident, name, value in guesses
                     if not seen.confirms(value) and ob.named.get((c.connection, ident)) != name]
+            names = {name for _, name in weak}
+            waiting = held.get(key)
+            if waiting is not None:
+                contexts, heads = waiting
+                # Every guessed context dropped: the call holds the rest already, in order.
+                if not all(names & set(h) for h in heads):
+                    c.trace = decode_trace(contexts)  # as made, guesses and all
             if not weak:
                 continue
-            names = {name for _, name in weak}
             c.trace = tuple(t for t in c.trace if not (t.guessed and names & set(t.headers)))
             c.unknown = c.unknown + tuple(ident for ident, _ in weak)
     for ob in observers:

@@ -27,8 +27,9 @@ NOISE_PORTS = frozenset((15000, 15004, 15020, 15021, 15090))  # admin, health, m
 INBOUND_SOURCES = frozenset(("127.0.0.6", "127.0.0.1", "::6", "::1"))
 LOOPBACK_PREFIXES = ("127.", "::1")
 NOISE_AGENTS = (b"kube-probe/", b"prometheus/", b"envoy/health")
-# How many recent distinct sets of tracing values ``pair`` remembers to share (see _Shared).
-SHARED_RECENT = 4096
+# How many recent distinct sets of tracing values ``pair`` remembers to share (see _Shared):
+# far more requests than are ever served at once (the generator's shape shares as much at 512).
+SHARED_RECENT = 1024
 
 
 @dataclass(slots=True)
