@@ -805,3 +805,21 @@ def test_shape_checks_on_real_values() -> None:
     assert hs._traceparent_shaped(tp) and hs._uuid_shaped(rid)
     assert not hs._traceparent_shaped(b"01" + tp[2:]) and not hs._uuid_shaped(rid.upper())
     assert not hs._traceparent_shaped(tp[:54] + b"-") and not hs._uuid_shaped(rid[:35] + b"-")
+
+
+def test_unknown_labels_are_made_once_per_generation() -> None:
+    """Labels of pre-capture entries are kept per generation (not formatted per use): the
+    same entry gives the same label, a resync gives new ones, and a reference the table
+    cannot hold still gets its anomaly every time."""
+    dec = HPACKDecoder("client", synced=False, max_table_size=64)  # 2 unknown entries at most
+    (a, b, c), an = dec.decode(lit_plain_name(62, b"1") + lit_plain_name(62, b"2") + indexed(62))
+    assert a.unknown == b.unknown == "name of entry #1 of the client's table" and an == []
+    assert c == Header(None, None, None, "entry #1 of the client's table")
+    for _ in range(2):
+        (h,), an = dec.decode(lit_plain_name(62 + 2, b"3"))  # #3 cannot be in 64 bytes
+        assert h.unknown == "name of entry #3 of the client's table"
+        assert an and "cannot still be" in an[0]
+    dec.desync()
+    (a, c), an = dec.decode(lit_plain_name(62, b"1") + indexed(62))
+    assert a.unknown == "name of entry #1 of the client's table (resync 1)"
+    assert c.unknown == "entry #1 of the client's table (resync 1)" and an == []

@@ -545,6 +545,13 @@ class H2Connection:
         unpack = _FRAME.unpack_from
         streams = self._streams
         client = d.client
+        # Typed: unpack_from gives Any, and mypyc then did every comparison and mask below
+        # as a generic Python operation.
+        hi: int
+        lo: int
+        typ: int
+        flags: int
+        sid: int
         while n - i >= 9:
             hi, lo, typ, flags, sid = unpack(data, i)
             length = (hi << 16) | lo

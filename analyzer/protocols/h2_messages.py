@@ -134,7 +134,7 @@ class H2Messages:
         found: dict[bytes, bytes] = {}
         for h in headers:
             ln = h.lname
-            if ln in _LIFTED and h.value is not None and ln not in found:
+            if ln is not None and ln in _LIFTED and h.value is not None and ln not in found:
                 found[ln] = h.value
         status = found.get(b":status")
         authority = found.get(b":authority") or found.get(b"host")

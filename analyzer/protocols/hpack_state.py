@@ -220,6 +220,7 @@ class HPACKDecoder:
         "_inserted",
         "_limit",
         "_lo_sum",
+        "_name_labels",
         "_size",
         "_tail_max",
         "_unknowns",
@@ -246,6 +247,7 @@ class HPACKDecoder:
         # k -> its Header, for the current generation (emptied when it changes): an int key
         # hashes for free, where a (generation, k) tuple was built and hashed per reference.
         self._unknowns: dict[int, Header] = {}
+        self._name_labels: dict[int, str] = {}  # k -> "name of entry #k ...", the same way
         # Whether a block was decoded since the start or the last desync: a desync before
         # any decoding changes nothing, as identities are anchored at the first decoded block.
         self._decoded = synced
@@ -279,6 +281,7 @@ class HPACKDecoder:
             return
         self._generation += 1
         self._unknowns.clear()
+        self._name_labels.clear()
         self._entries.clear()
         self._lo_sum = self._inserted = self._dropped = self._certain = 0
         self._size = self._limit
@@ -474,7 +477,18 @@ class HPACKDecoder:
                     src = self._entries[d - 1][0]
                     name, lname, label = src.name, src.lname, (src.unknown if src.name is None else None)
                 else:
-                    name, label = None, "name of " + self._missing(idx, d, anomalies)
+                    name = None
+                    k = d - self._inserted
+                    if self._has_tail and 0 < k <= self._tail_max:
+                        # The common case of _missing (a pre-capture entry), its label made
+                        # once per entry and generation rather than formatted per literal.
+                        label = self._name_labels.get(k)
+                        if label is None:
+                            if len(self._name_labels) >= 4096:
+                                self._name_labels.clear()
+                            label = self._name_labels[k] = "name of " + self._label(k)
+                    else:
+                        label = "name of " + self._missing(idx, d, anomalies)
         else:
             name, i = _string(data, i)
             label = None

@@ -241,7 +241,7 @@ class Policy:
                 # The name is an HPACK entry older than the capture: the value may be
                 # anyone's credential. Only a tracing-shaped value seen elsewhere under a
                 # known name is shown (it says nothing new then).
-                if confirms is None or guess_name(value, _NO_NAMES) is None or not confirms(value):
+                if guess_name(value, _NO_NAMES) is None or confirms is None or not confirms(value):
                     return marker(len(value))
                 return text(value)
             if h.guessed and (confirms is None or not confirms(value)):
