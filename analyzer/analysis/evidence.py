@@ -19,6 +19,7 @@ Strategy: the analysis judges what it sees, so this module says where seeing sto
 from __future__ import annotations
 
 import hashlib
+import marshal
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -35,6 +36,9 @@ from analyzer.tracing.corroborate import Corroboration
 
 _Key = tuple[int, int, int | None]  # frame, connection, stream of a request
 OUTBOUND_PORT = 15001  # Envoy's outbound listener: its replies are not the app's
+# At most this many combinations of guessed contexts' header names are shared (baggage's
+# uberctx-* names are the capture's choice: a flood of them must not grow the table).
+_HEADS_KEPT = 256
 
 
 def _identity(h: Header, where: str) -> str:
@@ -55,7 +59,10 @@ class Observer:
 
     # Held from a request's message until its call is made (``attach``), or until ``apply``.
     unknown: dict[_Key, tuple[str, ...]] = field(default_factory=dict)
-    guessed: dict[_Key, tuple[tuple[str, str, bytes], ...]] = field(default_factory=dict)
+    # A request's guesses (entry identity, name guessed, value), marshalled: held until
+    # ``corroborate`` for every request of an HTTP/2 capture that starts mid-connection, as
+    # objects they cost twice the bytes (``_guesses`` reads them).
+    guessed: dict[_Key, bytes] = field(default_factory=dict)
     # A call's tracing contexts, encoded (``store.encode_trace``), while some are guessed
     # and not yet judged: the call holds only the others until ``corroborate`` (every
     # request of an HTTP/2 capture that starts mid-connection may carry guesses, and the
@@ -69,6 +76,7 @@ class Observer:
     named: dict[tuple[int, str], str] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)  # the calls ``apply`` was given
     _pending: dict[tuple[int, int | None], int] = field(default_factory=dict)
+    _heads: dict[tuple[tuple[str, ...], ...], tuple[tuple[str, ...], ...]] = field(default_factory=dict)
 
     def wrap(self, messages: Iterable[Message]) -> Iterator[Message]:
         pending = self._pending
@@ -106,7 +114,7 @@ class Observer:
             if unknown:
                 self.unknown[key] = tuple(unknown)
             if guessed:
-                self.guessed[key] = tuple(guessed)
+                self.guessed[key] = marshal.dumps(tuple(guessed), 4)
 
     def attach(self, c: Call) -> None:
         """Give a call, as ``legs.pair`` makes it, the unknown headers of its request: held
@@ -118,7 +126,14 @@ class Observer:
         if key in self.guessed:
             kept = tuple(t for t in c.trace if not t.guessed)
             if len(kept) < len(c.trace):
-                self.held[key] = (encode_trace(c.trace), tuple(t.headers for t in c.trace if t.guessed))
+                heads = tuple(t.headers for t in c.trace if t.guessed)
+                # A few combinations of names repeat on every request: one copy of each.
+                same = self._heads.get(heads)
+                if same is not None:
+                    heads = same
+                elif len(self._heads) < _HEADS_KEPT:
+                    self._heads[heads] = heads
+                self.held[key] = (encode_trace(c.trace), heads)
                 c.trace = kept
 
     def apply(self, calls: list[Call]) -> None:
@@ -130,6 +145,11 @@ class Observer:
             if u:
                 c.unknown = u
         self.unknown = {}  # the calls carry it now
+
+
+def _guesses(data: bytes) -> tuple[tuple[str, str, bytes], ...]:
+    guesses: tuple[tuple[str, str, bytes], ...] = marshal.loads(data)
+    return guesses
 
 
 def corroborate(calls: Sequence[Call], observers: Sequence[Observer]) -> None:
@@ -152,7 +172,7 @@ def corroborate(calls: Sequence[Call], observers: Sequence[Observer]) -> None:
     for ob in observers:
         named = ob.named
         for (_, connection, _), made in ob.guessed.items():
-            for ident, name, value in made:
+            for ident, name, value in _guesses(made):
                 if seen.confirms(value):
                     slot = (connection, ident)
                     # two names for one entry: the guesses contradict each other, trust neither
@@ -163,9 +183,10 @@ def corroborate(calls: Sequence[Call], observers: Sequence[Observer]) -> None:
         held = ob.held
         for c in ob.calls:
             key = (c.frame, c.connection, c.stream)
-            guesses = ob.guessed.get(key)
-            if not guesses:
+            held_guesses = ob.guessed.get(key)
+            if not held_guesses:
                 continue
+            guesses = _guesses(held_guesses)
             weak = [(ident, name) for ident, name, value in guesses
                     if not seen.confirms(value) and ob.named.get((c.connection, ident)) != name]
             names = {name for _, name in weak}
