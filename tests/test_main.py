@@ -126,3 +126,23 @@ def test_the_entry_point_loads_nothing_before_its_guard() -> None:
 def test_the_console_script_is_the_guarded_entry_point() -> None:
     setup = (Path(ROOT) / "setup.cfg").read_text()
     assert "    tracewire = analyzer.__main__:main" in setup.splitlines()
+
+
+def test_the_command_and_its_workers_collect_garbage_rarely() -> None:
+    """The command runs with GC_THRESHOLDS, not CPython's defaults (which walked analyze's
+    records again and again), and the output is the same with --jobs workers (set alike)."""
+    from analyzer.__main__ import GC_THRESHOLDS
+
+    code = ("import atexit, gc, sys; "
+            "atexit.register(lambda: sys.stderr.write(f'gc {gc.get_threshold()}\\n')); "
+            "sys.argv = ['tracewire', *sys.argv[1:]]; "
+            "from analyzer.__main__ import main; main()")
+    caps = [str(CAPTURES / "pods" / "productpage.pcap"), str(CAPTURES / "pods" / "reviews.pcap")]
+    outs = []
+    for jobs in ("1", "2"):
+        p = subprocess.run([sys.executable, "-c", code, "analyze", "--format", "json", "--jobs", jobs, *caps],
+                           capture_output=True, text=True, cwd=ROOT, env=_env(), timeout=120)
+        assert p.returncode == 0, p.stderr
+        assert f"gc {GC_THRESHOLDS}" in p.stderr.splitlines()
+        outs.append(p.stdout)
+    assert outs[0] == outs[1] and '"findings"' in outs[0]

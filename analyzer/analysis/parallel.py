@@ -132,7 +132,12 @@ def read_captures(paths: Sequence[str], opts: Options, jobs: int,
 
 
 def _ignore_sigint() -> None:
+    import gc
+
+    from analyzer.__main__ import GC_THRESHOLDS
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    gc.set_threshold(*GC_THRESHOLDS)  # as the command's own process does
 
 
 def _read(make: Callable[[str, Options], T], path: str, opts: Options) -> _Outcome:
