@@ -48,7 +48,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -551,7 +551,7 @@ def score_tracewire(out: Path, truth_path: Path | None) -> H2Score:
             cid, direction = truth.endpoints.get(ends, (0, ""))
             for block_kind, headers in blocks:
                 where = f"frame {frame} stream {msg.get('stream')} {block_kind}"
-                rec = find((cid, direction, msg.get("stream"), block_kind), frame)
+                rec = find((cid, direction, cast(int, msg.get("stream")), block_kind), frame)
                 if rec is None:
                     score.unmatched_blocks += 1
                     score.note(f"{where}: not in the truth", "unmatched")
@@ -582,7 +582,7 @@ def score_tshark(out: Path, truth_path: Path | None) -> H2Score:
 
     def blocks_in(frame: int) -> list[dict[str, Any]]:
         nonlocal ahead
-        found = []
+        found: list[dict[str, Any]] = []
         while True:
             rec = ahead if ahead is not None else next(source, None)
             ahead = None
