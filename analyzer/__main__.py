@@ -16,6 +16,7 @@ and a shell shows status 130 for it too.
 from __future__ import annotations
 
 import sys
+from types import FrameType
 
 # gc.set_threshold for a command's process and its --jobs workers (analysis/parallel.py).
 GC_THRESHOLDS = (100_000, 50, 50)
@@ -26,6 +27,10 @@ def main() -> None:
     ignored afterwards: this is for a process that ends here, not for use in a library."""
     try:
         try:
+            import signal
+
+            signal.signal(signal.SIGINT, _on_ctrl_c)
+            signal.signal(signal.SIGALRM, _on_ctrl_c)
             import gc
 
             # A command keeps many long-lived records (analyze: one per request) and makes
@@ -52,6 +57,24 @@ def main() -> None:
         raise SystemExit(130) from None
 
 
+def _on_ctrl_c(signum: int, frame: FrameType | None) -> None:
+    """SIGINT (and SIGALRM, its deferred delivery): KeyboardInterrupt, as Python's own handler
+    raises it, except inside code whose exceptions CPython prints as "ignored" and drops: a
+    ``__del__`` or importlib's module-lock weakref callback (``cb``), run whenever an import
+    releases a lock. A Ctrl-C raised there was lost and the command went on reading its pipe
+    for ever; it comes back 10 ms later instead, out of that code."""
+    import signal
+
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "__del__" or (code.co_name == "cb"
+                                         and code.co_filename.startswith("<frozen importlib")):
+            signal.setitimer(signal.ITIMER_REAL, 0.01)
+            return
+        frame = frame.f_back
+    raise KeyboardInterrupt
+
+
 def caused_by_ctrl_c(err: BaseException) -> bool:
     """Whether a KeyboardInterrupt caused ``err``: Python 3.11 turns any exception raised while
     a class is made (``__set_name__``: a dataclass with slots, loading) into RuntimeError."""
@@ -69,6 +92,7 @@ def _ignore_ctrl_c() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.setitimer(signal.ITIMER_REAL, 0)  # a deferred Ctrl-C (_on_ctrl_c) has no more to do
     # CPython notes a KeyboardInterrupt that leaves code run by exec() or eval() of a string
     # (dataclasses and namedtuple build their methods so, while modules load) in a global
     # flag, handled or not, and at exit kills the process with SIGINT when the flag is set

@@ -146,3 +146,36 @@ def test_the_command_and_its_workers_collect_garbage_rarely() -> None:
         assert f"gc {GC_THRESHOLDS}" in p.stderr.splitlines()
         outs.append(p.stdout)
     assert outs[0] == outs[1] and '"findings"' in outs[0]
+
+
+def test_a_ctrl_c_where_python_would_drop_it_comes_back() -> None:
+    """A KeyboardInterrupt raised in importlib's module-lock callback or a __del__ is printed
+    as "ignored" and lost (a command then read its pipe for ever): there the handler defers
+    it by 10 ms (SIGALRM); anywhere else it raises at once, as Python's own handler does."""
+    import signal
+    import types
+
+    from analyzer.__main__ import _on_ctrl_c
+
+    def frame_of(name: str, filename: str) -> types.FrameType:
+        scope: dict[str, object] = {}
+        exec(compile(f"import sys\ndef {name}():\n    return sys._getframe()\n", filename, "exec"), scope)
+        made = scope[name]
+        assert callable(made)
+        got = made()
+        assert isinstance(got, types.FrameType)
+        return got
+
+    old = signal.signal(signal.SIGALRM, signal.SIG_IGN)
+    try:
+        for name, filename in [("cb", "<frozen importlib._bootstrap>"), ("__del__", "any.py")]:
+            _on_ctrl_c(signal.SIGINT, frame_of(name, filename))  # returns: no exception to lose
+            assert 0 < signal.getitimer(signal.ITIMER_REAL)[0] <= 0.01
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        for name, filename in [("cb", "app.py"), ("read", "<frozen importlib._bootstrap>")]:
+            with pytest.raises(KeyboardInterrupt):
+                _on_ctrl_c(signal.SIGINT, frame_of(name, filename))
+            assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
