@@ -84,13 +84,19 @@ def test_ctrl_c_while_analyze_starts_its_workers_exits_130_in_one_line() -> None
 
 
 def _loaded(*args: str) -> set[str]:
-    """tracewire's modules (and click, orjson, tabulate) a run of the command loads."""
-    p = subprocess.run([sys.executable, "-X", "importtime", "-m", "analyzer", *args], capture_output=True,
-                       text=True, cwd=ROOT, env=_env(), check=False, timeout=120)
+    """tracewire's modules (and click, orjson, tabulate) a run of the command has loaded, read
+    from sys.modules as it exits (``-X importtime`` does not report the compiled build's
+    imports of its own modules)."""
+    code = ("import atexit, sys; "
+            "atexit.register(lambda: sys.stderr.write('loaded ' + ' '.join(sorted(sys.modules)) + '\\n')); "
+            "sys.argv = ['tracewire', *sys.argv[1:]]; "
+            "from analyzer.__main__ import main; main()")
+    p = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT,
+                       env=_env(), check=False, timeout=120)
     assert p.returncode == 0, p.stderr
-    names = {line.rsplit("|", 1)[1].strip() for line in p.stderr.splitlines()
-             if line.startswith("import time:")}
-    return {n for n in names if n.split(".")[0] in ("analyzer", "click", "orjson", "tabulate")}
+    names = p.stderr.splitlines()[-1].split()
+    assert names[0] == "loaded", p.stderr
+    return {n for n in names[1:] if n.split(".")[0] in ("analyzer", "click", "orjson", "tabulate")}
 
 
 def test_help_and_version_load_no_stage() -> None:
