@@ -19,12 +19,14 @@ from analyzer.analysis import Result, analyze
 from analyzer.analysis.evidence import Observer, corroborate
 from analyzer.analysis.legs import pair
 from analyzer.analysis.model import Call
+from analyzer.analysis.parallel import flatten, rebuild
+from analyzer.analysis.store import SpillLog
 from analyzer.cli import cli
 from analyzer.pipeline import CaptureSummary, read_messages
 from analyzer.report import analysis as report
 from analyzer.report import jsonout
 from analyzer.report.redact import DEFAULT, Policy, json_safe
-from tests.fixtures import CAPTURES, ROOT, recorded_captures
+from tests.fixtures import CAPTURES, ROOT, readable_captures, recorded_captures
 
 MESH = sorted(str(p) for p in (CAPTURES / "mesh").glob("*.pcap"))
 
@@ -151,18 +153,55 @@ def test_calls_carrying_the_same_context_share_one_copy() -> None:
 
 def test_guessed_contexts_wait_encoded_until_judged() -> None:
     """A request of an HTTP/2 capture that starts mid-connection may carry guessed contexts:
-    they wait, encoded, on the observer until corroboration judges them, and the call then
-    carries what it would have carried had they waited as objects."""
+    they wait, encoded in the observer's log (on disk past a bound), until corroboration
+    judges them, and the call then carries what it would have carried had they waited as
+    objects."""
     path = str(CAPTURES / "grpc-warm.pcap")
     plain = pair(read_messages(path, CaptureSummary(path)))
     observer = Observer()
     calls = pair(observer.wrap(read_messages(path, CaptureSummary(path))), observer.attach)
     observer.apply(calls)
     assert any(t.guessed for c in plain for t in c.trace)
-    assert observer.held and not any(t.guessed for c in calls for t in c.trace)
+    assert observer.guesses and not any(t.guessed for c in calls for t in c.trace)
     unknown_before = sum(len(c.unknown) for c in calls)
     corroborate(calls, [observer])
-    assert observer.held == {} and observer.guessed == {}
+    assert not observer.guesses
     # nothing in the capture corroborates its guesses: each is dropped and counted unknown
     assert [c.trace for c in calls] == [tuple(t for t in c.trace if not t.guessed) for c in plain]
     assert sum(len(c.unknown) for c in calls) > unknown_before
+
+
+def _judged(path: str, guesses: SpillLog | list[bytes]) -> list[Call]:
+    observer = Observer(guesses=guesses)
+    calls = pair(observer.wrap(read_messages(path, CaptureSummary(path))), observer.attach)
+    observer.apply(calls)
+    corroborate(calls, [observer])
+    return calls
+
+
+def test_guesses_judged_the_same_from_memory_from_disk_and_sent_between_processes() -> None:
+    """What waits for corroboration comes back the same whether its log stayed in memory,
+    went to disk at once (a bound of one byte), or came from a worker as a plain list: every
+    call of every fixture is equal."""
+    with_guesses = 0
+    for capture in readable_captures():
+        path = str(CAPTURES / capture)
+        observer = Observer()
+        plain = pair(observer.wrap(read_messages(path, CaptureSummary(path))), observer.attach)
+        observer.apply(plain)
+        if not observer.guesses:
+            continue
+        with_guesses += 1
+        records = list(observer.guesses)
+        corroborate(plain, [observer])
+        assert _judged(path, SpillLog(spill_at=1)) == plain, capture
+        assert _judged(path, []) == plain, capture
+        # a worker's log, rebuilt in this process from the records it sent
+        observer = Observer(guesses=[])
+        calls = pair(observer.wrap(read_messages(path, CaptureSummary(path))), observer.attach)
+        observer.apply(calls)
+        assert observer.guesses == records
+        sent, sent_calls = rebuild(flatten((observer, calls)))
+        corroborate(sent_calls, [sent])
+        assert sent_calls == plain, capture
+    assert with_guesses >= 1

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from analyzer.analysis import Options
-from analyzer.analysis.engine import _read_state
+from analyzer.analysis.engine import _read_portable
 from analyzer.analysis.parallel import (
     WORTH_A_WORKER,
     RemoteTraceback,
@@ -96,7 +96,7 @@ def _name(path: str, opts: Options) -> str:
 def test_a_capture_read_elsewhere_comes_back_equal(capture: str) -> None:
     """What a worker sends is plain data, built again into equal records (the compiled
     build's records cannot be pickled as they are), a call shared by two lists still one."""
-    state = _read_state(str(CAPTURES / capture), Options())
+    state = _read_portable(str(CAPTURES / capture), Options())  # as a worker reads it
     back = rebuild(pickle.loads(pickle.dumps(flatten(state))))
     assert back == state
     summary, observer, calls, _ = back

@@ -4,6 +4,7 @@ the store, however the process ends."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -14,7 +15,16 @@ import pytest
 
 from analyzer.analysis import analyze
 from analyzer.analysis.model import Call
-from analyzer.analysis.store import CallStore, StoredCalls, StoreError, decode, encode
+from analyzer.analysis.store import (
+    SPILL_AT,
+    SPILL_READ,
+    CallStore,
+    SpillLog,
+    StoredCalls,
+    StoreError,
+    decode,
+    encode,
+)
 from tests.fixtures import CAPTURES, ROOT, readable_captures
 
 MESH = sorted(str(p) for p in (CAPTURES / "mesh").glob("*.pcap"))
@@ -156,3 +166,56 @@ def test_the_temporary_file_never_outlives_the_store(tmp_path: Path, how: str) -
     assert "HELD True" in p.stdout, p.stderr  # the store was on disk, in TMPDIR
     assert p.returncode != 0 if how != "close" else p.returncode == 0
     assert list(tmp_path.iterdir()) == []
+
+
+# -- SpillLog: records read back in order, from memory or from its file -----------------
+
+def _spill_records() -> list[bytes]:
+    # empty, tiny, and large enough to cross the file's read chunks (SPILL_READ)
+    return [b"", b"x", bytes(range(256)) * 3, b"\0" * (SPILL_READ // 3), b"y" * 7,
+            b"z" * (SPILL_READ + 5), b"end"]
+
+
+@pytest.mark.parametrize("spill_at", [1, 1000, SPILL_AT])
+def test_spill_log_gives_back_every_record_in_order_any_number_of_times(spill_at: int) -> None:
+    log = SpillLog(spill_at=spill_at)
+    records = _spill_records()
+    for r in records[:4]:
+        log.add(r)
+    assert list(log) == records[:4]
+    for r in records[4:]:  # adding after reading appends, whatever was read
+        log.add(r)
+    assert len(log) == len(records) and bool(log)
+    assert list(log) == records
+    assert list(log) == records
+    log.close()
+    assert len(log) == 0 and not log and list(log) == []
+
+
+def _open_files() -> list[str]:
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the descriptor listdir itself used
+            out.append(os.readlink(f"/proc/self/fd/{fd}"))
+    return out
+
+
+def test_spill_log_keeps_memory_bounded_and_deletes_its_file(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", None)  # TMPDIR is read again
+    before = _open_files()
+    log = SpillLog(spill_at=4096)
+    small = SpillLog(spill_at=1 << 30)
+    for n in range(5000):
+        log.add(n.to_bytes(4, "little") * 10)
+        small.add(b"s")
+    # past its bound the log is on disk: an anonymous file in TMPDIR, already unlinked
+    held = [f for f in _open_files() if f not in before]
+    assert len(held) == 1 and held[0].startswith(str(tmp_path)) and held[0].endswith("(deleted)")
+    assert list(tmp_path.iterdir()) == []
+    assert [int.from_bytes(r[:4], "little") for r in log] == list(range(5000))
+    assert list(small) == [b"s"] * 5000  # under its bound: never on disk
+    log.close()
+    assert [f for f in _open_files() if f not in before] == []

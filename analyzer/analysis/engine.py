@@ -54,6 +54,14 @@ def _read_state(path: str, opts: Options) -> _State:
     return summary, observer, calls, classify(calls, opts, path)
 
 
+def _read_portable(path: str, opts: Options) -> _State:
+    """``_read_state`` in a worker process: the guesses its observer spilled to a file of
+    that process travel as plain data."""
+    state = _read_state(path, opts)
+    state[1].guesses = list(state[1].guesses)
+    return state
+
+
 class _Capture:
     def __init__(self, path: str, opts: Options, state: _State | None = None) -> None:
         self.path = path
@@ -119,8 +127,8 @@ def analyze_groups(groups: Sequence[Sequence[str | Path]], opts: Options | None 
     opts = opts or Options()
     kept = [distinct([str(p) for p in g]) for g in groups]
     every = [p for paths, _ in kept for p in paths]
-    caps = [_Capture(p, opts, state) for p, state in zip(every, read_captures(every, opts, jobs, _read_state),
-                                                         strict=True)]
+    states = read_captures(every, opts, jobs, _read_state, _read_portable)
+    caps = [_Capture(p, opts, state) for p, state in zip(every, states, strict=True)]
     out: list[Result] = []
     n = 0
     for paths, warnings in kept:

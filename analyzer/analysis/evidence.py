@@ -29,7 +29,7 @@ from pathlib import Path
 from analyzer.analysis.breaks import Hidden
 from analyzer.analysis.legs import INBOUND_SOURCES, NOISE_PORTS, Roles
 from analyzer.analysis.model import Call
-from analyzer.analysis.store import decode_trace, encode_trace
+from analyzer.analysis.store import SpillLog, decode_trace, encode_trace
 from analyzer.pipeline import CaptureSummary, ConnectionSummary
 from analyzer.records import Header, Message
 from analyzer.tracing.corroborate import Corroboration
@@ -39,6 +39,8 @@ OUTBOUND_PORT = 15001  # Envoy's outbound listener: its replies are not the app'
 # At most this many combinations of guessed contexts' header names are shared (baggage's
 # uberctx-* names are the capture's choice: a flood of them must not grow the table).
 _HEADS_KEPT = 256
+# At most this many recent lists of unknown headers are shared (``Observer._shared_unknown``).
+_UNKNOWNS_KEPT = 1024
 
 
 def _identity(h: Header, where: str) -> str:
@@ -59,23 +61,26 @@ class Observer:
 
     # Held from a request's message until its call is made (``attach``), or until ``apply``.
     unknown: dict[_Key, tuple[str, ...]] = field(default_factory=dict)
-    # A request's guesses (entry identity, name guessed, value), marshalled: held until
-    # ``corroborate`` for every request of an HTTP/2 capture that starts mid-connection, as
-    # objects they cost twice the bytes (``_guesses`` reads them).
-    guessed: dict[_Key, bytes] = field(default_factory=dict)
-    # A call's tracing contexts, encoded (``store.encode_trace``), while some are guessed
-    # and not yet judged: the call holds only the others until ``corroborate`` (every
-    # request of an HTTP/2 capture that starts mid-connection may carry guesses, and the
-    # objects cost three times the bytes, about 550 bytes a call).
-    # Beside them, the headers of each guessed one: when corroboration drops them all, the
-    # call keeps what it holds and the contexts need not be decoded.
-    held: dict[_Key, tuple[bytes, tuple[tuple[str, ...], ...]]] = field(default_factory=dict)
+    # Every request with guessed headers, in the order its call was made, until
+    # ``corroborate`` judges them (every request of an HTTP/2 capture that starts
+    # mid-connection may carry some): one marshalled record each (``_Guessed``), spilled to
+    # a temporary file past a megabyte (``store.SpillLog``), so what waits costs no memory
+    # per request. A record holds the request's guesses (entry identity, name guessed,
+    # value) and, when some of its tracing contexts are guessed, all of them encoded
+    # (``store.encode_trace``; the call holds only the others meanwhile) with the headers of
+    # each guessed one: when corroboration drops them all, the call keeps what it holds and
+    # the contexts need not be decoded. A plain list of records once sent between processes.
+    guesses: SpillLog | list[bytes] = field(default_factory=SpillLog)
     # server endpoint (address, port) and client address -> latest orphan response time
     orphans: dict[tuple[str, int, str], int] = field(default_factory=dict)
     # (connection, entry identity) -> the tracing name corroborated for that HPACK entry
     named: dict[tuple[int, str], str] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)  # the calls ``apply`` was given
     _pending: dict[tuple[int, int | None], int] = field(default_factory=dict)
+    _unknowns: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
+    _loose: int = 0  # records of requests whose call ``attach`` was not given
+    # The guesses of the request whose call ``attach`` is to be given next.
+    _guessing: tuple[_Key, tuple[tuple[str, str, bytes], ...]] | None = None
     _heads: dict[tuple[tuple[str, ...], ...], tuple[tuple[str, ...], ...]] = field(default_factory=dict)
 
     def wrap(self, messages: Iterable[Message]) -> Iterator[Message]:
@@ -112,9 +117,23 @@ class Observer:
         if unknown or guessed:
             key = (m.frame, m.endpoints.connection, m.stream)
             if unknown:
-                self.unknown[key] = tuple(unknown)
+                self.unknown[key] = self._shared_unknown(tuple(unknown))
             if guessed:
-                self.guessed[key] = marshal.dumps(tuple(guessed), 4)
+                self._unattached()
+                self._guessing = (key, tuple(guessed))
+
+    def _shared_unknown(self, unknown: tuple[str, ...]) -> tuple[str, ...]:
+        """One copy of equal lists of unknown headers: the requests of a connection that
+        starts mid-stream reference the same old HPACK entries, request after request
+        (about 130 bytes a call). The recent lists are bounded (oldest forgotten first)."""
+        recent = self._unknowns
+        same = recent.get(unknown)
+        if same is not None:
+            return same
+        if len(recent) >= _UNKNOWNS_KEPT:
+            del recent[next(iter(recent))]
+        recent[unknown] = unknown
+        return unknown
 
     def attach(self, c: Call) -> None:
         """Give a call, as ``legs.pair`` makes it, the unknown headers of its request: held
@@ -123,21 +142,74 @@ class Observer:
         u = self.unknown.pop(key, None)
         if u:
             c.unknown = u
-        if key in self.guessed:
-            kept = tuple(t for t in c.trace if not t.guessed)
-            if len(kept) < len(c.trace):
-                heads = tuple(t.headers for t in c.trace if t.guessed)
-                # A few combinations of names repeat on every request: one copy of each.
-                same = self._heads.get(heads)
-                if same is not None:
-                    heads = same
-                elif len(self._heads) < _HEADS_KEPT:
-                    self._heads[heads] = heads
-                self.held[key] = (encode_trace(c.trace), heads)
-                c.trace = kept
+        guessing = self._guessing
+        if guessing is None or guessing[0] != key:
+            return
+        self._guessing = None
+        contexts: bytes | None = None
+        heads: tuple[tuple[str, ...], ...] = ()
+        kept = tuple(t for t in c.trace if not t.guessed)
+        if len(kept) < len(c.trace):
+            heads = tuple(t.headers for t in c.trace if t.guessed)
+            # A few combinations of names repeat on every request: one copy of each.
+            same = self._heads.get(heads)
+            if same is not None:
+                heads = same
+            elif len(self._heads) < _HEADS_KEPT:
+                self._heads[heads] = heads
+            contexts = encode_trace(c.trace)
+            c.trace = kept
+        self._log(key, True, guessing[1], contexts, heads)
+
+    def _log(self, key: _Key, attached: bool, guesses: tuple[tuple[str, str, bytes], ...],
+             contexts: bytes | None, heads: tuple[tuple[str, ...], ...]) -> None:
+        record = marshal.dumps((*key, attached, guesses, contexts, heads), 4)
+        log = self.guesses
+        if isinstance(log, list):
+            log.append(record)
+        else:
+            log.add(record)
+
+    def _unattached(self) -> None:
+        """The guesses of a request whose call ``attach`` was not given: matched with its
+        call by ``apply``, else still evidence of what an entry names, for no call."""
+        if self._guessing is not None:
+            key, guesses = self._guessing
+            self._guessing = None
+            self._log(key, False, guesses, None, ())
+            self._loose += 1
+
+    def _attach_loose(self, calls: list[Call]) -> None:
+        """The log again, each request's guesses beside its call, in the calls' order: for
+        calls made without ``attach`` (``legs.pair`` given no ``made``), whose guessed
+        contexts the calls still hold. Only then is the log read whole into memory."""
+        records = list(_guessed(self.guesses))
+        loose: dict[_Key, _Guessed] = {}
+        for g in records:
+            if not g[3]:
+                loose.setdefault((g[0], g[1], g[2]), g)
+        kept = iter([g for g in records if g[3]])
+        following = next(kept, None)
+        log = self.guesses
+        self.guesses = [] if isinstance(log, list) else SpillLog(log.spill_at)
+        self._loose = 0
+        for c in calls:
+            key = (c.frame, c.connection, c.stream)
+            if following is not None and (following[0], following[1], following[2]) == key:
+                self._log(key, True, following[4], following[5], following[6])
+                following = next(kept, None)
+            elif key in loose:
+                self._log(key, True, loose.pop(key)[4], None, ())
+        for key, g in loose.items():  # no call of these requests
+            self._log(key, False, g[4], None, ())
+        if isinstance(log, SpillLog):
+            log.close()
 
     def apply(self, calls: list[Call]) -> None:
         self.calls = calls
+        self._unattached()
+        if self._loose:
+            self._attach_loose(calls)
         if not self.unknown:
             return
         for c in calls:
@@ -147,9 +219,17 @@ class Observer:
         self.unknown = {}  # the calls carry it now
 
 
-def _guesses(data: bytes) -> tuple[tuple[str, str, bytes], ...]:
-    guesses: tuple[tuple[str, str, bytes], ...] = marshal.loads(data)
-    return guesses
+# What a record of ``Observer.guesses`` holds: the request's frame, connection and stream,
+# whether its call was made, its guesses (entry identity, name guessed, value), all its
+# tracing contexts encoded when some are guessed (else None), and the headers of each guessed.
+_Guessed = tuple[int, int, int | None, bool, tuple[tuple[str, str, bytes], ...], bytes | None,
+                 tuple[tuple[str, ...], ...]]
+
+
+def _guessed(log: Iterable[bytes]) -> Iterator[_Guessed]:
+    for record in log:
+        guessed: _Guessed = marshal.loads(record)
+        yield guessed
 
 
 def corroborate(calls: Sequence[Call], observers: Sequence[Observer]) -> None:
@@ -162,7 +242,7 @@ def corroborate(calls: Sequence[Call], observers: Sequence[Observer]) -> None:
     traceparent, the entry names traceparent, whatever trace a later value carries). The
     names so established are kept on the observer (``named``) for ``HiddenHeaders``.
     """
-    if not any(ob.guessed for ob in observers):
+    if not any(ob.guesses for ob in observers):
         return
     seen = Corroboration()
     for c in calls:
@@ -171,28 +251,29 @@ def corroborate(calls: Sequence[Call], observers: Sequence[Observer]) -> None:
                       for n, v in c.values.items()])
     for ob in observers:
         named = ob.named
-        for (_, connection, _), made in ob.guessed.items():
-            for ident, name, value in _guesses(made):
+        for _, connection, _, _, guesses, _, _ in _guessed(ob.guesses):
+            for ident, name, value in guesses:
                 if seen.confirms(value):
                     slot = (connection, ident)
                     # two names for one entry: the guesses contradict each other, trust neither
                     named[slot] = name if named.get(slot, name) == name else ""
     for ob in observers:
-        if not ob.guessed:
+        if not ob.guesses:
             continue
-        held = ob.held
+        # The records of calls are in the order the calls were made: read side by side.
+        records = (g for g in _guessed(ob.guesses) if g[3])
+        record = next(records, None)
         for c in ob.calls:
-            key = (c.frame, c.connection, c.stream)
-            held_guesses = ob.guessed.get(key)
-            if not held_guesses:
+            if record is None:
+                break
+            if (record[0], record[1], record[2]) != (c.frame, c.connection, c.stream):
                 continue
-            guesses = _guesses(held_guesses)
+            guesses, contexts, heads = record[4], record[5], record[6]
+            record = next(records, None)
             weak = [(ident, name) for ident, name, value in guesses
                     if not seen.confirms(value) and ob.named.get((c.connection, ident)) != name]
             names = {name for _, name in weak}
-            waiting = held.get(key)
-            if waiting is not None:
-                contexts, heads = waiting
+            if contexts is not None:
                 # Every guessed context dropped: the call holds the rest already, in order.
                 if not all(names & set(h) for h in heads):
                     c.trace = decode_trace(contexts)  # as made, guesses and all
@@ -201,8 +282,9 @@ def corroborate(calls: Sequence[Call], observers: Sequence[Observer]) -> None:
             c.trace = tuple(t for t in c.trace if not (t.guessed and names & set(t.headers)))
             c.unknown = c.unknown + tuple(ident for ident, _ in weak)
     for ob in observers:
-        ob.guessed = {}  # judged: the values need not be held any longer
-        ob.held = {}
+        if isinstance(ob.guesses, SpillLog):
+            ob.guesses.close()  # judged: the records need not be kept any longer
+        ob.guesses = SpillLog()
 
 
 class HiddenHeaders:

@@ -16,6 +16,7 @@ import sys
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Final
 
 from analyzer.analysis.model import Call
 from analyzer.analysis.naming import NamingError, PodName, explicit_name, host_name, name_pod
@@ -74,6 +75,9 @@ def _is_noise(m: Message) -> bool:
 
 
 _Values = tuple[tuple[str, str], ...]
+# The values of every call that carries no tracing header: one empty dict, not one a call
+# (64 bytes each; no call's values are changed once made).
+_NO_VALUES: Final[dict[str, str]] = {}
 # A call's tracing values, their names in order, its tracing contexts.
 _Kept = tuple[dict[str, str], tuple[str, ...], tuple[TraceContext, ...]]
 
@@ -100,7 +104,7 @@ class _Shared:
         """The values, their names and the contexts to keep for a call: an earlier call's
         when equal, else these."""
         if not values:
-            return values, (), trace
+            return _NO_VALUES, (), trace
         key = tuple(values.items())
         recent = self._recent
         seen = recent.get(key)

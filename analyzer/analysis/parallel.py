@@ -90,8 +90,11 @@ def auto_jobs(paths: Sequence[str]) -> int:
 
 
 def read_captures(paths: Sequence[str], opts: Options, jobs: int,
-                  make: Callable[[str, Options], T]) -> list[T]:
-    """``[make(p, opts) for p in paths]``, by up to ``jobs`` processes at once."""
+                  make: Callable[[str, Options], T],
+                  remote: Callable[[str, Options], T] | None = None) -> list[T]:
+    """``[make(p, opts) for p in paths]``, by up to ``jobs`` processes at once; a worker
+    calls ``remote`` instead when given (what ``make`` keeps in files of its process must
+    travel as plain data)."""
     files = [p for p in paths if p != "-"]
     workers = min(jobs, len(files))
     if workers <= 1 or len(paths) <= 1:
@@ -115,7 +118,7 @@ def read_captures(paths: Sequence[str], opts: Options, jobs: int,
     try:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # inside: the pool is ended below
         pending: dict[int, AsyncResult[_Outcome]] = {
-            n: pool.apply_async(_read, (make, p, opts)) for n, p in enumerate(paths) if p != "-"}
+            n: pool.apply_async(_read, (remote or make, p, opts)) for n, p in enumerate(paths) if p != "-"}
         views: list[T] = []
         for n, p in enumerate(paths):
             job = pending.get(n)

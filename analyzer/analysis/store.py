@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import dataclasses
 import marshal
+import os
 import sys
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import IO, Any
 
 from analyzer.analysis.model import Call
 from analyzer.tracing import TraceContext
@@ -41,6 +42,10 @@ CACHE_CALLS = 4096
 CACHE_KIB = 8192
 # Rows read per query while iterating in order.
 READ_AHEAD = 256
+# A SpillLog's records stay in memory up to this many bytes, and are read back from its file
+# this many bytes at a time.
+SPILL_AT = 1 << 20
+SPILL_READ = 1 << 20
 
 _CALL_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Call))
 _TRACE_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TraceContext))
@@ -84,6 +89,88 @@ def decode(data: bytes) -> Call:
         if v is not None:
             values[n] = sys.intern(v)
     return Call(*values)
+
+
+class SpillLog:
+    """Records (bytes) read back in the order added, any number of times: held in memory up
+    to ``spill_at`` bytes, then in an anonymous temporary file (unlinked when made, so it
+    never outlives the process). For what is written once per request and read back whole,
+    in order, later (``evidence.Observer``'s guesses): nothing is looked up, so a file read
+    front to back is all the store it needs, at a fraction of SQLite's cost per record."""
+
+    __slots__ = ("_buffer", "_count", "_file", "spill_at")
+
+    def __init__(self, spill_at: int = SPILL_AT) -> None:
+        self._buffer = bytearray()
+        self._file: IO[bytes] | None = None
+        self._count = 0
+        self.spill_at = spill_at
+
+    def add(self, record: bytes) -> None:
+        buffer = self._buffer
+        buffer += len(record).to_bytes(4, "little")
+        buffer += record
+        self._count += 1
+        if len(buffer) >= self.spill_at:
+            self._spill()
+
+    def _spill(self) -> None:
+        if self._file is None:
+            import tempfile  # only once there is something to spill: most logs never do
+
+            # open as long as the log: ``close`` (or the log's end) closes it
+            self._file = tempfile.TemporaryFile(prefix="tracewire-")  # noqa: SIM115
+        self._file.seek(0, os.SEEK_END)
+        self._file.write(self._buffer)
+        self._buffer = bytearray()
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __bool__(self) -> bool:
+        return self._count > 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self._file is None:
+            yield from _records(bytes(self._buffer))
+            return
+        if self._buffer:
+            self._spill()
+        f = self._file
+        f.seek(0)
+        rest = b""
+        while chunk := f.read(SPILL_READ):
+            data = rest + chunk if rest else chunk
+            end = _complete(data)
+            yield from _records(data[:end])
+            rest = data[end:]
+
+    def close(self) -> None:
+        """Forget every record (the file, if any, is deleted)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._buffer = bytearray()
+        self._count = 0
+
+
+def _complete(data: bytes) -> int:
+    """How many leading bytes of ``data`` are whole records."""
+    pos = 0
+    while pos + 4 <= len(data):
+        end = pos + 4 + int.from_bytes(data[pos:pos + 4], "little")
+        if end > len(data):
+            break
+        pos = end
+    return pos
+
+
+def _records(data: bytes) -> Iterator[bytes]:
+    pos = 0
+    while pos < len(data):
+        end = pos + 4 + int.from_bytes(data[pos:pos + 4], "little")
+        yield data[pos + 4:end]
+        pos = end
 
 
 class StoreError(Exception):
