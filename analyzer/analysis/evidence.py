@@ -280,7 +280,7 @@ def corroborate(calls: Sequence[Call], observers: Sequence[Observer]) -> None:
             if not weak:
                 continue
             c.trace = tuple(t for t in c.trace if not (t.guessed and names & set(t.headers)))
-            c.unknown = c.unknown + tuple(ident for ident, _ in weak)
+            c.unknown = ob._shared_unknown(c.unknown + tuple(ident for ident, _ in weak))
     for ob in observers:
         if isinstance(ob.guesses, SpillLog):
             ob.guesses.close()  # judged: the records need not be kept any longer
