@@ -919,3 +919,37 @@ def test_field_cache_is_bounded_in_entries_and_bytes() -> None:
     _, again, _, _ = syn.parse_block(b"HTTP/1.1 200 OK\r\n" + many[0], True)
     _, twice, _, _ = syn.parse_block(b"HTTP/1.1 200 OK\r\n" + many[0], True)
     assert again[0] is twice[0]
+
+
+_LINE_POOL = [
+    b"Host: svc:9080", b"content-length: 12", b"X-Request-Id:  abc ", b"x-b3-sampled:\t1",
+    b"Accept: */*", b"server: envoy", b"empty:", b"Spaced : no", b"a: b\rc", b"a: b\nc",
+    b" folded", b"\tfolded", b"", b"no colon", b":no name", b"b@d: name", b"dup: 1", b"dup: 1",
+    b"Trailing: x \t", b"Lead:\t\tx", b"x: \x80\xff",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    first=st.sampled_from([b"GET / HTTP/1.1", b"HTTP/1.1 200 OK", b"GET /\r HTTP/1.1", b"G\nT"]),
+    lines=st.lists(st.one_of(st.sampled_from(_LINE_POOL),
+                             st.binary(max_size=12).map(lambda b: b"x-id: " + b)), max_size=8),
+    start=st.booleans(),
+    known=st.booleans(),
+)
+def test_parse_block_matches_the_general_path(first: bytes, lines: list[bytes], start: bool,
+                                              known: bool) -> None:
+    """The cached path of parse_block gives what the general path gives, cold or warm, with
+    the start line known clean or not (only a line without CR or LF may be known)."""
+    from analyzer.protocols import _http1_syntax as syn
+
+    block = b"\r\n".join([first, *lines] if start else lines)
+    if not start and not block:
+        return
+    clean = b"\r" not in first and b"\n" not in first
+    syn._FIELD_CACHE.clear()
+    syn._NAMES.clear()
+    cold = syn.parse_block(block, start, {first} if known and clean else ())
+    ref = syn._parse_block_general(block, start)
+    warm = syn.parse_block(block, start, {first} if known and clean else ())
+    assert cold == ref == warm

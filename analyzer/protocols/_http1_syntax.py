@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import Final, TypeAlias
 
@@ -123,10 +123,86 @@ _OWS: Final = b" \t"
 
 
 def parse_block(
-    block: bytes, start_line: bool
+    block: bytes, start_line: bool, known_lines: Container[bytes] = ()
 ) -> tuple[bytes, list[Header], list[bytes], str | None]:
     """A head (``start_line``) or trailer section without its final CRLFCRLF:
-    (start line or b"", headers, names continued by obs-fold, error)."""
+    (start line or b"", headers, names continued by obs-fold, error).
+
+    ``known_lines``: start lines the caller knows hold no CR or LF (it matched them before).
+    """
+    # Strategy: most field lines repeat from message to message, and a line in the cache
+    # passed every check below once (no CR or LF in it, not a continuation, a token name and
+    # a colon): only the lines not seen before, and the start line, are looked at. Anything
+    # unusual in them goes to the general path, which finds the error or the fold.
+    lines = block.split(b"\r\n")
+    first = b""
+    if start_line:
+        first = lines[0]
+        del lines[0]
+    cache = _FIELD_CACHE
+    headers: list[Header] = []
+    new: list[bytes] | None = None
+    for line in lines:
+        h = cache.get(line, _NOT_CACHED)
+        if h is _NOT_CACHED:
+            if not line or line[0] == 0x20 or line[0] == 0x09:
+                return _parse_block_general(block, start_line)
+            if new is None:
+                new = []
+            new.append(line)
+        headers.append(h)
+    if new is None and (not start_line or first in known_lines):
+        return first, headers, [], None
+    # A lone CR or LF anywhere (the new lines, the start line): every CR and LF in the block
+    # must be one of the CRLFs it was split at.
+    crlfs = len(lines) - (0 if start_line else 1)
+    if block.count(b"\r") != crlfs or block.count(b"\n") != crlfs:
+        return _parse_block_general(block, start_line)
+    if new is None:
+        return first, headers, [], None
+    made: dict[bytes, Header] = {}
+    names = _NAMES
+    for line in new:
+        name, colon, value = line.partition(b":")
+        if not colon:
+            return _parse_block_general(block, start_line)  # for the error
+        lname = names.get(name)
+        if lname is None:
+            if not name or name.translate(None, _TCHAR):
+                return _parse_block_general(block, start_line)  # for the error
+            lname = name.lower()
+            if len(name) <= _NAME_MAX:
+                if len(names) >= _NAMES_MAX:
+                    names.clear()
+                names[name] = lname
+        made[line] = Header(name, _strip_ows(value), lname)
+    # Bounded in entries and in bytes: long lines (cookies, tokens) rarely repeat, and a
+    # flood of distinct ones must not fill memory.
+    for line, h in made.items():
+        if len(line) <= _FIELD_CACHE_LINE_MAX:
+            if len(cache) >= _FIELD_CACHE_MAX:
+                cache.clear()
+            cache[line] = h
+    for i, h in enumerate(headers):
+        if h is _NOT_CACHED:
+            headers[i] = made[lines[i]]
+    return first, headers, [], None
+
+
+def _strip_ows(value: bytes) -> bytes:
+    """``value.strip(b" \\t")``; the usual one space after the colon is sliced off."""
+    n = len(value)
+    if n > 1 and value[0] == 0x20 and value[1] != 0x20 and value[1] != 0x09:
+        last = value[n - 1]
+        if last != 0x20 and last != 0x09:
+            return value[1:]
+    return value.strip(_OWS)
+
+
+def _parse_block_general(
+    block: bytes, start_line: bool
+) -> tuple[bytes, list[Header], list[bytes], str | None]:
+    """``parse_block`` for any block: finds the error, joins folded lines."""
     lines = block.split(b"\r\n")
     first = lines[0] if start_line else b""
     fields = lines[1:] if start_line else lines
@@ -167,7 +243,12 @@ def parse_block(
     return first, list(map(cache.__getitem__, fields)), [], None
 
 
-_FIELD_CACHE: dict[bytes, Header] = {}
+_FIELD_CACHE: Final[dict[bytes, Header]] = {}
+# Field names found to be tokens, with their lower-case form (bounded like the lines).
+_NAMES: Final[dict[bytes, bytes]] = {}
+_NAMES_MAX: Final = 1024
+_NAME_MAX: Final = 64
+_NOT_CACHED: Final = Header(b"", b"", b"")  # stands for a line parse_block is still to make
 _FIELD_CACHE_MAX: Final = 4096
 _FIELD_CACHE_LINE_MAX: Final = 256  # so the cache holds at most about 3 MB
 
@@ -268,9 +349,12 @@ def framing(headers: Sequence[Header], http10: bool, request: bool) -> Framing:
                 options.append(value)
             else:
                 upgrade = value
-    tokens = {t.lower() for t in comma_list(options)}
-    close = b"close" in tokens or (http10 and b"keep-alive" not in tokens)
-    offers = upgrade is not None and b"upgrade" in tokens
+    if options:
+        tokens = {t.lower() for t in comma_list(options)}
+        close = b"close" in tokens or (http10 and b"keep-alive" not in tokens)
+        offers = upgrade is not None and b"upgrade" in tokens
+    else:  # the usual case, without building an empty set
+        close, offers = http10, False
     out = Framing(0 if request else UNTIL_CLOSE, close, upgrade, offers, [])
     if codings:
         if lengths:
@@ -302,6 +386,10 @@ def content_length(values: Sequence[bytes]) -> tuple[int, int, str | None]:
     Identical repeats (``5, 5`` or two fields) give the length; anything that is not digits,
     or values that differ, give an error (RFC 9112 §6.3 item 5).
     """
+    if len(values) == 1:
+        value = values[0]
+        if len(value) <= 18 and value.isdigit():  # the usual case: one plain number
+            return int(value), 1, None
     lengths: set[int] = set()
     count = 0
     for value in values:

@@ -146,6 +146,11 @@ _HEAD, _RESYNC, _CHUNK_SIZE, _CHUNK_CRLF, _TRAILERS, _CLOSED, _AWAIT = range(6, 
 _SWALLOW: Final = _HELD  # states >= this (and <= _EOF) consume everything silently
 
 _APPEND: Final = 16 * 1024  # most bytes appended to a non-empty buffer at a time
+# Start lines found valid (response side, request side), so that a repeated one is not
+# matched again: bounded in entries and in bytes, like the field-line cache.
+_LINES_SEEN: Final[tuple[set[bytes], set[bytes]]] = (set(), set())
+_LINES_SEEN_MAX: Final = 1024
+_LINE_SEEN_MAX: Final = 256
 _CHUNK_LINE_MAX: Final = 4096
 
 
@@ -512,11 +517,19 @@ class HTTP1Parser:
         return self._resync(p + 1, base, base + p, False)
 
     def _parse_head(self, src: syn.Buf, p: int, e: int, base: int, out: list[Event]) -> int:
-        verdict, le = syn.check_line(self._line_rx, src, p, e, self._max_head)
-        if verdict != syn.DONE:
-            return self._bad_head(src, p, le, base, out)
+        # The start line's verdict depends on its bytes alone once they fit the limit: one
+        # seen valid before (status lines, most request lines) skips the regex.
+        known = _LINES_SEEN[self._is_req]
+        first, headers, folded, error = syn.parse_block(bytes(src[p : e - 4]), True, known)
+        if first not in known or len(first) + 2 > self._max_head:
+            verdict, le = syn.check_line(self._line_rx, src, p, e, self._max_head)
+            if verdict != syn.DONE:
+                return self._bad_head(src, p, le, base, out)
+            if len(first) <= _LINE_SEEN_MAX:
+                if len(known) >= _LINES_SEEN_MAX:
+                    known.clear()
+                known.add(first)
         at, end = base + p, base + e
-        first, headers, folded, error = syn.parse_block(bytes(src[p : e - 4]), True)
         if error is not None:
             out.append(ParseAnomaly(at, "http1-bad-head", f"bad field section: {error}"))
             return self._resync(p + 1, base, at, False)
