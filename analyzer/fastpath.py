@@ -6,7 +6,8 @@ objects that are thrown away at once (a stream event, a list of events, a genera
 per event). The lean path hands the payload from the reassembler's in-order check straight
 to the connection's protocol session. Everything irregular (out of order, a gap, a
 retransmission, SYN/FIN/RST, data still waiting behind a hole, a protocol not yet detected,
-a NAT half not yet paired) takes the general path at that segment, and the general path
+a NAT half not yet paired) takes the general path at that segment (a bare acknowledgement
+has a shortcut of its own, ``bare_ack``: it only updates counters), and the general path
 stays the reference: ``tests/test_fastpath.py`` runs both on every fixture and on generated
 streams and requires identical output.
 
@@ -55,6 +56,23 @@ def in_order(flow: Flow | None, seg: Segment) -> bool:
         and not flow.ended
         and flow.fin_seq is None
         and not flow.pending
+        and not flow.peer.pending
+    )
+
+
+def bare_ack(flow: Flow, seg: Segment) -> bool:
+    """Whether ``seg`` is an acknowledgement alone that the general reassembly would take
+    with no other effect than counting it and noting its acknowledgement number: no payload,
+    no flag but ACK (and PSH and the ignored ones), on a direction already seen, still open,
+    no FIN pending, and nothing of the peer's waiting behind a hole (the acknowledgement
+    could turn the hole into a gap). About half the packets of a capture are these."""
+    return (
+        seg.flags & (_STATE_FLAGS | ACK) == ACK
+        and len(seg.payload) == 0
+        and not seg.missing
+        and flow.segments > 0
+        and not flow.ended
+        and flow.fin_seq is None
         and not flow.peer.pending
     )
 

@@ -15,11 +15,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 from analyzer.capture import open_capture
 from analyzer.capture.reader import CaptureReader
 from analyzer.decode import Segment, decode_frame, format_addr, format_endpoint
-from analyzer.fastpath import decided, in_order
+from analyzer.fastpath import bare_ack, decided, in_order
 from analyzer.fastpath import enabled as fastpath_enabled
 from analyzer.protocols.session import UNKNOWN as UNDECIDED
 from analyzer.protocols.session import Session
@@ -71,7 +72,8 @@ class CaptureSummary:
     connection_count: int = 0
     anomalies: list[Anomaly] = field(default_factory=list)
     messages: int = 0
-    lean_segments: int = 0  # segments that took the lean path (analyzer.fastpath)
+    lean_segments: int = 0  # data segments that took the lean path (analyzer.fastpath)
+    lean_acks: int = 0  # bare acknowledgements that took it
 
 
 @dataclass(slots=True)
@@ -115,6 +117,8 @@ def internal_error(err: BaseException) -> str:
 # datetime shows years 1 to 9999 only; pcapng's if_tsoffset and if_tsresol can say anything
 FIRST_SHOWABLE_NS = -62_135_596_800 * 1_000_000_000
 LAST_SHOWABLE_NS = 253_402_300_800 * 1_000_000_000 - 1
+# Below LAST_SHOWABLE_NS, and (2^62 - 1) the largest int that compiled code keeps unboxed
+SHOWABLE_FAST: Final = 4_611_686_018_427_387_903
 
 
 def _endpoint(addr: bytes, port: int) -> str:
@@ -288,12 +292,12 @@ def read_messages(
 
     lean = fastpath_enabled(fastpath)
     flows = reasm.flows
-    deliver = reasm.deliver_in_order
     with reader:
         for frame in reader:
             last_frame = frame.number
             last_ts = frame.ts_ns
-            if not FIRST_SHOWABLE_NS <= last_ts <= LAST_SHOWABLE_NS:
+            # (0 to 2^62 first: compiled, that is a native comparison; the bounds are not)
+            if not 0 <= last_ts <= SHOWABLE_FAST and not FIRST_SHOWABLE_NS <= last_ts <= LAST_SHOWABLE_NS:
                 if not bad_ts:
                     bad_ts[:] = (last_frame, last_ts, 0)
                 bad_ts[2] += 1
@@ -309,7 +313,7 @@ def read_messages(
                 if flow is not None and in_order(flow, seg):
                     # The lean path: in-order bytes straight to a session that knows its
                     # protocol, as handle() would pass them, without the event objects.
-                    offset = deliver(flow, seg)
+                    offset = reasm.deliver_in_order(flow, seg)
                     sess = decided(flow.conn)
                     if sess is not None:
                         s.lean_segments += 1
@@ -325,6 +329,10 @@ def read_messages(
                         continue
                     events: list[Data | Gap | End] = [
                         Data(flow, seg.payload, offset, seg.frame, seg.ts_ns)]
+                elif flow is not None and bare_ack(flow, seg):
+                    reasm.ack_in_order(flow, seg)
+                    s.lean_acks += 1
+                    continue
                 else:
                     events = reasm.add(seg)
             else:

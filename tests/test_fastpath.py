@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from analyzer.cli import cli
 from analyzer.decode import Segment
-from analyzer.fastpath import ENV, enabled, in_order
+from analyzer.fastpath import ENV, bare_ack, enabled, in_order
 from analyzer.pipeline import CaptureSummary, read_messages
 from analyzer.reassembly import Data, Reassembler
 from analyzer.report.messages import anomaly_dict, message_dict
@@ -71,18 +71,20 @@ def test_fixture_identical(name: str) -> None:
 
 def test_fixtures_take_the_lean_path() -> None:
     """The comparison above means something only if the lean path runs on the fixtures."""
-    lean = total = 0
+    lean = acks = total = 0
     for name in readable_captures():
         s = CaptureSummary(name)
         for _ in read_messages(CAPTURES / name, s, fastpath=True):
             pass
         lean += s.lean_segments
+        acks += s.lean_acks
         total += s.tcp_segments
         off = CaptureSummary(name)
         for _ in read_messages(CAPTURES / name, off, fastpath=False):
             pass
-        assert off.lean_segments == 0
+        assert off.lean_segments == off.lean_acks == 0
     assert 0 < lean < total
+    assert 0 < acks < total - lean
 
 
 # -- the decision ----------------------------------------------------------------------------
@@ -108,6 +110,58 @@ def test_decision() -> None:
         assert not in_order(flow, _seg(101, flags=flags))
     r.add(_seg(105, frame=2))  # waits behind a hole
     assert flow.pending and not in_order(flow, _seg(101))
+
+
+def test_bare_ack_decision() -> None:
+    r = Reassembler()
+    first = _seg(100, frame=1)
+    r.add(first)
+    flow = r.flows[(first.src, first.sport, first.dst, first.dport)]
+    assert bare_ack(flow, _seg(101, flags=ACK, payload=b""))
+    assert bare_ack(flow, _seg(7, flags=ACK | PSH, payload=b""))  # its sequence number is not used
+    assert not bare_ack(flow, _seg(101, flags=ACK))  # data
+    assert not bare_ack(flow, _seg(101, flags=ACK, payload=b"", missing=3))
+    for flags in (FIN | ACK, RST | ACK, SYN | ACK, PSH, 0):
+        assert not bare_ack(flow, _seg(101, flags=flags, payload=b""))
+    # the peer has bytes waiting behind a hole: an acknowledgement may declare the hole a gap
+    back = Segment(2, 2, first.dst, first.dport, first.src, first.sport, 500, 101, ACK | PSH,
+                   memoryview(b"y"), 0, 1)
+    r.add(back)
+    peer = r.flows[(back.src, back.sport, back.dst, back.dport)]
+    r.add(Segment(3, 3, back.src, back.sport, back.dst, back.dport, 510, 101, ACK | PSH,
+                  memoryview(b"z"), 0, 1))
+    assert peer.pending and not bare_ack(flow, _seg(101, flags=ACK, payload=b""))
+    assert bare_ack(peer, Segment(4, 4, back.src, back.sport, back.dst, back.dport, 501, 101, ACK,
+                                  memoryview(b""), 0, 1))
+    # a direction not seen yet (its first segment may pair a NAT half) or with a FIN pending
+    fresh = Reassembler()
+    fresh.add(first)
+    other = fresh.flows[(first.dst, first.dport, first.src, first.sport)]
+    assert not bare_ack(other, _seg(101, flags=ACK, payload=b""))
+    r.add(_seg(101, flags=FIN | ACK, payload=b"", frame=5))
+    assert flow.fin_seq is not None and not bare_ack(flow, _seg(102, flags=ACK, payload=b""))
+
+
+def test_ack_in_order_leaves_the_state_add_leaves() -> None:
+    fast, general = Reassembler(), Reassembler()
+    segs = [_seg(100, frame=1), _seg(101, flags=ACK, payload=b"", frame=2),
+            _seg(101, flags=ACK | PSH, payload=b"", frame=3)]
+    for r in (fast, general):
+        r.add(segs[0])
+        r.add(Segment(9, 9, segs[0].dst, 80, segs[0].src, 1000, 5, 101, ACK, memoryview(b""), 0, 1))
+    key = (segs[0].src, segs[0].sport, segs[0].dst, segs[0].dport)
+    for i, seg in enumerate(segs[1:]):
+        seg.ack = 40 + i
+        f = fast.flows[key]
+        assert bare_ack(f, seg)
+        fast.ack_in_order(f, seg)
+        assert general.add(seg) == []
+    a, b = fast.flows[key], general.flows[key]
+    for attr in ("next_seq", "offset", "segments", "payload_bytes", "last_ack", "recent_seq",
+                 "ended", "fin_seq"):
+        assert getattr(a, attr) == getattr(b, attr), attr
+    assert a.conn.last_ts == b.conn.last_ts
+    assert list(fast.active) == [a.conn] and list(general.active) == [b.conn]
 
 
 def test_deliver_in_order_leaves_the_state_add_leaves() -> None:
@@ -187,6 +241,9 @@ def _captures(draw: st.DrawFn) -> bytes:
                 sp, dp = (cport, sport) if from_client else (sport, cport)
                 out.append(ipv4(src, dst, tcp(sp, dp, seq, ack, PSH | ACK, piece)))
                 pos[k] += len(piece)
+                if draw(st.integers(0, 2)) == 0:  # the receiver acknowledges it, bare
+                    rseq = (sseq + pos[1]) if from_client else (cseq + pos[0])
+                    out.append(ipv4(dst, src, tcp(dp, sp, rseq, seq + len(piece), ACK)))
         end = draw(st.sampled_from(["fin", "rst", "none"]))
         if end == "fin":
             out.append(ipv4(cip, sip, tcp(cport, sport, cseq + len(client), sseq + len(server),

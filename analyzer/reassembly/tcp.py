@@ -394,6 +394,15 @@ class Reassembler:
         flow.next_seq = (seg.seq + n) & 0xFFFFFFFF
         return offset
 
+    def ack_in_order(self, flow: Flow, seg: Segment) -> None:
+        """The lean path's step for a bare acknowledgement that ``analyzer.fastpath.bare_ack``
+        admits: the state ``add`` would leave (it returns no event for one)."""
+        conn = flow.conn
+        conn.last_ts = seg.ts_ns
+        self.active.move_to_end(conn)
+        flow.segments += 1
+        flow.last_ack = seg.ack
+
     # -- data path ----------------------------------------------------------------------
 
     def _data(
