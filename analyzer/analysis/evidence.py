@@ -41,6 +41,9 @@ OUTBOUND_PORT = 15001  # Envoy's outbound listener: its replies are not the app'
 _HEADS_KEPT = 256
 # At most this many recent lists of unknown headers are shared (``Observer._shared_unknown``).
 _UNKNOWNS_KEPT = 1024
+# At most this many combinations of a connection's unknown headers are remembered by
+# ``HiddenHeaders`` (the rest are worked out again each time).
+_COMBINATIONS_KEPT = 4096
 
 
 def _identity(h: Header, where: str) -> str:
@@ -249,17 +252,29 @@ def corroborate(calls: Sequence[Call], observers: Sequence[Observer]) -> None:
         if c.values:
             seen.see([Header.of(n.encode("latin-1", "replace"), v.encode("utf-8", "surrogateescape"))
                       for n, v in c.values.items()])
+    # Whether each guess of each observer's calls, in order, was confirmed: one byte a
+    # guess, so that the second pass need not hash every value again. Nothing seen under a
+    # known name confirms nothing: then the guesses need not be hashed at all.
+    confirmed: list[bytearray] = []
     for ob in observers:
         named = ob.named
-        for _, connection, _, _, guesses, _, _ in _guessed(ob.guesses):
+        flags = bytearray()
+        confirmed.append(flags)
+        if not len(seen):
+            continue
+        for _, connection, _, attached, guesses, _, _ in _guessed(ob.guesses):
             for ident, name, value in guesses:
-                if seen.confirms(value):
+                yes = seen.confirms(value)
+                if attached:
+                    flags.append(yes)
+                if yes:
                     slot = (connection, ident)
                     # two names for one entry: the guesses contradict each other, trust neither
                     named[slot] = name if named.get(slot, name) == name else ""
-    for ob in observers:
+    for ob, flags in zip(observers, confirmed, strict=True):
         if not ob.guesses:
             continue
+        at = 0  # the first of the next call's flags
         # The records of calls are in the order the calls were made: read side by side.
         records = (g for g in _guessed(ob.guesses) if g[3])
         record = next(records, None)
@@ -270,8 +285,9 @@ def corroborate(calls: Sequence[Call], observers: Sequence[Observer]) -> None:
                 continue
             guesses, contexts, heads = record[4], record[5], record[6]
             record = next(records, None)
-            weak = [(ident, name) for ident, name, value in guesses
-                    if not seen.confirms(value) and ob.named.get((c.connection, ident)) != name]
+            weak = [(ident, name) for n, (ident, name, _) in enumerate(guesses)
+                    if not (flags and flags[at + n]) and ob.named.get((c.connection, ident)) != name]
+            at += len(guesses)
             names = {name for _, name in weak}
             if contexts is not None:
                 # Every guessed context dropped: the call holds the rest already, in order.
@@ -295,24 +311,44 @@ class HiddenHeaders:
         self._named = named or {}
         # (connection, identity) -> known tracing names seen beside that entry
         self._beside: dict[tuple[int, str], set[str]] = {}
+        # The requests of a connection repeat the same unknown entries beside the same known
+        # names (the lists are shared objects): each combination is added once.
+        done: set[tuple[int, tuple[str, ...], tuple[str, ...], tuple[tuple[str, ...], ...]]] = set()
         for c in calls:
             if not c.unknown:
                 continue
+            combination = (c.connection, c.unknown, c.header_names, tuple(t.headers for t in c.trace))
+            if combination in done:
+                continue
+            if len(done) < _COMBINATIONS_KEPT:
+                done.add(combination)
             known = set(c.header_names)
             for t in c.trace:
                 known.update(t.headers)
             for u in c.unknown:
                 self._beside.setdefault((c.connection, u), set()).update(known)
+        # What ``of`` made for a connection's list of unknown headers, made once.
+        self._made: dict[tuple[int, tuple[str, ...]], Hidden] = {}
 
     def of(self, c: Call) -> Hidden:
         if not c.unknown:
             return _nothing
-        entries = [u for u in c.unknown if not u.startswith("=")]
+        key = (c.connection, c.unknown)
+        made = self._made.get(key)
+        if made is None:
+            made = self._hidden(c.connection, c.unknown)
+            if len(self._made) >= _COMBINATIONS_KEPT:
+                self._made.clear()
+            self._made[key] = made
+        return made
+
+    def _hidden(self, connection: int, unknown: tuple[str, ...]) -> Hidden:
+        entries = [u for u in unknown if not u.startswith("=")]
         # An entry whose name is established hides that name only.
-        valued = {u[1:] for u in c.unknown if u.startswith("=")} | {
-            n for u in entries if (n := self._named.get((c.connection, u)))}
-        beside = [self._beside.get((c.connection, u), set()) for u in entries
-                  if not self._named.get((c.connection, u))]
+        valued = {u[1:] for u in unknown if u.startswith("=")} | {
+            n for u in entries if (n := self._named.get((connection, u)))}
+        beside = [self._beside.get((connection, u), set()) for u in entries
+                  if not self._named.get((connection, u))]
 
         def hidden(name: str) -> bool:
             return name in valued or any(name not in b for b in beside)
