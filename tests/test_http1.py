@@ -953,3 +953,37 @@ def test_parse_block_matches_the_general_path(first: bytes, lines: list[bytes], 
     ref = syn._parse_block_general(block, start)
     warm = syn.parse_block(block, start, {first} if known and clean else ())
     assert cold == ref == warm
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(
+    st.binary(max_size=40),
+    st.tuples(st.sampled_from([b"GET", b"POST", b"M-_9", b"get", b"A" * 20, b"A" * 21, b"", b"9X"]),
+              st.sampled_from([b" ", b"  ", b"\t"]),
+              st.binary(max_size=12) | st.sampled_from([b"/", b"/a?b=c", b"\x80\xff", b"/\x7f"]),
+              st.sampled_from([b" ", b""]),
+              st.sampled_from([b"HTTP/1.1", b"HTTP/1.x", b"HTTP/2.0", b"HTTP/1.12", b"HTTP/1."]))
+    .map(b"".join),
+))
+def test_plain_request_line_is_the_regex(line: bytes) -> None:
+    from analyzer.protocols import _http1_syntax as syn
+
+    whole = line + b"\r\n"
+    done = syn.check_line(syn.REQUEST_LINE, whole, 0, len(whole), 1 << 16) == (syn.DONE, len(whole))
+    assert syn.plain_request_line(line) == done
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=24) | st.tuples(
+    st.text("0123456789abcdefABCDEFg", max_size=18).map(str.encode),
+    st.sampled_from([b"\r\n", b"\r", b"", b" \r\n", b";x\r\n", b"\n"]),
+    st.binary(max_size=3)).map(b"".join), st.integers(0, 3))
+def test_plain_chunk_line_agrees_with_the_regex(src: bytes, p: int) -> None:
+    from analyzer.protocols import _http1_syntax as syn
+
+    e = syn.plain_chunk_line(src, p)
+    verdict = syn.check_line(syn.CHUNK_LINE, src, p, len(src), 4096)
+    if e >= 0:
+        assert verdict == (syn.DONE, e)
+    if verdict[0] == syn.DONE and src[p : verdict[1] - 2].isalnum() and verdict[1] - p <= 18:
+        assert e == verdict[1]  # hex digits alone: the shortcut takes it

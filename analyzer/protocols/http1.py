@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Final, TypeAlias
+from typing import Final, TypeAlias, cast
 
 from analyzer.protocols import _http1_syntax as syn
 from analyzer.protocols._http1_syntax import Side, find_head_start, looks_like_http1
@@ -141,8 +141,20 @@ ANOMALY_KINDS: Final = (
 )
 
 # Parser states. The first six only count bytes, so feed() can skip them without looking.
-_LENGTH, _CHUNK_DATA, _UNTIL_CLOSE, _HELD, _UPGRADED, _EOF = range(6)
-_HEAD, _RESYNC, _CHUNK_SIZE, _CHUNK_CRLF, _TRAILERS, _CLOSED, _AWAIT = range(6, 13)
+# (Each Final on its own: compiled, a plain module global is a dict lookup at every use.)
+_LENGTH: Final = 0
+_CHUNK_DATA: Final = 1
+_UNTIL_CLOSE: Final = 2
+_HELD: Final = 3
+_UPGRADED: Final = 4
+_EOF: Final = 5
+_HEAD: Final = 6
+_RESYNC: Final = 7
+_CHUNK_SIZE: Final = 8
+_CHUNK_CRLF: Final = 9
+_TRAILERS: Final = 10
+_CLOSED: Final = 11
+_AWAIT: Final = 12
 _SWALLOW: Final = _HELD  # states >= this (and <= _EOF) consume everything silently
 
 _APPEND: Final = 16 * 1024  # most bytes appended to a non-empty buffer at a time
@@ -250,7 +262,9 @@ class HTTP1Parser:
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Event]:
         """The next bytes of the stream."""
-        if isinstance(data, memoryview) and (data.ndim != 1 or data.itemsize != 1):
+        # bytes and bytearray first: compiled, their checks are native, memoryview's a lookup
+        view = not isinstance(data, bytes) and not isinstance(data, bytearray)
+        if view and isinstance(data, memoryview) and (data.ndim != 1 or data.itemsize != 1):
             data = data.cast("B") if data.c_contiguous else memoryview(data.tobytes())
         n = len(data)
         base = self._end
@@ -263,12 +277,12 @@ class HTTP1Parser:
         if buf:
             # Unfinished bytes are waiting: complete them a bounded slice at a time, so that
             # a body following them in this feed is not copied into the buffer.
-            view = memoryview(data)
+            whole = memoryview(data)
             bbase = self._buf_base
             pos = 0
             while True:
                 take = min(n - i, _APPEND)
-                buf += view[i : i + take]
+                buf += whole[i : i + take]
                 i += take
                 pos = self._run(buf, pos, bbase, out)
                 if pos == len(buf):
@@ -280,14 +294,14 @@ class HTTP1Parser:
                     return out
             if i == n:
                 return out
-        if isinstance(data, memoryview):
+        if view:
             i = self._count(i, n, base, out)
             if i == n:
                 return out
             src: syn.Buf = bytes(data[i:])
             sbase, i = base + i, 0
         else:
-            src, sbase = data, base
+            src, sbase = cast(syn.Buf, data), base
         k = self._run(src, i, sbase, out)
         if k < len(src):
             buf += memoryview(src)[k:]
@@ -470,8 +484,8 @@ class HTTP1Parser:
 
     def _head(self, src: syn.Buf, p: int, base: int, out: list[Event]) -> int:
         n = len(src)
-        while src.startswith(b"\r\n", p):  # empty lines between messages (RFC 9112 §2.2)
-            p += 2
+        while p + 1 < n and src[p] == 0x0D and src[p + 1] == 0x0A:  # empty lines between
+            p += 2  # messages (RFC 9112 §2.2)
         if p == n or (p + 1 == n and src[p] == 0x0D):
             self._keep = base + p
             return -1
@@ -521,10 +535,12 @@ class HTTP1Parser:
         # seen valid before (status lines, most request lines) skips the regex.
         known = _LINES_SEEN[self._is_req]
         first, headers, folded, error = syn.parse_block(bytes(src[p : e - 4]), True, known)
-        if first not in known or len(first) + 2 > self._max_head:
-            verdict, le = syn.check_line(self._line_rx, src, p, e, self._max_head)
-            if verdict != syn.DONE:
-                return self._bad_head(src, p, le, base, out)
+        fits = len(first) + 2 <= self._max_head
+        if first not in known or not fits:
+            if not (fits and self._is_req and syn.plain_request_line(first)):
+                verdict, le = syn.check_line(self._line_rx, src, p, e, self._max_head)
+                if verdict != syn.DONE:
+                    return self._bad_head(src, p, le, base, out)
             if len(first) <= _LINE_SEEN_MAX:
                 if len(known) >= _LINES_SEEN_MAX:
                     known.clear()
@@ -605,16 +621,21 @@ class HTTP1Parser:
             self._state = _HEAD
 
     def _chunk_size(self, src: syn.Buf, p: int, base: int, out: list[Event]) -> int:
-        verdict, e = syn.check_line(syn.CHUNK_LINE, src, p, len(src), _CHUNK_LINE_MAX)
-        if verdict == syn.MORE:
-            self._keep = base + p
-            return -1
-        if verdict != syn.DONE:
-            stop = e + 1 if verdict == syn.BAD else e
-            detail = f"bad chunk-size line: {syn.describe(src, p, stop)}"
-            out.append(ParseAnomaly(base + p, "http1-bad-chunk", detail))
-            return self._resync(p, base, base + p, True)
-        size = int(bytes(src[p : e - 2]).split(b";", 1)[0].strip(b" \t"), 16)
+        # The usual line, hex digits and CRLF, without starting a regex match.
+        e = syn.plain_chunk_line(src, p)
+        if e >= 0:
+            size = int(src[p : e - 2], 16)
+        else:
+            verdict, e = syn.check_line(syn.CHUNK_LINE, src, p, len(src), _CHUNK_LINE_MAX)
+            if verdict == syn.MORE:
+                self._keep = base + p
+                return -1
+            if verdict != syn.DONE:
+                stop = e + 1 if verdict == syn.BAD else e
+                detail = f"bad chunk-size line: {syn.describe(src, p, stop)}"
+                out.append(ParseAnomaly(base + p, "http1-bad-chunk", detail))
+                return self._resync(p, base, base + p, True)
+            size = int(bytes(src[p : e - 2]).split(b";", 1)[0].strip(b" \t"), 16)
         if size == 0:
             self._state = _TRAILERS
         else:
