@@ -5,11 +5,13 @@ the store, however the process ends."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -219,3 +221,15 @@ def test_spill_log_keeps_memory_bounded_and_deletes_its_file(tmp_path: Path,
     assert list(small) == [b"s"] * 5000  # under its bound: never on disk
     log.close()
     assert [f for f in _open_files() if f not in before] == []
+
+
+def test_a_context_is_encoded_field_by_field_in_its_constructors_order() -> None:
+    from analyzer.analysis.store import decode_trace, encode_trace
+    from analyzer.tracing import TraceContext
+
+    names = [f.name for f in dataclasses.fields(TraceContext)]
+    values: dict[str, Any] = {n: f"v-{n}" for n in names}
+    values.update(headers=("h1", "h2"), violations=("bad",), sampled=True, guessed=True)
+    t = TraceContext(**values)
+    back = decode_trace(encode_trace((t,)))[0]
+    assert [getattr(back, n) for n in names] == [values[n] for n in names]

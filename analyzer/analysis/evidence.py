@@ -166,7 +166,7 @@ class Observer:
 
     def _log(self, key: _Key, attached: bool, guesses: tuple[tuple[str, str, bytes], ...],
              contexts: bytes | None, heads: tuple[tuple[str, ...], ...]) -> None:
-        record = marshal.dumps((*key, attached, guesses, contexts, heads), 4)
+        record = marshal.dumps((key[0], key[1], key[2], attached, guesses, contexts, heads), 4)
         log = self.guesses
         if isinstance(log, list):
             log.append(record)
