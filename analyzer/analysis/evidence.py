@@ -44,15 +44,17 @@ _UNKNOWNS_KEPT = 1024
 # At most this many combinations of a connection's unknown headers are remembered by
 # ``HiddenHeaders`` (the rest are worked out again each time).
 _COMBINATIONS_KEPT = 4096
+# At most this many HPACK labels' identities are remembered (``Observer._ident``).
+_IDENTS_KEPT = 4096
 
 
-def _identity(h: Header, where: str) -> str:
+def _identity(label: str | None, frame: int, n: int) -> str:
     """One spelling per HPACK entry: a literal naming an old entry ("name of entry #3 ...")
     and a reference to the whole entry ("entry #3 ...") share the entry's name. A header
-    with no label is its own identity (``where``), so nothing ever rules it out."""
-    label = h.unknown
+    with no label is its own identity (header ``n`` of ``frame``), so nothing ever rules it
+    out."""
     if label is None:
-        return f"unlabelled header {where}"
+        return f"unlabelled header {frame}.{n}"
     # A few dozen entries are referenced by every request of a connection: one copy each.
     return sys.intern(label[len("name of "):] if label.startswith("name of ") else label)
 
@@ -81,6 +83,7 @@ class Observer:
     calls: list[Call] = field(default_factory=list)  # the calls ``apply`` was given
     _pending: dict[tuple[int, int | None], int] = field(default_factory=dict)
     _unknowns: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
+    _idents: dict[str, str] = field(default_factory=dict)  # HPACK label -> entry identity
     _loose: int = 0  # records of requests whose call ``attach`` was not given
     # The guesses of the request whose call ``attach`` is to be given next.
     _guessing: tuple[_Key, tuple[tuple[str, str, bytes], ...]] | None = None
@@ -111,10 +114,10 @@ class Observer:
         for n, h in enumerate(m.headers):
             if h.guessed and h.lname is not None and h.value is not None:
                 # a guess names one of a dozen tracing headers: one copy of each name
-                guessed.append((_identity(h, f"{m.frame}.{n}"), sys.intern(h.lname.decode("latin-1")),
+                guessed.append((self._ident(h.unknown, m.frame, n), sys.intern(h.lname.decode("latin-1")),
                                 h.value))
             elif h.name is None:
-                unknown.append(_identity(h, f"{m.frame}.{n}"))
+                unknown.append(self._ident(h.unknown, m.frame, n))
             elif h.value is None:
                 unknown.append("=" + (h.lname or h.name).decode("latin-1").lower())
         if unknown or guessed:
@@ -124,6 +127,19 @@ class Observer:
             if guessed:
                 self._unattached()
                 self._guessing = (key, tuple(guessed))
+
+    def _ident(self, label: str | None, frame: int, n: int) -> str:
+        """``_identity``, remembered per label (bounded): the same labels come back on
+        every request of a connection."""
+        if label is None:
+            return _identity(label, frame, n)
+        ident = self._idents.get(label)
+        if ident is None:
+            ident = _identity(label, frame, n)
+            if len(self._idents) >= _IDENTS_KEPT:
+                self._idents.clear()
+            self._idents[label] = ident
+        return ident
 
     def _shared_unknown(self, unknown: tuple[str, ...]) -> tuple[str, ...]:
         """One copy of equal lists of unknown headers: the requests of a connection that
