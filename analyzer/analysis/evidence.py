@@ -25,11 +25,12 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from analyzer.analysis.breaks import Hidden
 from analyzer.analysis.legs import INBOUND_SOURCES, NOISE_PORTS, Roles
 from analyzer.analysis.model import Call
-from analyzer.analysis.store import SpillLog, decode_trace, encode_trace
+from analyzer.analysis.store import SpillLog, trace_fields, trace_of
 from analyzer.pipeline import CaptureSummary, ConnectionSummary
 from analyzer.records import Header, Message
 from analyzer.tracing.corroborate import Corroboration
@@ -71,8 +72,8 @@ class Observer:
     # mid-connection may carry some): one marshalled record each (``_Guessed``), spilled to
     # a temporary file past a megabyte (``store.SpillLog``), so what waits costs no memory
     # per request. A record holds the request's guesses (entry identity, name guessed,
-    # value) and, when some of its tracing contexts are guessed, all of them encoded
-    # (``store.encode_trace``; the call holds only the others meanwhile) with the headers of
+    # value) and, when some of its tracing contexts are guessed, all of them as plain
+    # tuples (``store.trace_fields``; the call holds only the others meanwhile) with the headers of
     # each guessed one: when corroboration drops them all, the call keeps what it holds and
     # the contexts need not be decoded. A plain list of records once sent between processes.
     guesses: SpillLog | list[bytes] = field(default_factory=SpillLog)
@@ -165,7 +166,7 @@ class Observer:
         if guessing is None or guessing[0] != key:
             return
         self._guessing = None
-        contexts: bytes | None = None
+        contexts: tuple[tuple[Any, ...], ...] | None = None
         heads: tuple[tuple[str, ...], ...] = ()
         kept = tuple(t for t in c.trace if not t.guessed)
         if len(kept) < len(c.trace):
@@ -176,12 +177,12 @@ class Observer:
                 heads = same
             elif len(self._heads) < _HEADS_KEPT:
                 self._heads[heads] = heads
-            contexts = encode_trace(c.trace)
+            contexts = trace_fields(c.trace)
             c.trace = kept
         self._log(key, True, guessing[1], contexts, heads)
 
     def _log(self, key: _Key, attached: bool, guesses: tuple[tuple[str, str, bytes], ...],
-             contexts: bytes | None, heads: tuple[tuple[str, ...], ...]) -> None:
+             contexts: tuple[tuple[Any, ...], ...] | None, heads: tuple[tuple[str, ...], ...]) -> None:
         record = marshal.dumps((key[0], key[1], key[2], attached, guesses, contexts, heads), 4)
         log = self.guesses
         if isinstance(log, list):
@@ -240,9 +241,10 @@ class Observer:
 
 # What a record of ``Observer.guesses`` holds: the request's frame, connection and stream,
 # whether its call was made, its guesses (entry identity, name guessed, value), all its
-# tracing contexts encoded when some are guessed (else None), and the headers of each guessed.
-_Guessed = tuple[int, int, int | None, bool, tuple[tuple[str, str, bytes], ...], bytes | None,
-                 tuple[tuple[str, ...], ...]]
+# tracing contexts as plain tuples when some are guessed (else None), and the headers of each
+# guessed.
+_Guessed = tuple[int, int, int | None, bool, tuple[tuple[str, str, bytes], ...],
+                 tuple[tuple[Any, ...], ...] | None, tuple[tuple[str, ...], ...]]
 
 
 def _guessed(log: Iterable[bytes]) -> Iterator[_Guessed]:
@@ -308,7 +310,7 @@ def corroborate(calls: Sequence[Call], observers: Sequence[Observer]) -> None:
             if contexts is not None:
                 # Every guessed context dropped: the call holds the rest already, in order.
                 if not all(names & set(h) for h in heads):
-                    c.trace = decode_trace(contexts)  # as made, guesses and all
+                    c.trace = trace_of(contexts)  # as made, guesses and all
             if not weak:
                 continue
             c.trace = tuple(t for t in c.trace if not (t.guessed and names & set(t.headers)))

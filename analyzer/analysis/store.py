@@ -66,14 +66,14 @@ def _contexts(fields: tuple[tuple[Any, ...], ...]) -> tuple[TraceContext, ...]:
     return tuple(TraceContext(*t) for t in fields)
 
 
-def encode_trace(trace: tuple[TraceContext, ...]) -> bytes:
-    """Tracing contexts as bytes ``decode_trace`` turns back into equal ones: a third of
-    what the objects cost, for contexts held a while but rarely read."""
-    return marshal.dumps(_fields(trace), _MARSHAL_VERSION)
+def trace_fields(trace: tuple[TraceContext, ...]) -> tuple[tuple[Any, ...], ...]:
+    """Tracing contexts as plain tuples (what ``marshal`` writes) ``trace_of`` turns back
+    into equal ones."""
+    return _fields(trace)
 
 
-def decode_trace(data: bytes) -> tuple[TraceContext, ...]:
-    return _contexts(marshal.loads(data))
+def trace_of(fields: tuple[tuple[Any, ...], ...]) -> tuple[TraceContext, ...]:
+    return _contexts(fields)
 
 
 def encode(call: Call) -> bytes:
