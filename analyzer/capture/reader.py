@@ -25,7 +25,7 @@ PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 READ_BUFFER = 1 << 20
 
 
-@dataclass(slots=True, unsafe_hash=True)  # not frozen: see analyzer/records.py
+@dataclass(slots=True, unsafe_hash=True, init=False)  # not frozen: see analyzer/records.py
 class Frame:
     """One captured packet: its Wireshark frame number (1-based) and its bytes."""
 
@@ -36,7 +36,8 @@ class Frame:
     orig_len: int
     interface: int = 0
 
-    # Written out, not generated: see analyzer/records.py.
+    # Written out, not generated: see analyzer/records.py (init=False: else dataclass
+    # still builds one, through exec, at import, to throw it away: ~1 ms a class).
     def __init__(
         self,
         number: int,

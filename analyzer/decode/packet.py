@@ -40,7 +40,7 @@ PSH: Final = 0x08
 ACK: Final = 0x10
 
 
-@dataclass(slots=True, unsafe_hash=True)  # not frozen: see analyzer/records.py
+@dataclass(slots=True, unsafe_hash=True, init=False)  # not frozen: see analyzer/records.py
 class Segment:
     """A TCP segment, with addresses kept as packed bytes (formatted only for display).
 
@@ -61,7 +61,8 @@ class Segment:
     missing: int = 0
     iface: int = 0
 
-    # Written out, not generated: see analyzer/records.py.
+    # Written out, not generated: see analyzer/records.py (init=False: else dataclass
+    # still builds one, through exec, at import, to throw it away: ~1 ms a class).
     def __init__(
         self,
         frame: int,

@@ -345,7 +345,7 @@ UNTIL_CLOSE: Final = -2
 UNKNOWN: Final = -3  # the body cannot be delimited
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Framing:
     """What a head's fields say about its body and the connection."""
 
@@ -355,7 +355,8 @@ class Framing:
     offers_upgrade: bool  # Connection lists "upgrade" and there is an Upgrade value
     problems: list[tuple[str, str]]  # (anomaly kind, detail)
 
-    # Written out, not generated: see analyzer/records.py.
+    # Written out, not generated: see analyzer/records.py (init=False: else dataclass
+    # still builds one, through exec, at import, to throw it away: ~1 ms a class).
     def __init__(
         self,
         body: int,

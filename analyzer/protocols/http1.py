@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 
-@dataclass(slots=True, unsafe_hash=True)  # not frozen: see analyzer/records.py
+@dataclass(slots=True, unsafe_hash=True, init=False)  # not frozen: see analyzer/records.py
 class MessageHead:
     """A request or response head; ``start``/``end`` are stream offsets (end past CRLFCRLF)."""
 
@@ -60,7 +60,8 @@ class MessageHead:
     reason: bytes | None
     headers: tuple[Header, ...]
 
-    # Written out, not generated: see analyzer/records.py.
+    # Written out, not generated: see analyzer/records.py (init=False: else dataclass
+    # still builds one, through exec, at import, to throw it away: ~1 ms a class).
     def __init__(
         self,
         kind: Side,
@@ -84,7 +85,7 @@ class MessageHead:
         self.headers = headers
 
 
-@dataclass(slots=True, unsafe_hash=True)  # not frozen: see analyzer/records.py
+@dataclass(slots=True, unsafe_hash=True, init=False)  # not frozen: see analyzer/records.py
 class MessageEnd:
     """The message whose head came last is complete; ``body_length`` counts payload bytes
     (decoded chunk sizes for chunked bodies), including any missing from the capture."""
@@ -94,7 +95,8 @@ class MessageEnd:
     body_length: int
     trailers: tuple[Header, ...]
 
-    # Written out, not generated: see analyzer/records.py.
+    # Written out, not generated: see analyzer/records.py (init=False: else dataclass
+    # still builds one, through exec, at import, to throw it away: ~1 ms a class).
     def __init__(self, kind: Side, end: int, body_length: int, trailers: tuple[Header, ...]) -> None:
         self.kind = kind
         self.end = end

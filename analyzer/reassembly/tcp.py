@@ -132,7 +132,7 @@ class Connection:
         return bool(self.a and self.a.ended and self.b and self.b.ended)
 
 
-@dataclass(slots=True, unsafe_hash=True)  # not frozen: see analyzer/records.py
+@dataclass(slots=True, unsafe_hash=True, init=False)  # not frozen: see analyzer/records.py
 class Data:
     flow: Flow
     data: memoryview
@@ -140,7 +140,8 @@ class Data:
     frame: int
     ts_ns: int
 
-    # Written out, not generated: see analyzer/records.py.
+    # Written out, not generated: see analyzer/records.py (init=False: else dataclass
+    # still builds one, through exec, at import, to throw it away: ~1 ms a class).
     def __init__(self, flow: Flow, data: memoryview, offset: int, frame: int, ts_ns: int) -> None:
         self.flow = flow
         self.data = data
@@ -149,7 +150,7 @@ class Data:
         self.ts_ns = ts_ns
 
 
-@dataclass(slots=True, unsafe_hash=True)  # not frozen: see analyzer/records.py
+@dataclass(slots=True, unsafe_hash=True, init=False)  # not frozen: see analyzer/records.py
 class Gap:
     flow: Flow
     n: int
@@ -157,7 +158,8 @@ class Gap:
     frame: int
     ts_ns: int
 
-    # Written out, not generated: see analyzer/records.py.
+    # Written out, not generated: see analyzer/records.py (init=False: else dataclass
+    # still builds one, through exec, at import, to throw it away: ~1 ms a class).
     def __init__(self, flow: Flow, n: int, offset: int, frame: int, ts_ns: int) -> None:
         self.flow = flow
         self.n = n
@@ -166,14 +168,15 @@ class Gap:
         self.ts_ns = ts_ns
 
 
-@dataclass(slots=True, unsafe_hash=True)  # not frozen: see analyzer/records.py
+@dataclass(slots=True, unsafe_hash=True, init=False)  # not frozen: see analyzer/records.py
 class End:
     flow: Flow
     frame: int
     ts_ns: int
     reason: str  # "fin", "rst", "eof" (capture ended), "reused" (ports taken by a new SYN)
 
-    # Written out, not generated: see analyzer/records.py.
+    # Written out, not generated: see analyzer/records.py (init=False: else dataclass
+    # still builds one, through exec, at import, to throw it away: ~1 ms a class).
     def __init__(self, flow: Flow, frame: int, ts_ns: int, reason: str) -> None:
         self.flow = flow
         self.frame = frame
