@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -171,7 +172,7 @@ def test_guessed_contexts_wait_encoded_until_judged() -> None:
     assert sum(len(c.unknown) for c in calls) > unknown_before
 
 
-def _judged(path: str, guesses: SpillLog | list[bytes]) -> list[Call]:
+def _judged(path: str, guesses: SpillLog | list[Any]) -> list[Call]:
     observer = Observer(guesses=guesses)
     calls = pair(observer.wrap(read_messages(path, CaptureSummary(path))), observer.attach)
     observer.apply(calls)
@@ -181,7 +182,7 @@ def _judged(path: str, guesses: SpillLog | list[bytes]) -> list[Call]:
 
 def test_guesses_judged_the_same_from_memory_from_disk_and_sent_between_processes() -> None:
     """What waits for corroboration comes back the same whether its log stayed in memory,
-    went to disk at once (a bound of one byte), or came from a worker as a plain list: every
+    went to disk at once (a batch of one record), or came from a worker as a plain list: every
     call of every fixture is equal."""
     with_guesses = 0
     for capture in readable_captures():
@@ -194,7 +195,7 @@ def test_guesses_judged_the_same_from_memory_from_disk_and_sent_between_processe
         with_guesses += 1
         records = list(observer.guesses)
         corroborate(plain, [observer])
-        assert _judged(path, SpillLog(spill_at=1)) == plain, capture
+        assert _judged(path, SpillLog(batch=1)) == plain, capture
         assert _judged(path, []) == plain, capture
         # a worker's log, rebuilt in this process from the records it sent
         observer = Observer(guesses=[])

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,7 @@ import pytest
 from analyzer.analysis import analyze
 from analyzer.analysis.model import Call
 from analyzer.analysis.store import (
-    SPILL_AT,
-    SPILL_READ,
+    SPILL_BATCH,
     CallStore,
     SpillLog,
     StoredCalls,
@@ -172,15 +172,14 @@ def test_the_temporary_file_never_outlives_the_store(tmp_path: Path, how: str) -
 
 # -- SpillLog: records read back in order, from memory or from its file -----------------
 
-def _spill_records() -> list[bytes]:
-    # empty, tiny, and large enough to cross the file's read chunks (SPILL_READ)
-    return [b"", b"x", bytes(range(256)) * 3, b"\0" * (SPILL_READ // 3), b"y" * 7,
-            b"z" * (SPILL_READ + 5), b"end"]
+def _spill_records() -> list[Any]:
+    return [b"", b"x", (1, 2, None, True, ("a", b"b")), "text", bytes(range(256)) * 3,
+            (0, (("uberctx-k", "v"),), None), b"z" * 100_000, ("end",)]
 
 
-@pytest.mark.parametrize("spill_at", [1, 1000, SPILL_AT])
-def test_spill_log_gives_back_every_record_in_order_any_number_of_times(spill_at: int) -> None:
-    log = SpillLog(spill_at=spill_at)
+@pytest.mark.parametrize("batch", [1, 3, SPILL_BATCH])
+def test_spill_log_gives_back_every_record_in_order_any_number_of_times(batch: int) -> None:
+    log = SpillLog(batch=batch)
     records = _spill_records()
     for r in records[:4]:
         log.add(r)
@@ -208,17 +207,24 @@ def test_spill_log_keeps_memory_bounded_and_deletes_its_file(tmp_path: Path,
     import tempfile
     monkeypatch.setattr(tempfile, "tempdir", None)  # TMPDIR is read again
     before = _open_files()
-    log = SpillLog(spill_at=4096)
-    small = SpillLog(spill_at=1 << 30)
-    for n in range(5000):
-        log.add(n.to_bytes(4, "little") * 10)
+    log = SpillLog(batch=64)
+    small = SpillLog(batch=1 << 20)
+    tracemalloc.start()
+    try:
+        for n in range(20_000):
+            log.add((n, b"%d" % n * 20))
+        held = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert held < 200_000  # 64 records at most in memory, not 20,000 (about 2 MB)
+    for _ in range(5000):
         small.add(b"s")
-    # past its bound the log is on disk: an anonymous file in TMPDIR, already unlinked
-    held = [f for f in _open_files() if f not in before]
-    assert len(held) == 1 and held[0].startswith(str(tmp_path)) and held[0].endswith("(deleted)")
+    # past a batch the log is on disk: an anonymous file in TMPDIR, already unlinked
+    opened = [f for f in _open_files() if f not in before]
+    assert len(opened) == 1 and opened[0].startswith(str(tmp_path)) and opened[0].endswith("(deleted)")
     assert list(tmp_path.iterdir()) == []
-    assert [int.from_bytes(r[:4], "little") for r in log] == list(range(5000))
-    assert list(small) == [b"s"] * 5000  # under its bound: never on disk
+    assert [r[0] for r in log] == list(range(20_000))
+    assert list(small) == [b"s"] * 5000  # under its batch: never on disk
     log.close()
     assert [f for f in _open_files() if f not in before] == []
 

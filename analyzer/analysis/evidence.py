@@ -19,7 +19,6 @@ Strategy: the analysis judges what it sees, so this module says where seeing sto
 from __future__ import annotations
 
 import hashlib
-import marshal
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -36,6 +35,12 @@ from analyzer.records import Header, Message
 from analyzer.tracing.corroborate import Corroboration
 
 _Key = tuple[int, int, int | None]  # frame, connection, stream of a request
+# What a record of ``Observer.guesses`` holds: the request's frame, connection and stream,
+# whether its call was made, its guesses (entry identity, name guessed, value), all its
+# tracing contexts as plain tuples when some are guessed (else None), and the headers of each
+# guessed.
+_Guessed = tuple[int, int, int | None, bool, tuple[tuple[str, str, bytes], ...],
+                 tuple[tuple[Any, ...], ...] | None, tuple[tuple[str, ...], ...]]
 OUTBOUND_PORT = 15001  # Envoy's outbound listener: its replies are not the app's
 # At most this many combinations of guessed contexts' header names are shared (baggage's
 # uberctx-* names are the capture's choice: a flood of them must not grow the table).
@@ -69,14 +74,14 @@ class Observer:
     unknown: dict[_Key, tuple[str, ...]] = field(default_factory=dict)
     # Every request with guessed headers, in the order its call was made, until
     # ``corroborate`` judges them (every request of an HTTP/2 capture that starts
-    # mid-connection may carry some): one marshalled record each (``_Guessed``), spilled to
-    # a temporary file past a megabyte (``store.SpillLog``), so what waits costs no memory
+    # mid-connection may carry some): one record each (``_Guessed``), spilled to a
+    # temporary file a batch at a time (``store.SpillLog``), so what waits costs no memory
     # per request. A record holds the request's guesses (entry identity, name guessed,
     # value) and, when some of its tracing contexts are guessed, all of them as plain
     # tuples (``store.trace_fields``; the call holds only the others meanwhile) with the headers of
     # each guessed one: when corroboration drops them all, the call keeps what it holds and
     # the contexts need not be decoded. A plain list of records once sent between processes.
-    guesses: SpillLog | list[bytes] = field(default_factory=SpillLog)
+    guesses: SpillLog | list[_Guessed] = field(default_factory=SpillLog)
     # server endpoint (address, port) and client address -> latest orphan response time
     orphans: dict[tuple[str, int, str], int] = field(default_factory=dict)
     # (connection, entry identity) -> the tracing name corroborated for that HPACK entry
@@ -183,7 +188,7 @@ class Observer:
 
     def _log(self, key: _Key, attached: bool, guesses: tuple[tuple[str, str, bytes], ...],
              contexts: tuple[tuple[Any, ...], ...] | None, heads: tuple[tuple[str, ...], ...]) -> None:
-        record = marshal.dumps((key[0], key[1], key[2], attached, guesses, contexts, heads), 4)
+        record: _Guessed = (key[0], key[1], key[2], attached, guesses, contexts, heads)
         log = self.guesses
         if isinstance(log, list):
             log.append(record)
@@ -211,7 +216,7 @@ class Observer:
         kept = iter([g for g in records if g[3]])
         following = next(kept, None)
         log = self.guesses
-        self.guesses = [] if isinstance(log, list) else SpillLog(log.spill_at)
+        self.guesses = [] if isinstance(log, list) else SpillLog(log.batch)
         self._loose = 0
         for c in calls:
             key = (c.frame, c.connection, c.stream)
@@ -239,17 +244,9 @@ class Observer:
         self.unknown = {}  # the calls carry it now
 
 
-# What a record of ``Observer.guesses`` holds: the request's frame, connection and stream,
-# whether its call was made, its guesses (entry identity, name guessed, value), all its
-# tracing contexts as plain tuples when some are guessed (else None), and the headers of each
-# guessed.
-_Guessed = tuple[int, int, int | None, bool, tuple[tuple[str, str, bytes], ...],
-                 tuple[tuple[Any, ...], ...] | None, tuple[tuple[str, ...], ...]]
-
-
-def _guessed(log: Iterable[bytes]) -> Iterator[_Guessed]:
+def _guessed(log: SpillLog | list[_Guessed]) -> Iterator[_Guessed]:
     for record in log:
-        guessed: _Guessed = marshal.loads(record)
+        guessed: _Guessed = record
         yield guessed
 
 

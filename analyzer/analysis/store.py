@@ -42,10 +42,8 @@ CACHE_CALLS = 4096
 CACHE_KIB = 8192
 # Rows read per query while iterating in order.
 READ_AHEAD = 256
-# A SpillLog's records stay in memory up to this many bytes, and are read back from its file
-# this many bytes at a time.
-SPILL_AT = 1 << 20
-SPILL_READ = 1 << 20
+# A SpillLog holds this many records in memory; each batch this long goes to its file.
+SPILL_BATCH = 1024
 
 _CALL_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Call))
 _TRACE_AT = _CALL_FIELDS.index("trace")
@@ -94,26 +92,26 @@ def decode(data: bytes) -> Call:
 
 
 class SpillLog:
-    """Records (bytes) read back in the order added, any number of times: held in memory up
-    to ``spill_at`` bytes, then in an anonymous temporary file (unlinked when made, so it
-    never outlives the process). For what is written once per request and read back whole,
-    in order, later (``evidence.Observer``'s guesses): nothing is looked up, so a file read
-    front to back is all the store it needs, at a fraction of SQLite's cost per record."""
+    """Records (values ``marshal`` writes: tuples of str, bytes, int, bool, None) read back in
+    the order added, any number of times. They are held in memory ``batch`` at a time; each
+    full batch goes, marshalled whole, to an anonymous temporary file (unlinked when made,
+    so it never outlives the process). For what is written once per request and read back
+    whole, in order, later (``evidence.Observer``'s guesses): nothing is looked up, so a file
+    read front to back is all the store it needs, and one ``marshal`` call per batch each
+    way costs far less than SQLite, or a Python loop over records, would."""
 
-    __slots__ = ("_buffer", "_count", "_file", "spill_at")
+    __slots__ = ("_batch", "_count", "_file", "batch")
 
-    def __init__(self, spill_at: int = SPILL_AT) -> None:
-        self._buffer = bytearray()
+    def __init__(self, batch: int = SPILL_BATCH) -> None:
+        self._batch: list[Any] = []
         self._file: IO[bytes] | None = None
         self._count = 0
-        self.spill_at = spill_at
+        self.batch = max(1, batch)
 
-    def add(self, record: bytes) -> None:
-        buffer = self._buffer
-        buffer += len(record).to_bytes(4, "little")
-        buffer += record
+    def add(self, record: Any) -> None:
+        self._batch.append(record)
         self._count += 1
-        if len(buffer) >= self.spill_at:
+        if len(self._batch) >= self.batch:
             self._spill()
 
     def _spill(self) -> None:
@@ -122,9 +120,11 @@ class SpillLog:
 
             # open as long as the log: ``close`` (or the log's end) closes it
             self._file = tempfile.TemporaryFile(prefix="tracewire-")  # noqa: SIM115
+        data = marshal.dumps(self._batch, _MARSHAL_VERSION)
         self._file.seek(0, os.SEEK_END)
-        self._file.write(self._buffer)
-        self._buffer = bytearray()
+        self._file.write(len(data).to_bytes(8, "little"))
+        self._file.write(data)
+        self._batch = []
 
     def __len__(self) -> int:
         return self._count
@@ -132,47 +132,22 @@ class SpillLog:
     def __bool__(self) -> bool:
         return self._count > 0
 
-    def __iter__(self) -> Iterator[bytes]:
-        if self._file is None:
-            yield from _records(bytes(self._buffer))
-            return
-        if self._buffer:
-            self._spill()
+    def __iter__(self) -> Iterator[Any]:
         f = self._file
-        f.seek(0)
-        rest = b""
-        while chunk := f.read(SPILL_READ):
-            data = rest + chunk if rest else chunk
-            end = _complete(data)
-            yield from _records(data[:end])
-            rest = data[end:]
+        if f is not None:
+            f.seek(0)
+            while head := f.read(8):
+                batch: list[Any] = marshal.loads(f.read(int.from_bytes(head, "little")))
+                yield from batch
+        yield from list(self._batch)  # the newest, not yet in the file
 
     def close(self) -> None:
         """Forget every record (the file, if any, is deleted)."""
         if self._file is not None:
             self._file.close()
             self._file = None
-        self._buffer = bytearray()
+        self._batch = []
         self._count = 0
-
-
-def _complete(data: bytes) -> int:
-    """How many leading bytes of ``data`` are whole records."""
-    pos = 0
-    while pos + 4 <= len(data):
-        end = pos + 4 + int.from_bytes(data[pos:pos + 4], "little")
-        if end > len(data):
-            break
-        pos = end
-    return pos
-
-
-def _records(data: bytes) -> Iterator[bytes]:
-    pos = 0
-    while pos < len(data):
-        end = pos + 4 + int.from_bytes(data[pos:pos + 4], "little")
-        yield data[pos + 4:end]
-        pos = end
 
 
 class StoreError(Exception):
