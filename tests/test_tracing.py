@@ -441,3 +441,43 @@ def test_is_uuid_edges() -> None:
     assert not is_uuid(UUID.upper()) and not is_uuid(UUID[:-1]) and not is_uuid(UUID + "0")
     assert not is_uuid(UUID.replace("-", "0", 1)[:35] + "-")  # a dash moved to the end
     assert not is_uuid("-" * 36) and not is_uuid("")
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(
+    st.text("0123456789abcdef-", min_size=36, max_size=36),
+    st.text("0123456789abcdefA-g \t", min_size=34, max_size=38),
+    st.text(max_size=40),
+), st.integers(1, 2))
+def test_the_fast_read_of_a_request_id_gives_the_general_parsers_context(s: str, times: int) -> None:
+    from analyzer.tracing import requestid
+
+    for value in (s, UUID, UUID.upper(), f" {UUID}"):
+        fields = [("x-request-id", value.encode("utf-8"))] * times
+        assert requestid.parse_request_id(fields) == requestid._parse_request_id(fields), value
+
+
+_SHAPE_ALPHABET = "0123456789abcdefABCxyz-:/ \x00\xff"
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(
+    st.text("0123456789abcdef-", min_size=36, max_size=36),
+    st.text("0123456789abcdef-", min_size=55, max_size=55).map(lambda s: "00-" + s[3:]),
+    st.text(_SHAPE_ALPHABET, max_size=60),
+), st.data())
+def test_the_byte_shape_checks_answer_as_the_regexes(s: str, data: st.DataObject) -> None:
+    from analyzer.tracing import context
+
+    v = s.encode("latin-1")
+    # the build's own checks, and the compiled build's way whichever build runs
+    for uuid, traceparent in ((context.uuid_shaped, context.traceparent_shaped),
+                              (context.uuid_loop, context.traceparent_loop)):
+        assert uuid(v) == (re.fullmatch(
+            rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", v) is not None)
+        assert traceparent(v) == (re.fullmatch(rb"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}", v) is not None)
+    start = data.draw(st.integers(0, len(v)))
+    end = data.draw(st.integers(start, len(v)))
+    hexes = re.fullmatch(rb"[0-9a-f]*", v[start:end]) is not None
+    assert context.lower_hex_run(v, start, end) == hexes
+    assert context.hex_loop(v, start, end) == hexes

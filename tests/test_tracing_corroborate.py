@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analyzer.records import Header
 from analyzer.tracing.corroborate import Corroboration
@@ -73,3 +75,16 @@ def test_memory_does_not_grow_with_value_size_or_count() -> None:
 def test_limit_must_be_positive() -> None:
     with pytest.raises(ValueError):
         Corroboration(limit=0)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=80) | st.text(" \tabcdefABCDEF0123456789-", max_size=70).map(str.encode))
+def test_a_value_already_normal_keys_as_the_normalised_one(value: bytes) -> None:
+    from analyzer.tracing import corroborate
+
+    v = value.strip(b" \t").lower()
+    if len(v) == 36:
+        v = v[:14] + b"*" + v[15:]
+    assert corroborate._key(value) == hash(v)
+    # the compiled build's test of a value already normal, whichever build runs
+    assert corroborate.normal_loop(value) == (value == value.strip(b" \t").lower())

@@ -5,9 +5,11 @@ tests/data/w3c-trace-context/SOURCE and LICENSE.md)."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analyzer.records import Header
-from analyzer.tracing import TraceContext, extract
+from analyzer.tracing import TraceContext, extract, w3c
 
 H = Header.of
 TID = "12345678901234567890123456789012"
@@ -351,3 +353,35 @@ def test_tracestate_without_traceparent_is_still_reported() -> None:
     (c,) = contexts(("tracestate", "foo=1"))
     assert c.format == "tracestate"
     assert c.violations == ()
+
+
+# -- the canonical traceparent read by position -------------------------------------------
+
+_HEXISH = st.sampled_from(list("0123456789abcdefABCDEF-x 0"))
+
+
+@settings(max_examples=400, deadline=None)
+@given(version=st.text(_HEXISH, min_size=0, max_size=3), tid=st.text(_HEXISH, min_size=30, max_size=33),
+       pid=st.text(_HEXISH, min_size=15, max_size=17), flags=st.text(_HEXISH, min_size=1, max_size=3),
+       zeros=st.sampled_from(["", "tid", "pid"]))
+def test_the_fast_read_of_a_traceparent_gives_the_general_parsers_context(
+        version: str, tid: str, pid: str, flags: str, zeros: str) -> None:
+    # mostly near-canonical values: the fast read must take exactly the valid ones
+    if zeros == "tid":
+        tid = "0" * 32
+    elif zeros == "pid":
+        pid = "0" * 16
+    for value in (f"{version}-{tid}-{pid}-{flags}", f"00-{tid}-{pid}-{flags}", f"00-{TID}-{pid}-01",
+                  f"00-{tid}-{PID}-{flags}"):
+        fields = [("traceparent", value.encode("latin-1"))]
+        assert w3c.parse_traceparent(fields) == w3c._parse_traceparent(fields), value
+
+
+def test_the_fast_read_takes_canonical_values_only() -> None:
+    value = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    fields = [("traceparent", value.encode())]
+    assert w3c._canonical(fields) == w3c._parse_traceparent(fields)
+    for other in (value.upper(), " " + value, value + "-00", value[:3] + "0" * 32 + value[35:],
+                  value[:36] + "0" * 16 + value[52:], "01" + value[2:]):
+        assert w3c._canonical([("traceparent", other.encode())]) is None, other
+    assert w3c._canonical(fields * 2) is None  # sent twice: a violation

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from analyzer._build import compiled
+
 FORMATS: tuple[str, ...] = (
     "x-request-id",
     "b3-multi",
@@ -112,6 +114,61 @@ def is_decimal(s: str) -> bool:
 
 def text(value: bytes) -> str:
     return value.decode("latin-1")
+
+
+# The shapes of the two ids nearly every traced message carries, checked on their bytes by
+# position in one loop. In the compiled build a loop over bytes costs a few instructions a
+# byte, where each bytes method call (strip, count, find) costs over a thousand: these
+# checks ran four such calls per value (issue 10). Interpreted, it is the other way round,
+# so pure Python keeps the method calls (LOOPS). Tests compare both with the regexes.
+LOOPS: Final = compiled()
+_LOWER_HEX_DASH: Final = b"0123456789abcdef-"
+
+
+def lower_hex_run(v: bytes, start: int, end: int) -> bool:
+    """Whether ``v[start:end]`` is lower-case hex digits only (True when empty)."""
+    return hex_loop(v, start, end) if LOOPS else not v[start:end].strip(_LOWER_HEX_BYTES)
+
+
+def uuid_shaped(v: bytes) -> bool:
+    """A lower-case UUID, 8-4-4-4-12: ``[0-9a-f]{8}-[0-9a-f]{4}-...`` matched in full."""
+    if LOOPS:
+        return uuid_loop(v)
+    return (len(v) == 36 and v[8] == 45 and v[13] == 45 and v[18] == 45 and v[23] == 45
+            and v.count(b"-") == 4 and not v.strip(_LOWER_HEX_DASH))
+
+
+def traceparent_shaped(v: bytes) -> bool:
+    """``00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}`` matched in full."""
+    if LOOPS:
+        return traceparent_loop(v)
+    return (len(v) == 55 and v[0] == 48 and v[1] == 48 and v[2] == 45 and v[35] == 45
+            and v[52] == 45 and v.count(b"-") == 3 and not v.strip(_LOWER_HEX_DASH))
+
+
+# The compiled build's way (public so that the pure test suite checks them too).
+
+
+def hex_loop(v: bytes, start: int, end: int) -> bool:
+    for i in range(start, end):
+        c = v[i]
+        if c > 57:
+            if c < 97 or c > 102:
+                return False
+        elif c < 48:
+            return False
+    return True
+
+
+def uuid_loop(v: bytes) -> bool:
+    return (len(v) == 36 and v[8] == 45 and v[13] == 45 and v[18] == 45 and v[23] == 45
+            and hex_loop(v, 0, 8) and hex_loop(v, 9, 13) and hex_loop(v, 14, 18)
+            and hex_loop(v, 19, 23) and hex_loop(v, 24, 36))
+
+
+def traceparent_loop(v: bytes) -> bool:
+    return (len(v) == 55 and v[0] == 48 and v[1] == 48 and v[2] == 45 and v[35] == 45 and v[52] == 45
+            and hex_loop(v, 3, 35) and hex_loop(v, 36, 52) and hex_loop(v, 53, 55))
 
 
 def ows(s: str) -> str:
