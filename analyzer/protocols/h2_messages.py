@@ -32,16 +32,48 @@ Locate = Callable[[bool, int, int], tuple[int, int, int]]
 _LIFTED: Final = frozenset((b":method", b":path", b":authority", b":status", b"host"))
 
 
+class Sides:
+    """Where each side's bytes came from: its addresses, and the frames (with the
+    timestamp) that carried a range of its stream. The session subclasses it: a method of
+    a class compiles to a direct call, where a closure was called as a Python object, two
+    or three times a message (issue 10)."""
+
+    def endpoints(self, from_client: bool) -> Endpoints:
+        raise NotImplementedError
+
+    def locate(self, from_client: bool, start: int, end: int) -> tuple[int, int, int]:
+        raise NotImplementedError
+
+
+class _Given(Sides):
+    """Sides from two functions (library callers and tests)."""
+
+    def __init__(self, endpoints: Callable[[bool], Endpoints], locate: Locate) -> None:
+        self._endpoints = endpoints
+        self._locate = locate
+
+    def endpoints(self, from_client: bool) -> Endpoints:
+        return self._endpoints(from_client)
+
+    def locate(self, from_client: bool, start: int, end: int) -> tuple[int, int, int]:
+        return self._locate(from_client, start, end)
+
+
 class H2Messages:
-    """Turns one connection's H2 events into messages."""
+    """Turns one connection's H2 events into messages. ``sides`` is a ``Sides``, or the
+    function that gives a side's endpoints when ``locate`` is given too."""
 
-    __slots__ = ("_heap", "_tokens", "capture", "early", "early_frame", "endpoints", "held", "locate",
-                 "pending_anomalies")
+    __slots__ = ("_heap", "_tokens", "capture", "early", "early_frame", "held", "pending_anomalies",
+                 "sides")
 
-    def __init__(self, capture: str, endpoints: Callable[[bool], Endpoints], locate: Locate) -> None:
+    def __init__(self, capture: str, sides: Sides | Callable[[bool], Endpoints],
+                 locate: Locate | None = None) -> None:
         self.capture = capture
-        self.endpoints = endpoints
-        self.locate = locate
+        if isinstance(sides, Sides):
+            self.sides: Sides = sides
+        else:
+            assert locate is not None
+            self.sides = _Given(sides, locate)
         self.held: dict[int, tuple[int, Message]] = {}  # stream id -> (token, response waiting)
         self._heap: list[tuple[int, int, int]] = []  # (frame, token, stream id), stale ones too
         self._tokens = itertools.count()
@@ -103,7 +135,7 @@ class H2Messages:
                 if m is not None:
                     out.append(m)
             elif isinstance(ev, H2Anomaly):
-                first, _, _ = self.locate(ev.from_client, ev.offset, ev.offset + 1)
+                first, _, _ = self.sides.locate(ev.from_client, ev.offset, ev.offset + 1)
                 a = Anomaly(ev.kind, first, ev.detail, label(ev.from_client))
                 anomalies.append(a)
                 self.pending_anomalies[ev.from_client].append(a)
@@ -128,7 +160,7 @@ class H2Messages:
             # so that nothing decoded is lost; it is a response without a status.
         if b.kind in ("informational", "push-promise"):
             return  # 1xx heads and promises are not requests or responses of their own
-        first, frame, ts = self.locate(b.from_client, b.start, b.end + 1)
+        first, frame, ts = self.sides.locate(b.from_client, b.start, b.end + 1)
         headers = b.headers
         # one pass for the fields a record lifts out of the block
         found: dict[bytes, bytes] = {}
@@ -160,7 +192,7 @@ class H2Messages:
             ts_ns=ts,
             protocol="h2",
             kind="request" if b.from_client else "response",
-            endpoints=self.endpoints(b.from_client),
+            endpoints=self.sides.endpoints(b.from_client),
             stream=b.stream_id,
             method=found.get(b":method"),
             path=found.get(b":path"),

@@ -32,6 +32,7 @@ from hpack.huffman_table import HUFFMAN_COMPLETE, HUFFMAN_EMIT_SYMBOL, HUFFMAN_F
 from hpack.table import HeaderTable
 
 from analyzer.records import Header
+from analyzer.tracing.context import LOOPS, lower_hex_run, traceparent_shaped, uuid_shaped
 
 __all__ = [
     "ENTRY_OVERHEAD", "HUFFMAN_KERNEL", "HPACKDecoder", "guess_name", "huffman_decode", "huffman_decode_py",
@@ -392,7 +393,8 @@ class HPACKDecoder:
         Never raises. When the block cannot be parsed to its end, the headers before the
         fault are returned and the table is treated as lost (``desync``).
         """
-        data = bytes(block)
+        # (a block is bytes already on the usual path: no call to copy or convert it)
+        data = block if isinstance(block, bytes) else bytes(block)
         headers: list[Header] = []
         anomalies: list[str] = []
         self._decoded = True
@@ -402,6 +404,7 @@ class HPACKDecoder:
         overflow = False
         room = MAX_HEADER_LIST  # of the decoded header list, what may still be kept
         more = 0  # problems beyond MAX_PROBLEMS_PER_BLOCK
+        nameless = False  # a field with a value but no name: names may be guessed
         try:
             while i < n:
                 b = data[i]
@@ -433,6 +436,8 @@ class HPACKDecoder:
                     idx, i = _integer(data, i, 4)
                     h, i = self._literal(data, idx, i, anomalies)
                 seen_field = True
+                if h.name is None and h.value is not None:
+                    nameless = True
                 if len(anomalies) > MAX_PROBLEMS_PER_BLOCK:
                     more += len(anomalies) - MAX_PROBLEMS_PER_BLOCK
                     del anomalies[MAX_PROBLEMS_PER_BLOCK:]
@@ -457,7 +462,7 @@ class HPACKDecoder:
             del anomalies[MAX_PROBLEMS_PER_BLOCK:]
         if more:
             anomalies.append(f"{more} more problems in this {self.side} header block")
-        if any(h.name is None and h.value is not None for h in headers):
+        if nameless:  # (a flag: any() over a generator was an object per block, compiled)
             _apply_guesses(headers)
         return tuple(headers), anomalies
 
@@ -505,10 +510,6 @@ _UUID: Final = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-
 _B3_SINGLE: Final = re.compile(rb"(?:[0-9a-f]{32}|[0-9a-f]{16})-[0-9a-f]{16}-[01d](?:-[0-9a-f]{16})?")
 _UBER: Final = re.compile(rb"[0-9a-f]{1,32}:[0-9a-f]{1,16}:[0-9a-f]{1,16}:[0-9a-f]{1,2}")
 _CLOUD: Final = re.compile(rb"[0-9a-f]{32}/[0-9]{1,20}(?:;o=[01])?")
-# A 16- or 32-byte value is a hex id when stripping the digits leaves nothing: one C loop,
-# a third of what starting a regex match costs.
-_LOWER_HEX: Final = b"0123456789abcdef"
-
 _TRACEID: Final = b"x-b3-traceid"
 _SPANID: Final = b"x-b3-spanid"
 _PARENT: Final = b"x-b3-parentspanid"
@@ -517,20 +518,29 @@ _SAMPLED: Final = b"x-b3-sampled"
 
 # The dashes where the shape has them and nowhere else, and nothing but lower-case hex
 # around them: the same answer as _UUID's and _TRACEPARENT's fullmatch (tests compare
-# them), without starting a regex match for each value offered.
-_LOWER_HEX_DASH: Final = b"0123456789abcdef-"
+# them), checked by position (tracing.context) without starting a regex match or calling
+# a bytes method for each value offered. A 16- or 32-byte value is a hex id likewise.
 
 
 def _uuid_shaped(v: bytes) -> bool:
     """``_UUID.fullmatch`` of a 36-byte value."""
-    return (v[8] == 45 and v[13] == 45 and v[18] == 45 and v[23] == 45 and v.count(b"-") == 4
-            and not v.strip(_LOWER_HEX_DASH))
+    return uuid_shaped(v)
 
 
 def _traceparent_shaped(v: bytes) -> bool:
     """``_TRACEPARENT.fullmatch`` of a 55-byte value (version 00)."""
-    return (v[0] == 48 and v[1] == 48 and v[2] == 45 and v[35] == 45 and v[52] == 45
-            and v.count(b"-") == 3 and not v.strip(_LOWER_HEX_DASH))
+    return traceparent_shaped(v)
+
+
+def _has_colon(v: bytes) -> bool:
+    """``b":" in v`` for a short value, by a loop: cheaper than a bytes method call in the
+    compiled build (see tracing.context), and so is any() over a generator."""
+    if not LOOPS:
+        return v.find(b":") >= 0
+    for i in range(len(v)):  # noqa: SIM110
+        if v[i] == 58:
+            return True
+    return False
 
 
 def _is_trace_bin(value: bytes) -> bool:
@@ -560,16 +570,16 @@ def guess_name(value: bytes, known_names: set[bytes]) -> bytes | None:
     if n < 34:
         if n < 7:
             return None
-        if value.find(b":") >= 0:
+        if _has_colon(value):
             if _UBER.fullmatch(value):
                 guess = b"uber-trace-id"
         elif n == 32:
-            if (_SPANID in known_names or _SAMPLED in known_names) and not value.strip(_LOWER_HEX):
+            if (_SPANID in known_names or _SAMPLED in known_names) and lower_hex_run(value, 0, 32):
                 guess = _TRACEID
         elif n == 16:
             # Only when the block's other B3 ids leave exactly one 16-hex slot open.
             t, s, p = _TRACEID not in known_names, _SPANID not in known_names, _PARENT not in known_names
-            if t + s + p == 1 and not value.strip(_LOWER_HEX):
+            if t + s + p == 1 and lower_hex_run(value, 0, 16):
                 guess = _TRACEID if t else _SPANID if s else _PARENT
         else:
             return None
@@ -592,15 +602,25 @@ def guess_name(value: bytes, known_names: set[bytes]) -> bytes | None:
 
 def _apply_guesses(headers: list[Header]) -> None:
     """Offer names for unknown-name headers; two headers wanting one name get neither."""
-    known = {h.lname for h in headers if h.lname is not None and not h.guessed}
-    guesses: dict[int, bytes] = {}
-    for pos, h in enumerate(headers):
-        if h.name is None and h.value is not None:
-            g = guess_name(h.value, known)
+    known: set[bytes] = set()
+    for h in headers:
+        ln = h.lname
+        if ln is not None and not h.guessed:
+            known.add(ln)
+    # (position, name) in wire order; one pass, plain loops (compiled, each comprehension
+    # and enumerate was an object of its own)
+    guesses: list[tuple[int, bytes]] = []
+    for pos in range(len(headers)):
+        h = headers[pos]
+        value = h.value
+        if h.name is None and value is not None:
+            g = guess_name(value, known)
             if g is not None:
-                guesses[pos] = g
-    taken = list(guesses.values())
-    for pos, g in guesses.items():
-        if taken.count(g) == 1:
+                guesses.append((pos, g))
+    if not guesses:
+        return
+    taken = [g for _, g in guesses]
+    for pos, g in guesses:
+        if len(taken) == 1 or taken.count(g) == 1:
             h = headers[pos]
             headers[pos] = Header(g, h.value, g, h.unknown, True)

@@ -24,7 +24,7 @@ from analyzer.protocols.h2 import (
     find_frame_sync,
     scan_frames,
 )
-from analyzer.protocols.h2_messages import H2Messages
+from analyzer.protocols.h2_messages import H2Messages, Sides
 from analyzer.protocols.http1 import (
     HTTP1Parser,
     MessageEnd,
@@ -451,18 +451,7 @@ class Session:
     ) -> list[Message]:
         self.h2_client = client
         self.conn.client = client.flow
-
-        def direction(from_client: bool) -> Direction:
-            return client if from_client else server
-
-        def locate(from_client: bool, start: int, end: int) -> tuple[int, int, int]:
-            x = direction(from_client)
-            base = x.h2_base or 0
-            first, _ = x.frame_at(base + start)
-            frame, ts = x.completed_by(base + start, base + end)
-            return first, frame, ts
-
-        self.h2_out = H2Messages(self.capture, lambda c: direction(c).endpoints, locate)
+        self.h2_out = H2Messages(self.capture, _H2Sides(client, server))
         out: list[Message] = []
         h2 = self.h2
         assert h2 is not None
@@ -500,8 +489,12 @@ class Session:
 
     def _counted(self, msgs: list[Message]) -> list[Message]:
         """HTTP/2 messages are counted when they go out (a response once its stream ends)."""
-        for m in msgs:
-            self.unknown_headers += sum(1 for h in m.headers if h.unknown is not None)
+        unknown = 0
+        for m in msgs:  # a plain loop: mypyc made sum() over a generator an object per message
+            for h in m.headers:
+                if h.unknown is not None:
+                    unknown += 1
+        self.unknown_headers += unknown
         self.messages += len(msgs)
         return msgs
 
@@ -599,6 +592,24 @@ class Session:
 # fields first in a block, and encoders refer to these names by their static index.
 _CLIENT_FIRST = frozenset(range(1, 8))
 _SERVER_FIRST = frozenset(range(8, 15))
+
+
+class _H2Sides(Sides):
+    """The two directions of an HTTP/2 connection, as its messages are located."""
+
+    def __init__(self, client: Direction, server: Direction) -> None:
+        self.client = client
+        self.server = server
+
+    def endpoints(self, from_client: bool) -> Endpoints:
+        return (self.client if from_client else self.server).endpoints
+
+    def locate(self, from_client: bool, start: int, end: int) -> tuple[int, int, int]:
+        x = self.client if from_client else self.server
+        base = x.h2_base or 0
+        first, _ = x.frame_at(base + start)
+        frame, ts = x.completed_by(base + start, base + end)
+        return first, frame, ts
 
 
 def h2_role(data: bytes | bytearray, start: int) -> bool | None:
