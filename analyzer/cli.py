@@ -464,7 +464,7 @@ def messages(captures: tuple[str, ...], fmt: str, trace: TraceQuery | None, poli
 
     CAPTURE is a pcap or pcapng file, optionally gzip-compressed, or - for stdin.
     """
-    from analyzer.report.messages import CSV_FIELDS, csv_row, message_dict
+    from analyzer.report.messages import CSV_FIELDS, csv_row
     from analyzer.report.redact import escape, json_safe
     from analyzer.tracing.corroborate import Corroboration
 
@@ -489,13 +489,12 @@ def messages(captures: tuple[str, ...], fmt: str, trace: TraceQuery | None, poli
                 yield m
 
     if fmt == "jsonl":
-        from analyzer.report import jsonout
+        from analyzer.report.message_json import message_json  # jsonout.compact(message_dict)
 
-        dumps = jsonout.compact  # orjson, the bytes json wrote
         batch: list[str] = []
         try:
             for m in selected():
-                batch.append(json_safe(dumps(message_dict(m, policy, confirms))))
+                batch.append(json_safe(message_json(m, policy, confirms)))
                 if len(batch) >= 256:  # fewer, larger writes; still streaming
                     batch.append("")
                     out.write("\n".join(batch))

@@ -12,10 +12,13 @@ from analyzer.report.redact import DEFAULT, Confirms, Policy, csv_cell, escape, 
 from analyzer.report.term import wrap, wrap_list
 from analyzer.tracing import TraceContext
 
-# The last second formatted and its text (messages come in bursts within one second).
+# The last second formatted and its text (messages come in bursts within one second), and
+# the last timestamp and its whole text (HTTP/2 messages often share a frame's timestamp).
 # Typed and Final so that compiled code reads them directly.
 _last_second: Final[list[int]] = [0]
 _last_text: Final[list[str]] = ["1970-01-01T00:00:00"]
+_last_ts: Final[list[int]] = [0]
+_last_full: Final[list[str]] = ["1970-01-01T00:00:00.000000000Z"]
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 # datetime shows years 1 to 9999 only (pcapng if_tsoffset/if_tsresol can say anything)
 _FIRST_SECOND, _LAST_SECOND = -62_135_596_800, 253_402_300_799
@@ -27,6 +30,8 @@ def rfc3339(ts_ns: int) -> str:
     A timestamp outside years 1-9999 is shown as its raw number of nanoseconds since 1970
     (the pipeline records it as a ``bad-timestamp`` anomaly): it never raises.
     """
+    if ts_ns == _last_ts[0]:
+        return _last_full[0]
     sec, ns = divmod(ts_ns, 1_000_000_000)
     if _last_second[0] != sec:
         if not _FIRST_SECOND <= sec <= _LAST_SECOND:
@@ -40,7 +45,10 @@ def rfc3339(ts_ns: int) -> str:
         )
     # 0 <= ns < 10**9: the nine digits, zero-padded, without a format spec (``:09d`` went
     # through the locale-aware formatter, about 2 % of compiled h2 `messages`)
-    return _last_text[0] + "." + str(1_000_000_000 + ns)[1:] + "Z"
+    full = f"{_last_text[0]}.{str(1_000_000_000 + ns)[1:]}Z"
+    _last_ts[0] = ts_ns
+    _last_full[0] = full
+    return full
 
 
 def anomaly_dict(a: Anomaly) -> dict[str, Any]:
@@ -58,20 +66,12 @@ def context_dict(c: TraceContext, policy: Policy | bool = DEFAULT,
     from an uncorroborated guessed name shows no value, id or violation text (those quote
     the value), only its format, its headers and how many rules it breaks."""
     if _policy(policy).context_hidden(c, confirms):
-        n = len(c.violations)
-        broken = [f"{c.format}: {n} rule{'s' if n > 1 else ''} broken (value redacted)"] if n else []
-        return {
-            "format": c.format,
-            "headers": list(c.headers),
-            "raw": marker(len(c.raw.encode("latin-1"))),
-            "trace_id": None,
-            "span_id": None,
-            "parent_span_id": None,
-            "sampled": None,
-            "request_id": None,
-            "violations": broken,
-            "guessed": c.guessed,
-        }
+        return hidden_context_dict(c)
+    return shown_context_dict(c)
+
+
+def shown_context_dict(c: TraceContext) -> dict[str, Any]:
+    """What ``context_dict`` shows of a context that is not hidden: all of it."""
     return {
         "format": c.format,
         "headers": list(c.headers),
@@ -86,29 +86,48 @@ def context_dict(c: TraceContext, policy: Policy | bool = DEFAULT,
     }
 
 
+def hidden_context_dict(c: TraceContext) -> dict[str, Any]:
+    """What ``context_dict`` shows of a hidden context: made of its format, headers, the
+    length of its value, how many rules it breaks and whether it was guessed, nothing else."""
+    n = len(c.violations)
+    broken = [f"{c.format}: {n} rule{'s' if n > 1 else ''} broken (value redacted)"] if n else []
+    return {
+        "format": c.format,
+        "headers": list(c.headers),
+        "raw": marker(len(c.raw.encode("latin-1"))),
+        "trace_id": None,
+        "span_id": None,
+        "parent_span_id": None,
+        "sampled": None,
+        "request_id": None,
+        "violations": broken,
+        "guessed": c.guessed,
+    }
+
+
 def header_list(fields: tuple[Header, ...], policy: Policy | bool = DEFAULT,
                 confirms: Confirms | None = None) -> list[dict[str, Any]]:
     """Fields in wire order as {"name", "value"}; unknown parts are null, with "unknown"."""
     policy = _policy(policy)
-    headers: list[dict[str, Any]] = []
-    # Each dict is built whole (keys in this order: name, value, unknown, guessed), and a
+    return [header_dict(h, policy, confirms) for h in fields]
+
+
+def header_dict(h: Header, policy: Policy, confirms: Confirms | None) -> dict[str, Any]:
+    """One field of ``header_list``."""
+    # The dict is built whole (keys in this order: name, value, unknown, guessed), and a
     # value the capture does not show skips the policy: on a capture that starts
     # mid-connection most fields are HPACK entries older than it, nameless and valueless.
-    for h in fields:
-        name = h.name
-        shown = None if name is None else _name_text(name)
-        value = None if h.value is None else policy.value(h, confirms)
-        unknown = h.unknown
-        if unknown is None:
-            if h.guessed:
-                headers.append({"name": shown, "value": value, "guessed": True})
-            else:
-                headers.append({"name": shown, "value": value})
-        elif h.guessed:
-            headers.append({"name": shown, "value": value, "unknown": unknown, "guessed": True})
-        else:
-            headers.append({"name": shown, "value": value, "unknown": unknown})
-    return headers
+    name = h.name
+    shown = None if name is None else _name_text(name)
+    value = None if h.value is None else policy.value(h, confirms)
+    unknown = h.unknown
+    if unknown is None:
+        if h.guessed:
+            return {"name": shown, "value": value, "guessed": True}
+        return {"name": shown, "value": value}
+    if h.guessed:
+        return {"name": shown, "value": value, "unknown": unknown, "guessed": True}
+    return {"name": shown, "value": value, "unknown": unknown}
 
 
 # Header names repeat in every message (HPACK entries, the same few dozen names): their

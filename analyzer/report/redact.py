@@ -241,7 +241,7 @@ class Policy:
                 # The name is an HPACK entry older than the capture: the value may be
                 # anyone's credential. Only a tracing-shaped value seen elsewhere under a
                 # known name is shown (it says nothing new then).
-                if guess_name(value, _NO_NAMES) is None or confirms is None or not confirms(value):
+                if self.nameless_hidden(value) or confirms is None or not confirms(value):
                     return marker(len(value))
                 return text(value)
             if h.guessed and (confirms is None or not confirms(value)):
@@ -256,6 +256,11 @@ class Policy:
         if lname is not None and lname.endswith(b"-bin"):
             return binary_value(value)
         return text(value)
+
+    def nameless_hidden(self, value: bytes) -> bool:
+        """Whether a value under a name the capture does not show is redacted whatever
+        corroborates it: it has no tracing shape (unless secrets are shown)."""
+        return not self.show_secrets and guess_name(value, _NO_NAMES) is None
 
     def url(self, s: str | None) -> str | None:
         """A path, URL or authority as shown: credential parameters redacted."""
