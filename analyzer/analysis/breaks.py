@@ -65,6 +65,15 @@ class Attribution:
     confidence: str  # "certain", "likely", "ambiguous"
     candidates: list[Call] = field(default_factory=list)  # all left when ambiguous
 
+    # Written out, not generated: see analyzer/records.py (one per outbound call); a new
+    # list when ``candidates`` is not given, as the field's default_factory gives.
+    def __init__(self, inbound: Call | None, method: str, confidence: str,
+                 candidates: list[Call] | None = None) -> None:
+        self.inbound = inbound
+        self.method = method
+        self.confidence = confidence
+        self.candidates = [] if candidates is None else candidates
+
 
 def _inside(o: Call, i: Call) -> bool:
     return i.ts_ns <= o.ts_ns and (i.response_ts is None or o.ts_ns <= i.response_ts)

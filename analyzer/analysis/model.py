@@ -67,6 +67,67 @@ class Call:
     target_source: str = "authority"
     target_evidence: str | None = None
 
+    # Written out, not generated: see analyzer/records.py (one call per request).
+    def __init__(
+        self,
+        capture: str,
+        frame: int,
+        ts_ns: int,
+        protocol: str,
+        src: str,
+        sport: int,
+        dst: str,
+        dport: int,
+        connection: int,
+        stream: int | None,
+        method: str | None,
+        path: str | None,
+        authority: str | None,
+        trace: tuple[TraceContext, ...],
+        header_names: tuple[str, ...],
+        values: dict[str, str],
+        response_frame: int | None = None,
+        response_ts: int | None = None,
+        status: int | None = None,
+        nat_reply_from: str | None = None,
+        role: str = "other",
+        service: str | None = None,
+        authority_unknown: bool = False,
+        identity: str | None = None,
+        unknown: tuple[str, ...] = (),
+        target: str | None = None,
+        target_source: str = "authority",
+        target_evidence: str | None = None,
+    ) -> None:
+        self.capture = capture
+        self.frame = frame
+        self.ts_ns = ts_ns
+        self.protocol = protocol
+        self.src = src
+        self.sport = sport
+        self.dst = dst
+        self.dport = dport
+        self.connection = connection
+        self.stream = stream
+        self.method = method
+        self.path = path
+        self.authority = authority
+        self.trace = trace
+        self.header_names = header_names
+        self.values = values
+        self.response_frame = response_frame
+        self.response_ts = response_ts
+        self.status = status
+        self.nat_reply_from = nat_reply_from
+        self.role = role
+        self.service = service
+        self.authority_unknown = authority_unknown
+        self.identity = identity
+        self.unknown = unknown
+        self.target = target
+        self.target_source = target_source
+        self.target_evidence = target_evidence
+
     @property
     def request_id(self) -> str | None:
         for c in self.trace:
@@ -157,6 +218,18 @@ class Span:
     peer: str | None
     findings: list[Finding] = field(default_factory=list)
 
+    # Written out, not generated: see analyzer/records.py (one span per call); a new list
+    # when ``findings`` is not given, as the field's default_factory gives.
+    def __init__(self, span_id: str, parent_id: str | None, kind: str, service: str, call: Call,
+                 peer: str | None, findings: list[Finding] | None = None) -> None:
+        self.span_id = span_id
+        self.parent_id = parent_id
+        self.kind = kind
+        self.service = service
+        self.call = call
+        self.peer = peer
+        self.findings = [] if findings is None else findings
+
 
 @dataclass(slots=True)
 class Trace:
@@ -212,6 +285,24 @@ class Outcome:
     attribution: str = "none"
     confidence: str = "certain"
     candidates: list[int] = field(default_factory=list)
+
+    # Written out, not generated: see analyzer/records.py (one outcome per outbound call); a
+    # new list when ``candidates`` is not given, as the field's default_factory gives.
+    def __init__(self, call: Call, source: str, target: str, findings: list[Finding], attributed: bool,
+                 carried: bool, verdict: str = "judged", inbound: Call | None = None,
+                 attribution: str = "none", confidence: str = "certain",
+                 candidates: list[int] | None = None) -> None:
+        self.call = call
+        self.source = source
+        self.target = target
+        self.findings = findings
+        self.attributed = attributed
+        self.carried = carried
+        self.verdict = verdict
+        self.inbound = inbound
+        self.attribution = attribution
+        self.confidence = confidence
+        self.candidates = [] if candidates is None else candidates
 
 
 @dataclass(slots=True)
