@@ -250,6 +250,13 @@ def _guessed(log: SpillLog | list[_Guessed]) -> Iterator[_Guessed]:
         yield guessed
 
 
+def _of_calls(log: SpillLog | list[_Guessed]) -> Iterator[_Guessed]:
+    """The records of requests whose call was made, one at a time."""
+    for record in _guessed(log):
+        if record[3]:
+            yield record
+
+
 def corroborate(calls: Sequence[Call], observers: Sequence[Observer]) -> None:
     """Keep a guessed tracing context only when it is corroborated; otherwise drop it and
     count its header as unknown.
@@ -291,7 +298,7 @@ def corroborate(calls: Sequence[Call], observers: Sequence[Observer]) -> None:
             continue
         at = 0  # the first of the next call's flags
         # The records of calls are in the order the calls were made: read side by side.
-        records = (g for g in _guessed(ob.guesses) if g[3])
+        records = _of_calls(ob.guesses)  # a generator function: mypyc would fill a list
         record = next(records, None)
         for c in ob.calls:
             if record is None:
