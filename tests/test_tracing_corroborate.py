@@ -79,12 +79,10 @@ def test_limit_must_be_positive() -> None:
 
 @settings(max_examples=500, deadline=None)
 @given(st.binary(max_size=80) | st.text(" \tabcdefABCDEF0123456789-", max_size=70).map(str.encode))
-def test_a_value_already_normal_keys_as_the_normalised_one(value: bytes) -> None:
+def test_the_key_is_the_hash_of_the_normalised_value(value: bytes) -> None:
     from analyzer.tracing import corroborate
 
     v = value.strip(b" \t").lower()
     if len(v) == 36:
         v = v[:14] + b"*" + v[15:]
     assert corroborate._key(value) == hash(v)
-    # the compiled build's test of a value already normal, whichever build runs
-    assert corroborate.normal_loop(value) == (value == value.strip(b" \t").lower())

@@ -20,7 +20,6 @@ from typing import Final
 
 from analyzer.records import Header
 from analyzer.tracing.baggage import BAGGAGE
-from analyzer.tracing.context import LOOPS
 from analyzer.tracing.extract import TRACING_HEADER_NAMES
 
 __all__ = ["Corroboration"]
@@ -39,28 +38,10 @@ def _key(value: bytes) -> int:
     """The hash of a value as hops legitimately differ in it: OWS stripped, lower-cased
     (ids are hex; a guess only offers lower-case shapes) and, for a 36-byte id, Envoy's
     trace-reason character masked."""
-    v = value if _normal(value) else value.strip(b" \t").lower()
+    v = value.strip(b" \t").lower()
     if len(v) == _UUID_LENGTH:
         v = v[:_TRACE_REASON_INDEX] + b"*" + v[_TRACE_REASON_INDEX + 1 :]
     return hash(v)
-
-
-def _normal(v: bytes) -> bool:
-    """Whether a short value is its own normal form already (no OWS around it, no upper
-    case): the usual id. Compiled, a loop over its bytes (``normal_loop``) costs a fraction
-    of the two bytes method calls (strip, lower); interpreted, the calls cost less."""
-    return LOOPS and len(v) <= 64 and normal_loop(v)
-
-
-def normal_loop(v: bytes) -> bool:
-    n = len(v)
-    if n and (v[0] == 32 or v[0] == 9 or v[n - 1] == 32 or v[n - 1] == 9):
-        return False
-    for i in range(n):
-        c = v[i]
-        if 65 <= c <= 90:
-            return False
-    return True
 
 
 class Corroboration:
