@@ -96,3 +96,16 @@ def test_a_grpc_capture_from_mid_connection_gives_the_same_lines(tmp_path: Path)
         hidden += line.count('"raw":"<redacted')
         n += 1
     assert n > 500 and hidden > 100
+
+
+def test_a_kept_fragment_costs_about_its_text() -> None:
+    # orjson's bytes hold a 2 KiB buffer whatever their length: a fragment keeps a copy
+    import tracemalloc
+
+    m = _message(tuple(Header.of(b"x-%d" % k, b"v") for k in range(200)))
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    message_json(m)
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert grown < 200 * 600  # ~2 KiB each before

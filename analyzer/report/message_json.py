@@ -91,6 +91,13 @@ def message_json(m: Message, policy: Policy | bool = DEFAULT, confirms: Confirms
         return jsonout.compact(message_dict(m, pol, confirms))
 
 
+def _fragment(d: dict[str, Any]) -> Any:
+    """``d``'s JSON, kept as text of its own length: the bytes orjson returns hold a 2 KiB
+    buffer however short the text, and 4096 of them per cache grew ``messages`` by 17 MiB
+    on 50 MiB of h2c."""
+    return orjson.Fragment(orjson.dumps(d).decode())
+
+
 def _context(c: TraceContext, policy: Policy, confirms: Confirms | None) -> Any:
     """A context as ``context_dict`` shows it; a hidden one (a guessed name not
     corroborated: every context of an HTTP/2 capture whose names are all older than it)
@@ -102,7 +109,7 @@ def _context(c: TraceContext, policy: Policy, confirms: Confirms | None) -> Any:
     if frag is None:
         d = hidden_context_dict(c)
         try:
-            frag = orjson.Fragment(orjson.dumps(d))
+            frag = _fragment(d)
         except orjson.JSONEncodeError:
             return d
         if len(_HIDDEN) >= _MAX:
@@ -120,7 +127,7 @@ def _nameless(h: Header, n: int, policy: Policy) -> Any:
     if frag is None:
         d = header_dict(h, policy, None)
         try:
-            frag = orjson.Fragment(orjson.dumps(d))
+            frag = _fragment(d)
         except orjson.JSONEncodeError:
             return d
         if len(_NAMELESS) >= _MAX:
@@ -135,7 +142,7 @@ def _connection(ep: Endpoints) -> Any:
         return e[1]
     d = {"src": ep.src, "sport": ep.sport, "dst": ep.dst, "dport": ep.dport}
     try:
-        frag = orjson.Fragment(orjson.dumps(d))
+        frag = _fragment(d)
     except orjson.JSONEncodeError:
         return d
     if len(_CONNECTIONS) >= _MAX:
@@ -166,7 +173,7 @@ def _fields(fields: tuple[Header, ...], policy: Policy, confirms: Confirms | Non
             out.append(d)
             continue
         try:
-            frag = orjson.Fragment(orjson.dumps(d))
+            frag = _fragment(d)
         except orjson.JSONEncodeError:
             out.append(d)
             continue
