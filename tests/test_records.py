@@ -1,6 +1,8 @@
-"""The hot records' written-out ``__init__`` (see analyzer/records.py) takes exactly the
-dataclass fields, in order, with their defaults: a field added to one of them and not to
-its ``__init__`` would be left unset, and a changed default would change every record."""
+"""The hot records' written-out ``__init__`` (see analyzer/records.py; the analysis's records
+made once per call too) takes exactly the dataclass fields, in order, with their defaults: a
+field added to one of them and not to its ``__init__`` would be left unset, a changed
+default would change every record, and a field whose default is a factory gets a new value
+each time, as the generated one gave."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ import dataclasses
 
 import pytest
 
+from analyzer.analysis.breaks import Attribution
+from analyzer.analysis.model import Call, Outcome, Span
 from analyzer.capture.reader import Frame
 from analyzer.decode.packet import SYN, Segment
 from analyzer.protocols._http1_syntax import Framing, Side
@@ -19,7 +23,14 @@ from analyzer.records import Anomaly, Endpoints, Header, Message
 from analyzer.tracing.context import TraceContext
 
 WRITTEN_OUT = [Frame, Segment, Data, Gap, End, HeaderBlock, StreamEnd, MessageHead, MessageEnd,
-               Framing, TraceContext, Anomaly, Header, Endpoints, Message]
+               Framing, TraceContext, Anomaly, Header, Endpoints, Message, Call, Outcome, Span,
+               Attribution]
+
+
+def a_call(frame: int) -> Call:
+    t = TraceContext("x-request-id", ("x-request-id",), "r", None, None, None, None, "r", ())
+    return Call("c.pcap", frame, 5, "http/1.1", "a", 1, "b", 2, 3, None, "GET", "/", "svc", (t,),
+                ("x-request-id",), {"x-request-id": "r"})
 
 
 def a_flow() -> Flow:
@@ -53,6 +64,10 @@ def samples(cls: type) -> list[object]:
             out.append((f"v{i}",))
         elif t.startswith("list"):
             out.append([i])
+        elif t.startswith("dict"):
+            out.append({f"k{i}": f"v{i}"})
+        elif t == "Call":
+            out.append(a_call(i))
         elif t == "Flow":
             out.append(flow)
         elif t == "Endpoints":
@@ -73,11 +88,16 @@ def test_init_takes_the_fields_in_order_with_their_defaults(cls: type) -> None:
     assert [getattr(positional, f.name) for f in fields] == values
     by_name = cls(**{f.name: v for f, v in zip(fields, values, strict=True)})
     assert by_name == positional
-    required = [f for f in fields if f.default is dataclasses.MISSING]
+    required = [f for f in fields
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     assert fields[:len(required)] == tuple(required)
-    fewest = cls(*values[:len(required)])
+    fewest, again = cls(*values[:len(required)]), cls(*values[:len(required)])
     for f in fields[len(required):]:
-        assert getattr(fewest, f.name) == f.default, f.name
+        if f.default_factory is not dataclasses.MISSING:
+            assert getattr(fewest, f.name) == f.default_factory(), f.name
+            assert getattr(fewest, f.name) is not getattr(again, f.name), f.name  # not shared
+        else:
+            assert getattr(fewest, f.name) == f.default, f.name
     with pytest.raises(TypeError):
         cls(*values, values[0])
 
