@@ -182,10 +182,10 @@ def test_spill_log_gives_back_every_record_in_order_any_number_of_times(batch: i
     log = SpillLog(batch=batch)
     records = _spill_records()
     for r in records[:4]:
-        log.add(r)
+        log.append(r)
     assert list(log) == records[:4]
     for r in records[4:]:  # adding after reading appends, whatever was read
-        log.add(r)
+        log.append(r)
     assert len(log) == len(records) and bool(log)
     assert list(log) == records
     assert list(log) == records
@@ -212,13 +212,13 @@ def test_spill_log_keeps_memory_bounded_and_deletes_its_file(tmp_path: Path,
     tracemalloc.start()
     try:
         for n in range(20_000):
-            log.add((n, b"%d" % n * 20))
+            log.append((n, b"%d" % n * 20))
         held = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert held < 200_000  # 64 records at most in memory, not 20,000 (about 2 MB)
     for _ in range(5000):
-        small.add(b"s")
+        small.append(b"s")
     # past a batch the log is on disk: an anonymous file in TMPDIR, already unlinked
     opened = [f for f in _open_files() if f not in before]
     assert len(opened) == 1 and opened[0].startswith(str(tmp_path)) and opened[0].endswith("(deleted)")

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from analyzer.analysis.breaks import Hidden
 from analyzer.analysis.legs import INBOUND_SOURCES, NOISE_PORTS, Roles
@@ -63,6 +63,21 @@ def _identity(label: str | None, frame: int, n: int) -> str:
         return f"unlabelled header {frame}.{n}"
     # A few dozen entries are referenced by every request of a connection: one copy each.
     return sys.intern(label[len("name of "):] if label.startswith("name of ") else label)
+
+
+_T = TypeVar("_T")
+
+
+def _one_copy(recent: dict[_T, _T], value: _T, limit: int) -> _T:
+    """The copy of ``value`` in ``recent`` when an equal one is there, else ``value``, kept
+    for next time; at most ``limit`` are kept, the oldest forgotten first."""
+    same = recent.get(value)
+    if same is not None:
+        return same
+    if len(recent) >= limit:
+        del recent[next(iter(recent))]
+    recent[value] = value
+    return value
 
 
 @dataclass(slots=True)
@@ -150,15 +165,8 @@ class Observer:
     def _shared_unknown(self, unknown: tuple[str, ...]) -> tuple[str, ...]:
         """One copy of equal lists of unknown headers: the requests of a connection that
         starts mid-stream reference the same old HPACK entries, request after request
-        (about 130 bytes a call). The recent lists are bounded (oldest forgotten first)."""
-        recent = self._unknowns
-        same = recent.get(unknown)
-        if same is not None:
-            return same
-        if len(recent) >= _UNKNOWNS_KEPT:
-            del recent[next(iter(recent))]
-        recent[unknown] = unknown
-        return unknown
+        (about 130 bytes a call)."""
+        return _one_copy(self._unknowns, unknown, _UNKNOWNS_KEPT)
 
     def attach(self, c: Call) -> None:
         """Give a call, as ``legs.pair`` makes it, the unknown headers of its request: held
@@ -177,11 +185,7 @@ class Observer:
         if len(kept) < len(c.trace):
             heads = tuple(t.headers for t in c.trace if t.guessed)
             # A few combinations of names repeat on every request: one copy of each.
-            same = self._heads.get(heads)
-            if same is not None:
-                heads = same
-            elif len(self._heads) < _HEADS_KEPT:
-                self._heads[heads] = heads
+            heads = _one_copy(self._heads, heads, _HEADS_KEPT)
             contexts = trace_fields(c.trace)
             c.trace = kept
         self._log(key, True, guessing[1], contexts, heads)
@@ -189,11 +193,7 @@ class Observer:
     def _log(self, key: _Key, attached: bool, guesses: tuple[tuple[str, str, bytes], ...],
              contexts: tuple[tuple[Any, ...], ...] | None, heads: tuple[tuple[str, ...], ...]) -> None:
         record: _Guessed = (key[0], key[1], key[2], attached, guesses, contexts, heads)
-        log = self.guesses
-        if isinstance(log, list):
-            log.append(record)
-        else:
-            log.add(record)
+        self.guesses.append(record)
 
     def _unattached(self) -> None:
         """The guesses of a request whose call ``attach`` was not given: matched with its
@@ -208,7 +208,7 @@ class Observer:
         """The log again, each request's guesses beside its call, in the calls' order: for
         calls made without ``attach`` (``legs.pair`` given no ``made``), whose guessed
         contexts the calls still hold. Only then is the log read whole into memory."""
-        records = list(_guessed(self.guesses))
+        records: list[_Guessed] = list(self.guesses)
         loose: dict[_Key, _Guessed] = {}
         for g in records:
             if not g[3]:
@@ -244,15 +244,9 @@ class Observer:
         self.unknown = {}  # the calls carry it now
 
 
-def _guessed(log: SpillLog | list[_Guessed]) -> Iterator[_Guessed]:
-    for record in log:
-        guessed: _Guessed = record
-        yield guessed
-
-
 def _of_calls(log: SpillLog | list[_Guessed]) -> Iterator[_Guessed]:
     """The records of requests whose call was made, one at a time."""
-    for record in _guessed(log):
+    for record in log:
         if record[3]:
             yield record
 
@@ -284,7 +278,7 @@ def corroborate(calls: Sequence[Call], observers: Sequence[Observer]) -> None:
         confirmed.append(flags)
         if not len(seen):
             continue
-        for _, connection, _, attached, guesses, _, _ in _guessed(ob.guesses):
+        for _, connection, _, attached, guesses, _, _ in ob.guesses:
             for ident, name, value in guesses:
                 yes = seen.confirms(value)
                 if attached:

@@ -53,37 +53,29 @@ _INTERNED = tuple(_CALL_FIELDS.index(n) for n in
 _MARSHAL_VERSION = 4
 
 
-def _fields(trace: tuple[TraceContext, ...]) -> tuple[tuple[Any, ...], ...]:
+def trace_fields(trace: tuple[TraceContext, ...]) -> tuple[tuple[Any, ...], ...]:
+    """Tracing contexts as plain tuples (what ``marshal`` writes) ``trace_of`` turns back
+    into equal ones."""
     # Named one by one, in the constructor's order (the round-trip tests hold it
     # to that): an attribute read by name is a generic lookup in the compiled build.
     return tuple((t.format, t.headers, t.raw, t.trace_id, t.span_id, t.parent_span_id, t.sampled,
                   t.request_id, t.violations, t.guessed) for t in trace)
 
 
-def _contexts(fields: tuple[tuple[Any, ...], ...]) -> tuple[TraceContext, ...]:
-    return tuple(TraceContext(*t) for t in fields)
-
-
-def trace_fields(trace: tuple[TraceContext, ...]) -> tuple[tuple[Any, ...], ...]:
-    """Tracing contexts as plain tuples (what ``marshal`` writes) ``trace_of`` turns back
-    into equal ones."""
-    return _fields(trace)
-
-
 def trace_of(fields: tuple[tuple[Any, ...], ...]) -> tuple[TraceContext, ...]:
-    return _contexts(fields)
+    return tuple(TraceContext(*t) for t in fields)
 
 
 def encode(call: Call) -> bytes:
     """The call as bytes ``decode`` turns back into an equal call."""
     values: list[Any] = [getattr(call, name) for name in _CALL_FIELDS]
-    values[_TRACE_AT] = _fields(call.trace)
+    values[_TRACE_AT] = trace_fields(call.trace)
     return marshal.dumps(tuple(values), _MARSHAL_VERSION)
 
 
 def decode(data: bytes) -> Call:
     values: list[Any] = list(marshal.loads(data))
-    values[_TRACE_AT] = _contexts(values[_TRACE_AT])
+    values[_TRACE_AT] = trace_of(values[_TRACE_AT])
     for n in _INTERNED:
         v = values[n]
         if v is not None:
@@ -108,7 +100,7 @@ class SpillLog:
         self._count = 0
         self.batch = max(1, batch)
 
-    def add(self, record: Any) -> None:
+    def append(self, record: Any) -> None:
         self._batch.append(record)
         self._count += 1
         if len(self._batch) >= self.batch:
