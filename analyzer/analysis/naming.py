@@ -290,13 +290,13 @@ class CaptureCalls:
     service_of: Callable[[Call], str]  # the name of the pod that received an inbound call
 
 
-def _idents(c: Call) -> set[str]:
+def _idents(c: Call | _Sent) -> set[str]:
     """The ids a request is found by: its trace id and its x-request-id (a hop may keep one
     and drop or restart the other)."""
     return {k for k in (c.trace_id, c.request_key) if k}
 
 
-def _same_request(o: Call, i: Call) -> bool:
+def _same_request(o: _Sent, i: Call) -> bool:
     """Nothing the two show contradicts that they are one request: ids, method, path and
     protocol agree where both are known, and the callee got it while the call was open."""
     if o.trace_id and i.trace_id and o.trace_id != i.trace_id:
@@ -319,60 +319,224 @@ def _same_request(o: Call, i: Call) -> bool:
     return True
 
 
-def name_targets(caps: Sequence[CaptureCalls], joined: dict[int, Call]) -> list[Note]:
-    """Name the target of every outbound call (sets `target`, `target_source` and
-    `target_evidence` on each); return a note for each inferred name, per connection.
+class _Sent:
+    """What the callee-capture vote reads of an outbound call without :authority that
+    carries ids: the only per-call state a TargetNamer keeps, and only when it may vote."""
 
-    `joined` maps id(inbound call) to the outbound call of another capture it was joined with.
-    Linear in the calls: one pass to index, one per connection to name.
-    """
-    # A ClusterIP (or address) -> the authorities calls to it showed, and where.
-    by_address: dict[str, Counter[str]] = {}
-    by_ip: dict[str, Counter[str]] = {}
-    where: dict[str, tuple[str, int]] = {}
-    groups: dict[tuple[str, int], list[Call]] = {}
-    for cap in caps:
-        for o in cap.outbound:
-            groups.setdefault((o.capture, o.connection), []).append(o)
-            addr = reply_address(o)
-            if o.authority and addr and not is_address(o.authority):
-                by_address.setdefault(addr, Counter())[o.authority] += 1
-                by_ip.setdefault(addr.rsplit(":", 1)[0], Counter())[o.authority] += 1
-                where.setdefault(addr.rsplit(":", 1)[0], (o.capture, o.frame))
-    # Inbound requests by id, for the callee's side; and which pods are upstream of which
-    # (a pod that called this one with the same ids is its caller, not its callee).
-    inbound_by_id: dict[str, list[tuple[Call, str]]] = {}
-    upstream: dict[str, set[str]] = {}  # capture -> captures of pods that called it
+    __slots__ = (
+        "frame",
+        "method",
+        "path",
+        "protocol",
+        "request_key",
+        "response_frame",
+        "response_ts",
+        "stream",
+        "trace_id",
+        "ts_ns",
+    )
+
+    def __init__(self, c: Call, trace_id: str | None, request_key: str | None) -> None:
+        self.frame = c.frame
+        self.stream = c.stream
+        self.ts_ns = c.ts_ns
+        self.response_frame = c.response_frame
+        self.response_ts = c.response_ts
+        self.protocol = c.protocol
+        self.method = c.method
+        self.path = c.path
+        self.trace_id = trace_id
+        self.request_key = request_key
+
+    def made(self, o: Call) -> bool:
+        """Whether `o` (of this call's connection) is this call: what it shows of itself
+        agrees, which is what equality of the two records meant while calls stayed in
+        memory; a call read back from disk is the same call by the same test."""
+        return (o.frame == self.frame and o.stream == self.stream and o.ts_ns == self.ts_ns
+                and not o.authority and o.response_frame == self.response_frame
+                and o.response_ts == self.response_ts and o.protocol == self.protocol
+                and o.method == self.method and o.path == self.path
+                and o.trace_id == self.trace_id and o.request_key == self.request_key)
+
+
+class _Connection:
+    """What naming needs of one connection's outbound calls: a few counters and facts."""
+
+    __slots__ = ("addr", "first", "known", "nat", "sent", "unknown")
+
+    def __init__(self) -> None:
+        self.known: Counter[str] = Counter()  # its authorities, in first-appearance order
+        self.addr: str | None = None  # the first reply address any of its calls showed
+        self.nat = False  # whether any call's replies came through Istio's NAT
+        self.unknown = 0  # calls without :authority
+        self.first = 0  # the frame of the first of them
+        self.sent: list[_Sent] = []  # those that carry ids, when the namer may vote
+
+
+@dataclass(slots=True)
+class Callees:
+    """The callee side of the vote: every capture's inbound requests by id with the pod that
+    received them, which captures' pods called which (from the multi-capture join), and the
+    join itself (id(inbound call) -> the outbound call of another capture it was joined with)."""
+
+    by_id: dict[str, list[tuple[Call, str]]]
+    upstream: dict[str, set[str]]  # capture -> captures of pods that called it
+    joined: dict[int, Call]
+
+
+def callees(caps: Sequence[CaptureCalls], joined: dict[int, Call]) -> Callees:
+    """The inbound side of the callee-capture vote: empty with one capture (no callee's
+    capture is given); else per inbound request with ids."""
+    by_id: dict[str, list[tuple[Call, str]]] = {}
+    upstream: dict[str, set[str]] = {}
     if len(caps) > 1:
         for cap in caps:
             for i in cap.inbound:
                 for ident in _idents(i):
-                    inbound_by_id.setdefault(ident, []).append((i, cap.service_of(i)))
+                    by_id.setdefault(ident, []).append((i, cap.service_of(i)))
+                # a pod that called this one with the same ids is its caller, not its callee
                 caller = joined.get(id(i))
                 if caller is not None:
                     upstream.setdefault(i.capture, set()).add(caller.capture)
+    return Callees(by_id, upstream, joined)
 
-    def ancestors(capture: str) -> set[str]:
-        seen: set[str] = set()
-        todo = [capture]
-        while todo:
-            for up in upstream.get(todo.pop(), ()):
-                if up not in seen:
-                    seen.add(up)
-                    todo.append(up)
-        return seen
 
-    notes: list[Note] = []
-    for (capture, connection), calls in groups.items():
-        known = Counter(c.authority for c in calls if c.authority)
+def _ancestors(capture: str, upstream: dict[str, set[str]]) -> set[str]:
+    seen: set[str] = set()
+    todo = [capture]
+    while todo:
+        for up in upstream.get(todo.pop(), ()):
+            if up not in seen:
+                seen.add(up)
+                todo.append(up)
+    return seen
+
+
+# (name, source, evidence) of the calls without :authority on one connection.
+Named = tuple[str, str, str | None]
+
+
+class TargetNamer:
+    """Names the targets of outbound calls fed one at a time, keeping per connection and per
+    reply address a few counters, never the calls (issue 10: `analyze` in memory that does
+    not grow with the requests).
+
+    Strategy: every inference the module's docstring lists rests on what a whole connection
+    (one connection goes to one service) or a whole address showed, so nothing is decided
+    until every outbound call was added: `add` each outbound call of every capture (captures
+    in order, each capture's calls in their order: first appearances and ties among equally
+    common authorities follow it), `decide` once, then `apply` to each call, at any time and
+    as often as wanted (a call read back from disk included). The one exception to "nothing
+    per call" is the callee-capture vote (`callee_vote`: several captures were given): it
+    weighs each call without :authority that carries ids, so those few fields are kept for
+    those calls; a call without ids never is.
+    """
+
+    def __init__(self, callee_vote: bool) -> None:
+        self.callee_vote = callee_vote
+        self._connections: dict[tuple[str, int], _Connection] = {}
+        # the connection of the last call added: a connection's calls mostly come together
+        self._last: _Connection | None = None
+        self._last_capture = ""
+        self._last_connection = 0
+        # A reply address -> the authorities calls to it showed, that address's host -> the
+        # same over every port (a ClusterIP belongs to one Service), and where each host
+        # was first seen with a name.
+        self._by_address: dict[str, Counter[str]] = {}
+        self._by_ip: dict[str, Counter[str]] = {}
+        self._host_of: dict[str, str] = {}
+        self._where: dict[str, tuple[str, int]] = {}
+        self._table: dict[tuple[str, int], Named] = {}
+
+    def add(self, o: Call) -> None:
+        """Count one outbound call."""
+        capture = o.capture
+        connection = o.connection
+        conn = self._last
+        if conn is None or connection != self._last_connection or capture != self._last_capture:
+            key = (capture, connection)
+            conn = self._connections.get(key)
+            if conn is None:
+                conn = self._connections[key] = _Connection()
+            self._last = conn
+            self._last_capture = capture
+            self._last_connection = connection
+        if o.nat_reply_from:
+            conn.nat = True
+        authority = o.authority
+        if authority:
+            conn.known[authority] += 1
+            addr = reply_address(o)
+            if addr is not None:
+                if conn.addr is None:
+                    conn.addr = addr
+                self._count(authority, addr, capture, o.frame)
+            return
+        if conn.addr is None:
+            conn.addr = reply_address(o)
+        conn.unknown += 1
+        if conn.unknown == 1:
+            conn.first = o.frame
+        if self.callee_vote:
+            trace_id = o.trace_id
+            request_key = o.request_key
+            if trace_id or request_key:
+                conn.sent.append(_Sent(o, trace_id, request_key))
+
+    def _count(self, authority: str, addr: str, capture: str, frame: int) -> None:
+        """One more call to `addr` that showed `authority`; an address authority names none."""
+        exact = self._by_address.get(addr)
+        if exact is not None and authority in exact:
+            # counted before, so not an address, and its host's first sight is kept already
+            exact[authority] += 1
+            self._by_ip[self._host_of[addr]][authority] += 1
+            return
+        if is_address(authority):
+            return
+        host = self._host_of.get(addr)
+        if host is None:
+            host = self._host_of[addr] = addr.rsplit(":", 1)[0]
+        if exact is None:
+            exact = self._by_address[addr] = Counter()
+        exact[authority] += 1
+        by_ip = self._by_ip.get(host)
+        if by_ip is None:
+            by_ip = self._by_ip[host] = Counter()
+        by_ip[authority] += 1
+        self._where.setdefault(host, (capture, frame))
+
+    def kept(self) -> int:
+        """How many calls' fields the namer holds (only the vote's; tests bound it)."""
+        return sum(len(conn.sent) for conn in self._connections.values())
+
+    def decide(self, side: Callees) -> tuple[list[Note], dict[tuple[str, int], Named]]:
+        """Name each connection's calls without :authority from everything added; return a
+        note per connection whose target was inferred (first appearance order) and the
+        table (capture, connection) -> (name, source, evidence) `apply` reads."""
+        if side.by_id and not self.callee_vote:
+            raise ValueError("a TargetNamer without callee_vote kept nothing to vote with")
+        notes: list[Note] = []
+        table: dict[tuple[str, int], Named] = {}
+        for (capture, connection), conn in self._connections.items():
+            if not conn.unknown:
+                continue
+            name, source, evidence = self._name(capture, connection, conn, side)
+            table[(capture, connection)] = (name, source, evidence or None)
+            if source != "unknown":
+                notes.append(Note(
+                    "target-inferred",
+                    f"target {name} inferred from {source} for {conn.unknown} call(s) on "
+                    f"connection {connection} that show no :authority (an HPACK entry older than "
+                    f"the capture, or no Host): {evidence}",
+                    capture, conn.first))
+        self._table = table
+        return notes, table
+
+    def _name(self, capture: str, connection: int, conn: _Connection,
+              side: Callees) -> tuple[str, str, str]:
+        known = conn.known
         named = Counter({a: n for a, n in known.items() if not is_address(a)})
-        for c in calls:
-            if c.authority:
-                c.target, c.target_source = c.authority, "authority"
-        unknown = [c for c in calls if not c.authority]
-        if not unknown:
-            continue
-        addr = next((a for a in map(reply_address, calls) if a), None)
+        addr = conn.addr
         name: str | None = None
         source = "unknown"
         evidence = ""
@@ -381,29 +545,36 @@ def name_targets(caps: Sequence[CaptureCalls], joined: dict[int, Call]) -> list[
             name, source = same, "connection"
             evidence = f"other requests on connection {connection} show :authority {same}"
         elif addr is not None:
-            exact = _agreed(by_address.get(addr, Counter()))
-            by_host = _agreed(by_ip.get(addr.rsplit(":", 1)[0], Counter()))
-            kind = "ClusterIP" if any(c.nat_reply_from for c in calls) else "address"
+            host = addr.rsplit(":", 1)[0]
+            exact = _agreed(self._by_address.get(addr, Counter()))
+            by_host = _agreed(self._by_ip.get(host, Counter()))
+            kind = "ClusterIP" if conn.nat else "address"
             if exact is not None:
                 name, source = exact, kind
             elif by_host is not None:
                 name, source = _with_port(by_host, addr), kind
             if name is not None:
-                cap_, frame = where[addr.rsplit(":", 1)[0]]
+                cap_, frame = self._where[host]
                 evidence = (f"the replies came from {kind} {addr}, which "
                             f"{Path(cap_).name} frame {frame} shows as {bare(name)}")
-        if name is None and inbound_by_id:
+        if name is None and side.by_id:
             votes: Counter[str] = Counter()
             ambiguous = False
             seen_at: dict[str, Call] = {}
-            ups = ancestors(capture)
-            for o in unknown:
+            ups = _ancestors(capture, side.upstream)
+            joined = side.joined
+            for o in conn.sent:
                 pods = set()
                 for ident in _idents(o):
-                    for i, pod in inbound_by_id.get(ident, ()):
-                        if i.capture == o.capture or i.capture in ups:
+                    for i, pod in side.by_id.get(ident, ()):
+                        if i.capture == capture or i.capture in ups:
                             continue  # the caller's own pod, or a pod upstream of it
-                        if joined.get(id(i)) not in (None, o) or not _same_request(o, i):
+                        caller = joined.get(id(i))
+                        if caller is not None and not (caller.capture == capture
+                                                       and caller.connection == connection
+                                                       and o.made(caller)):
+                            continue  # another call's callee
+                        if not _same_request(o, i):
                             continue
                         pods.add(pod)
                         seen_at.setdefault(pod, i)
@@ -421,23 +592,46 @@ def name_targets(caps: Sequence[CaptureCalls], joined: dict[int, Call]) -> list[
                 source = "callee capture"
                 evidence = (f"{Path(i.capture).name} (pod {pod}) received the same request ids "
                             f"while the calls were open (frame {i.frame})")
-        if name is None and _agreed(known) is not None:
+        if name is None:
             # the other requests on the connection show only an address: that is its name
-            name, source = _agreed(known), "connection"
-            evidence = f"other requests on connection {connection} show :authority {name}"
+            name = _agreed(known)
+            if name is not None:
+                source = "connection"
+                evidence = f"other requests on connection {connection} show :authority {name}"
         if name is None:
             name = unknown_target(addr, connection)
-        for c in unknown:
-            c.target, c.target_source = name, source
-            c.target_evidence = evidence or None
-        if source != "unknown":
-            first = unknown[0]
-            notes.append(Note(
-                "target-inferred",
-                f"target {name} inferred from {source} for {len(unknown)} call(s) on connection "
-                f"{connection} that show no :authority (an HPACK entry older than the capture, or "
-                f"no Host): {evidence}",
-                capture, first.frame))
+        return name, source, evidence
+
+    def apply(self, c: Call) -> None:
+        """Set `target`, `target_source` and `target_evidence` of one outbound call from
+        its authority or the decided table; idempotent. A call of a connection the namer was
+        not fed is left as it is (target_of names it by its authority or the unknown
+        spelling)."""
+        if c.authority:
+            c.target = c.authority
+            c.target_source = "authority"
+            return
+        named = self._table.get((c.capture, c.connection))
+        if named is not None:
+            c.target, c.target_source, c.target_evidence = named
+
+
+def name_targets(caps: Sequence[CaptureCalls], joined: dict[int, Call]) -> list[Note]:
+    """Name the target of every outbound call (sets `target`, `target_source` and
+    `target_evidence` on each); return a note for each inferred name, per connection.
+
+    `joined` maps id(inbound call) to the outbound call of another capture it was joined with.
+    Linear in the calls: one pass to count (TargetNamer.add), one per connection to name, one
+    to apply.
+    """
+    namer = TargetNamer(callee_vote=len(caps) > 1)
+    for cap in caps:
+        for o in cap.outbound:
+            namer.add(o)
+    notes = namer.decide(callees(caps, joined))[0]
+    for cap in caps:
+        for o in cap.outbound:
+            namer.apply(o)
     return notes
 
 
