@@ -349,9 +349,10 @@ class _Sent:
         self.request_key = request_key
 
     def made(self, o: Call) -> bool:
-        """Whether `o` (of this call's connection) is this call: what it shows of itself
-        agrees, which is what equality of the two records meant while calls stayed in
-        memory; a call read back from disk is the same call by the same test."""
+        """Whether `o`, a call of this one's connection, is this call: by what both show of
+        themselves (frame, stream, times, request line, ids), since object identity means
+        nothing for a call read back from disk. Two calls of one connection that agree on all
+        of it are one request as far as the capture can tell."""
         return (o.frame == self.frame and o.stream == self.stream and o.ts_ns == self.ts_ns
                 and not o.authority and o.response_frame == self.response_frame
                 and o.response_ts == self.response_ts and o.protocol == self.protocol
@@ -435,7 +436,8 @@ class TargetNamer:
     def __init__(self, callee_vote: bool) -> None:
         self.callee_vote = callee_vote
         self._connections: dict[tuple[str, int], _Connection] = {}
-        # the connection of the last call added: a connection's calls mostly come together
+        # the connection of the last call added: consecutive calls often share one (an h2
+        # connection's streams), and then no key is built and looked up
         self._last: _Connection | None = None
         self._last_capture = ""
         self._last_connection = 0
