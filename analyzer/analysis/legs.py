@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import re
 import sys
+from bisect import bisect_left
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
 from analyzer.analysis.model import Call
-from analyzer.analysis.naming import NamingError, PodName, explicit_name, host_name, name_pod
+from analyzer.analysis.naming import NamingError, PodName, explicit_name, host_name, pod_name
 from analyzer.decode.packet import format_endpoint
 from analyzer.records import Message
 from analyzer.tracing import TRACING_HEADER_NAMES, TraceContext
@@ -228,62 +229,181 @@ def _loopback(ip: str) -> bool:
 class Roles:
     sidecar: bool
     pod_ip: str | None
-    app_ports: list[int]
+    app_ports: list[int]  # sorted
     # host key -> service name; inbound/outbound calls carry the same host key
     services: dict[str, str]
     names: dict[str, PodName] = field(default_factory=dict)  # host key -> name and its source
 
 
-def classify(calls: list[Call], opts: Options, capture: str = "-") -> Roles:
-    """Give every call its role and host key; return what was found about the pod (named by
-    analysis.naming from `capture`'s file name, --name and what the calls show)."""
-    live = [c for c in calls if c.role != "noise"]
-    sidecar = opts.pod_ip is not None or bool(opts.app_ports) or any(
-        c.dport == opts.outbound_port or c.src == "127.0.0.6" for c in live
+def _to_app(c: Call, opts: Options) -> bool:
+    """Whether a call that is not noise is an inbound call, should the capture be a sidecar
+    pod's: a request to the app's port (from the sidecar's loopback source when the ports are
+    not given), to the pod when its address is given. Decided by the call and the options
+    alone, so it needs nothing found later in the capture."""
+    return (
+        c.dport != opts.outbound_port
+        and (c.dport in opts.app_ports if opts.app_ports else c.src in INBOUND_SOURCES)
+        and (opts.pod_ip is None or c.dst == opts.pod_ip or _loopback(c.dst))
     )
-    if sidecar:
-        inbound = [
-            c for c in live
-            if c.dport != opts.outbound_port
-            and (c.dport in opts.app_ports if opts.app_ports else c.src in INBOUND_SOURCES)
-            and (opts.pod_ip is None or c.dst == opts.pod_ip or _loopback(c.dst))
-        ]
-        ports = sorted(set(opts.app_ports) or {c.dport for c in inbound})
-        pod_ip = opts.pod_ip
-        if pod_ip is None:
-            seen = Counter(c.dst for c in inbound if not _loopback(c.dst))
-            seen.update(c.src for c in live if c.dport == opts.outbound_port and not _loopback(c.src))
-            pod_ip = seen.most_common(1)[0][0] if seen else None
-        for c in inbound:
-            c.role = "inbound"
-        for c in live:
-            if c.role == "other" and (
-                c.dport == opts.outbound_port
-                or (pod_ip is not None and c.src == pod_ip and c.dport not in ports)
+
+
+class RolesBuilder:
+    """What ``classify`` finds about a capture's pod, from its calls given one at a time.
+
+    Strategy: a capture is a sidecar pod's or not, and the pod's address, ports and name are
+    found, only once every call has been seen; a call's role then follows from its own
+    fields and that (``assign``). So calls need not be kept until the end (issue 10 item 6):
+    this keeps counts per address, port, Host and identity, in the order first seen, which
+    is what ``Counter.most_common`` breaks ties by. Both readings of the capture are counted
+    until one call shows a sidecar (then only that one), since the last call may be the one.
+    The counts grow with the addresses, ports, Hosts and identities the capture shows, never
+    with its calls.
+    """
+
+    __slots__ = ("_app_ports", "_authorities", "_capture", "_dsts", "_hosts", "_identities",
+                 "_live_ports", "_opts", "_outbound_port", "_pod_ip", "_ports", "_sidecar", "_srcs")
+
+    def __init__(self, opts: Options, capture: str = "-") -> None:
+        self._opts = opts
+        self._capture = capture
+        # the options every call is tested against, at hand
+        self._outbound_port = opts.outbound_port
+        self._app_ports = opts.app_ports
+        self._pod_ip = opts.pod_ip
+        self._sidecar = opts.pod_ip is not None or bool(opts.app_ports)
+        # Sidecar: the inbound calls' ports, their destinations and, for the pod's address
+        # too, the sources of calls to the outbound port; the inbound calls' Hosts and
+        # identities (they name the pod).
+        # (Counts are plain dicts, in the order first seen: a Counter's += costs about three
+        # times a dict's get; they become Counters once, in roles().)
+        self._ports: set[int] = set()
+        self._dsts: dict[str, int] = {}
+        self._srcs: dict[str, int] = {}
+        self._authorities: dict[str, int] = {}
+        self._identities: dict[str, int] = {}
+        # Generic: per server address (first seen first), the Hosts and identities of the
+        # calls it served; the ports of every call.
+        self._hosts: dict[str, tuple[dict[str, int], dict[str, int]]] = {}
+        self._live_ports: set[int] = set()
+
+    def add(self, c: Call) -> None:
+        """Count one call (noise included); calls must come in the capture's order (``pair``'s).
+        ``_to_app`` is spelled out here: this runs for every call of a capture."""
+        if c.role == "noise":
+            return
+        dport = c.dport
+        src = c.src
+        dst = c.dst
+        if dport == self._outbound_port:
+            self._sidecar = True
+            srcs = self._srcs
+            srcs[src] = srcs.get(src, 0) + 1  # loopback ones too: dropped once, in roles()
+        else:
+            if src == "127.0.0.6":
+                self._sidecar = True
+            app_ports = self._app_ports
+            pod_ip = self._pod_ip
+            if (dport in app_ports if app_ports else src in INBOUND_SOURCES) and (
+                pod_ip is None or dst == pod_ip or dst.startswith(LOOPBACK_PREFIXES)
             ):
-                c.role = "outbound"
-        name = name_pod(capture, inbound, explicit_name(capture, opts.names), pod_ip or "pod")
-        for c in live:
-            if c.role in ("inbound", "outbound"):
-                c.service = name.service  # the name every report uses, not the host key
-        return Roles(True, pod_ip, ports, {"pod": name.service}, {"pod": name})
-    # Generic: every server endpoint is a service; its host's own requests are its calls.
-    by_host: dict[str, list[Call]] = {}
-    for c in live:
-        by_host.setdefault(c.dst, []).append(c)
-    names = {host: host_name(served, host) for host, served in by_host.items()}
-    explicit = explicit_name(capture, opts.names)
-    if explicit and len(names) == 1:  # --name can name a capture's only service
-        (host,) = names
-        names[host] = name_pod(capture, [], explicit, host)
-    elif explicit and names:  # which of them? a guess would misname the others
-        raise NamingError(f"--name {explicit}={capture}: the capture shows {len(names)} services "
-                          f"({', '.join(sorted(n.service for n in names.values()))}), not one pod")
-    services = {host: n.service for host, n in names.items()}
-    for c in live:
+                self._ports.add(dport)
+                dsts = self._dsts
+                dsts[dst] = dsts.get(dst, 0) + 1  # loopback ones too: dropped once, in roles()
+                authority = c.authority
+                if authority:
+                    authorities = self._authorities
+                    authorities[authority] = authorities.get(authority, 0) + 1
+                identity = c.identity
+                if identity:
+                    identities = self._identities
+                    identities[identity] = identities.get(identity, 0) + 1
+        if self._sidecar:
+            if self._hosts:  # a sidecar's after all: the generic reading is not needed
+                self._hosts = {}
+                self._live_ports = set()
+            return
+        seen = self._hosts.get(dst)
+        if seen is None:
+            seen = self._hosts[dst] = ({}, {})
+        _count(seen[0], c.authority)
+        _count(seen[1], c.identity)
+        self._live_ports.add(dport)
+
+    def roles(self) -> Roles:
+        """What was found about the pod (named by analysis.naming from the capture's file
+        name, --name and what the calls showed); the calls seen so far are all there are."""
+        opts = self._opts
+        capture = self._capture
+        explicit = explicit_name(capture, opts.names)
+        if self._sidecar:
+            ports = sorted(set(opts.app_ports) or self._ports)
+            pod_ip = opts.pod_ip
+            if pod_ip is None:
+                # the inbound calls' destinations first, then the outbound calls' sources
+                seen = Counter({ip: n for ip, n in self._dsts.items() if not _loopback(ip)})
+                seen.update({ip: n for ip, n in self._srcs.items() if not _loopback(ip)})
+                pod_ip = seen.most_common(1)[0][0] if seen else None
+            name = pod_name(capture, Counter(self._authorities), Counter(self._identities), explicit,
+                            pod_ip or "pod")
+            return Roles(True, pod_ip, ports, {"pod": name.service}, {"pod": name})
+        # Generic: every server endpoint is a service; its host's own requests are its calls.
+        names = {host: host_name(Counter(a), Counter(i), host) for host, (a, i) in self._hosts.items()}
+        if explicit and len(names) == 1:  # --name can name a capture's only service
+            (host,) = names
+            names[host] = pod_name(capture, Counter(), Counter(), explicit, host)
+        elif explicit and names:  # which of them? a guess would misname the others
+            raise NamingError(f"--name {explicit}={capture}: the capture shows {len(names)} services "
+                              f"({', '.join(sorted(n.service for n in names.values()))}), not one pod")
+        services = {host: n.service for host, n in names.items()}
+        return Roles(False, None, sorted(self._live_ports), services, names)
+
+
+def _count(counts: dict[str, int], key: str | None) -> None:
+    if key:  # a Host or an identity the call did not show counts for nothing
+        counts[key] = counts.get(key, 0) + 1
+
+
+def assign(c: Call, roles: Roles, opts: Options) -> None:
+    """Give one call its role and, when inbound or outbound, its service (the name every
+    report uses, not the host key). Decided by the call's own fields, the roles and the
+    options alone (a call's role is read only to keep noise noise), so a call can be given
+    its role whenever it is read, as often as it is."""
+    if c.role == "noise":
+        return
+    if not roles.sidecar:
         c.role = "inbound"
-        c.service = services[c.dst]  # the receiving service, as its role says
-    return Roles(False, None, sorted({c.dport for c in live}), services, names)
+        c.service = roles.services[c.dst]  # the receiving service, as its role says
+        return
+    dport = c.dport
+    if dport == opts.outbound_port:
+        c.role = "outbound"
+    elif _to_app(c, opts):
+        c.role = "inbound"
+    elif roles.pod_ip is not None and c.src == roles.pod_ip and not _has(roles.app_ports, dport):
+        c.role = "outbound"
+    else:
+        c.role = "other"
+        return
+    c.service = roles.services["pod"]
+
+
+def _has(ports: list[int], port: int) -> bool:
+    """Whether a sorted list holds the port: a sidecar's inbound ports are as many as its
+    capture shows, and every call of the pod is tested."""
+    i = bisect_left(ports, port)
+    return i < len(ports) and ports[i] == port
+
+
+def classify(calls: list[Call], opts: Options, capture: str = "-") -> Roles:
+    """Give every call its role and host key; return what was found about the pod
+    (``RolesBuilder`` over the calls, then ``assign`` to each)."""
+    builder = RolesBuilder(opts, capture)
+    for c in calls:
+        builder.add(c)  # a direct call: a bound method kept in a variable is a generic one when compiled
+    roles = builder.roles()
+    for c in calls:
+        assign(c, roles, opts)
+    return roles
 
 
 def outbound_host(c: Call, roles: Roles) -> str | None:

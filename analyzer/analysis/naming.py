@@ -155,14 +155,25 @@ def _related(service: str, account: str) -> bool:
 
 
 def name_pod(capture: str, inbound: Sequence[Call], explicit: str | None, fallback: str) -> PodName:
-    """The name of the pod a sidecar capture shows, from the evidence in the module's order."""
+    """The name of the pod a sidecar capture shows, from its inbound calls (``pod_name``)."""
+    return pod_name(capture, Counter(c.authority for c in inbound if c.authority),
+                    Counter(c.identity for c in inbound if c.identity), explicit, fallback)
+
+
+def pod_name(capture: str, authorities: Counter[str], identities: Counter[str],
+             explicit: str | None, fallback: str) -> PodName:
+    """The name of the pod a sidecar capture shows, from the evidence in the module's order:
+    the Hosts and the identities its inbound calls showed are counted in the order first
+    seen (ties go to the first), so the calls need not be kept to name it."""
     if explicit:
         return PodName(service_of_pod(explicit), "--name", explicit)
-    authorities = Counter(c.authority for c in inbound if c.authority)
     local = [bare(a) for a, _ in authorities.most_common() if cluster_local(a)]
     # The "default" service account is every pod's that has none of its own: it names none.
-    identities = Counter(c.identity for c in inbound if c.identity and c.identity != "default")
-    account = identities.most_common(1)[0][0] if identities else None
+    account = None
+    most = 0
+    for identity, n in identities.items():
+        if n > most and identity != "default":
+            account, most = identity, n
     stem = file_stem(capture)
     if stem is not None:
         service = service_of_pod(stem)
@@ -178,14 +189,13 @@ def name_pod(capture: str, inbound: Sequence[Call], explicit: str | None, fallba
     return PodName(fallback, "address")
 
 
-def host_name(calls: Sequence[Call], fallback: str) -> PodName:
+def host_name(authorities: Counter[str], identities: Counter[str], fallback: str) -> PodName:
     """The name of one server host of a capture that is not a pod's (a node, a docker
     network): its identity, else the Host its clients used (external or not: nothing better
-    names it), else its address."""
-    identities = Counter(c.identity for c in calls if c.identity)
+    names it), else its address; each the most common its calls showed, the first seen of
+    equals."""
     if identities:
         return PodName(identities.most_common(1)[0][0], "xfcc")
-    authorities = Counter(c.authority for c in calls if c.authority)
     if authorities:
         return PodName(bare(authorities.most_common(1)[0][0]), "host")
     return PodName(fallback, "address")
