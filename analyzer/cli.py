@@ -143,9 +143,10 @@ def _unseen(r: Result, opts: Options) -> list[str]:
                  for p in r.pods for peer in p.encrypted_peers}
         if opts.pod_ip not in seen:
             out.append(f"--pod-ip {opts.pod_ip}: no HTTP message in the capture has this address")
-    ports = {p for c in r.calls for p in (c.sport, c.dport)}
-    out += [f"--app-port {p}: no HTTP message in the capture has this port"
-            for p in opts.app_ports if p not in ports]
+    if opts.app_ports:  # (the calls are read back from disk: only when asked)
+        ports = {p for c in r.calls for p in (c.sport, c.dport)}
+        out += [f"--app-port {p}: no HTTP message in the capture has this port"
+                for p in opts.app_ports if p not in ports]
     return out
 
 

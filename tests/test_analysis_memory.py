@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import itertools
+import json
+import os
 import subprocess
 import sys
 import tracemalloc
@@ -61,6 +63,7 @@ def test_hostile_text_is_escaped_in_every_piece() -> None:
     """json_safe applies to each piece: a C1 control or bidi mark inside a streamed trace
     comes out as a \\u escape, as in the whole document."""
     r = analyze(MESH)
+    r = dataclasses.replace(r, traces=list(r.traces))  # (read once: changed below)
     span = r.traces[0].spans[0]
     span.call.path = "/a\u202e\x85\nb"
     text = "".join(report.result_json(r, chunk=1))
@@ -79,7 +82,7 @@ def test_the_document_is_never_held_whole() -> None:
     and one element, far less than the document (which the old path built twice: dicts and
     text)."""
     r = analyze(MESH)
-    big = dataclasses.replace(r, traces=r.traces * 400, findings=r.findings * 400)
+    big = dataclasses.replace(r, traces=list(r.traces) * 400, findings=r.findings * 400)
     size = sum(len(p) for p in report.result_json(big))
     tracemalloc.start()
     try:
@@ -134,8 +137,9 @@ def test_calls_carrying_the_same_context_share_one_copy() -> None:
     """An app that propagates sends on the headers it received: the outbound call's values and
     contexts equal its inbound request's, and are kept once (a copy was about half of what a
     call cost). Sharing only ever joins equal values: every call still carries its own."""
-    r = analyze(MESH)
-    calls = r.calls
+    # (as ``pair`` makes them: the analysis then logs them to disk, where marshal writes an
+    # object shared by calls of one batch once)
+    calls = [c for p in MESH for c in pair(read_messages(p, CaptureSummary(p)))]
     by_values: dict[tuple[tuple[str, str], ...], list[Call]] = {}
     for c in calls:
         if c.values:
@@ -241,3 +245,37 @@ def test_what_a_mid_connection_grpc_request_costs_the_analysis(tmp_path: Path) -
     assert calls_large > 2 * calls_small > 2000
     per_call = (peak_large - peak_small) / (calls_large - calls_small)
     assert per_call < 1024, per_call
+
+
+_EVERY_OUTPUT = """
+import json, sys
+from click.testing import CliRunner
+from analyzer.cli import cli
+runner = CliRunner()
+for args in json.loads(sys.argv[1]):
+    r = runner.invoke(cli, args, catch_exceptions=False)
+    sys.stdout.write(f"== {args} {r.exit_code}\\n{r.output}")
+"""
+
+
+def test_every_output_is_the_same_whichever_part_of_the_analysis_is_on_disk() -> None:
+    """The analysis keeps calls, guesses, outcomes and spans in logs a batch at a time, each
+    full batch on disk. With batches of one record (``TRACEWIRE_SPILL_BATCH=1``) every one of
+    them goes through its file and every read out of order decodes a batch: the outputs of
+    every fixture, set of pods and before/after pair are those of the default, where small
+    captures never leave memory."""
+    sets = [[str(CAPTURES / c)] for c in readable_captures()]
+    sets += [sorted(str(p) for p in (CAPTURES / d).glob("*.pcap")) for d in ("mesh", "pods")]
+    runs = [["analyze", "--format", "json", *s] for s in sets]
+    runs += [["export", "--to", "zipkin", *s] for s in sets if len(s) > 1]
+    runs += [["diff", "--format", "json", str(CAPTURES / "diff" / "productpage-newbug.pcap"),
+              str(CAPTURES / "diff" / "productpage-fixed.pcap")]]
+    outputs = []
+    for batch in ("1", "1024"):
+        env = dict(os.environ, TRACEWIRE_SPILL_BATCH=batch, NO_COLOR="1")
+        out = subprocess.run([sys.executable, "-c", _EVERY_OUTPUT, json.dumps(runs)], capture_output=True,
+                             text=True, check=True, cwd=ROOT, env=env, timeout=900)
+        outputs.append(out.stdout)
+    assert outputs[0] == outputs[1]
+    assert outputs[0].count("\n== ") == len(runs) - 1 and '"traces": [' in outputs[0]
+    assert not [line for line in outputs[0].splitlines() if line.startswith("== [") and line.endswith("] 2")]

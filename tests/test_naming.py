@@ -5,8 +5,10 @@ every output format."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -243,8 +245,19 @@ def test_inferred_target_is_labelled_in_every_format() -> None:
     assert {s["remoteEndpoint"].get("serviceName") for s in spans} == {"ratings:50051"}
 
 
-def _views(paths: list[Path]) -> list[_Capture]:
-    return [_Capture(str(p), Options()) for p in paths]
+@dataclasses.dataclass
+class _View:
+    """A capture's calls read once (the analysis reads them back from disk at each ask)."""
+
+    path: str
+    inbound: list[Call]
+    outbound: list[Call]
+    inbound_service: Callable[[Call], str]
+
+
+def _views(paths: list[Path]) -> list[_View]:
+    caps = [_Capture(str(p), Options()) for p in paths]
+    return [_View(c.path, c.inbound, c.outbound, c.inbound_service) for c in caps]
 
 
 def test_target_named_from_the_callee_capture() -> None:

@@ -1,6 +1,7 @@
-"""The call store (analysis.store): every call of every fixture comes back equal, lookups
-find what a scan finds, the cache stays bounded, and the temporary file never outlives
-the store, however the process ends."""
+"""The analysis's stores on disk (analysis.store): every call of every fixture comes back
+equal from a CallLog, in order or one by one, with a response seen late; what is decoded for
+reads out of order stays bounded; SpillLog gives its records back in order; and the
+temporary files never outlive their process, however it ends."""
 
 from __future__ import annotations
 
@@ -17,115 +18,73 @@ from typing import Any
 import pytest
 
 from analyzer.analysis import analyze
+from analyzer.analysis.legs import pair, paired
 from analyzer.analysis.model import Call
 from analyzer.analysis.store import (
+    LOG_CACHE_BATCHES,
     SPILL_BATCH,
-    CallStore,
+    CallLog,
     SpillLog,
-    StoredCalls,
-    StoreError,
-    decode,
-    encode,
+    call_of,
+    row_of,
 )
+from analyzer.pipeline import CaptureSummary, read_messages
 from tests.fixtures import CAPTURES, ROOT, readable_captures
 
 MESH = sorted(str(p) for p in (CAPTURES / "mesh").glob("*.pcap"))
 
 
 def _calls(capture: str) -> list[Call]:
-    return analyze([str(CAPTURES / capture)]).calls
+    return list(analyze([str(CAPTURES / capture)]).calls)
 
 
 @pytest.mark.parametrize("capture", readable_captures())
 def test_every_call_of_every_fixture_comes_back_equal(capture: str) -> None:
     calls = _calls(capture)
-    with CallStore(cache_calls=8) as store:
-        numbers = [store.add(c) for c in calls]
-        assert numbers == list(range(len(calls)))
-        assert len(store) == len(calls)
-        assert list(store) == calls  # in the order added
-        # read back one by one, past the cache's bound, in an order unlike the one added
-        for n in reversed(range(len(calls))):
-            assert store.get(n) == calls[n]
     for c in calls:
-        back = decode(encode(c))
+        back = call_of(row_of(c))
         assert back == c
         assert [type(t) for t in back.trace] == [type(t) for t in c.trace]
+    for batch in (1, 3, SPILL_BATCH):  # from the file (batch by batch), and from memory
+        log = CallLog(batch=batch)
+        assert [log.append(c) for c in calls] == list(range(len(calls)))
+        assert len(log) == len(calls)
+        assert list(log) == calls and list(log) == calls  # in order, any number of times
+        for n in reversed(range(len(calls))):  # one by one, in an order unlike the one added
+            assert log.get(n) == calls[n]
+        assert list(CallLog.of_rows(list(log.rows()))) == calls  # as another process sends it
+        log.close()
+        assert len(log) == 0 and list(log) == []
 
 
-def test_lookups_find_what_a_scan_finds() -> None:
+def test_a_response_seen_after_the_call_was_logged_completes_it() -> None:
+    calls = [c for c in _calls("pods/productpage.pcap") if c.response_frame is not None]
+    log = CallLog(batch=4)
+    for n, c in enumerate(calls):
+        early = call_of(row_of(c))
+        early.response_frame = early.response_ts = early.status = early.nat_reply_from = None
+        assert log.append(early) == n
+    assert all(c.response_frame is None for c in log)
+    for n, c in enumerate(calls):
+        if n % 2:
+            log.answered(n, c)
+    want = [c if n % 2 else dataclasses.replace(c, response_frame=None, response_ts=None, status=None,
+                                                 nat_reply_from=None) for n, c in enumerate(calls)]
+    assert list(log) == want
+    assert [log.get(n) for n in range(len(calls))] == want
+
+
+def test_reads_out_of_order_keep_few_batches_decoded() -> None:
     calls = [c for p in MESH for c in analyze([p]).calls]
-    assert len({c.capture for c in calls}) > 1
-    with CallStore() as store:
-        for c in calls:
-            store.add(c)
-        keyed = [c for c in calls if c.request_key]
-        traced = [c for c in calls if c.trace_id]
-        assert keyed and traced
-        for c in keyed:
-            want = [n for n, x in enumerate(calls)
-                    if x.capture == c.capture and x.request_key == c.request_key]
-            assert store.numbers(c.capture, request_key=c.request_key) == want
-        for c in traced:
-            want = [n for n, x in enumerate(calls) if x.capture == c.capture and x.trace_id == c.trace_id]
-            assert store.numbers(c.capture, trace_id=c.trace_id) == want
-        first = calls[0]
-        lo, hi = first.ts_ns, first.ts_ns + 10**9
-        want = [n for n, x in enumerate(calls) if x.capture == first.capture and lo <= x.ts_ns <= hi]
-        assert want and store.numbers(first.capture, start=lo, end=hi) == want
-        assert store.numbers("no such capture", request_key=keyed[0].request_key) == []
-
-
-def test_a_changed_call_is_written_back() -> None:
-    calls = analyze(MESH[:1]).calls
-    with CallStore(cache_calls=1) as store:
-        for c in calls:
-            store.add(c)
-        changed = decode(encode(calls[0]))
-        changed.role, changed.unknown = "noise", ("entry #62 of the client's table",)
-        store.put(0, changed)
-        store.get(len(calls) - 1)  # push call 0 out of the cache: the row itself changed
-        assert store.get(0) == changed
-        assert next(iter(store)) == changed
-        with pytest.raises(IndexError):
-            store.put(len(calls), changed)
-
-
-def test_the_view_is_a_read_only_list() -> None:
-    calls = analyze(MESH[:1]).calls
-    with CallStore() as store:
-        for c in calls:
-            store.add(c)
-        view = StoredCalls(store)
-        assert len(view) == len(calls)
-        assert list(view) == calls
-        assert view[0] == calls[0] and view[-1] == calls[-1]
-        assert view[1:3] == calls[1:3]
-        with pytest.raises(IndexError):
-            view[len(calls)]
-
-
-def test_the_cache_is_bounded() -> None:
-    calls = analyze(MESH[:1]).calls
-    assert len(calls) > 3
-    with CallStore(cache_calls=3) as store:
-        for c in calls:
-            store.add(c)
-        for n in range(len(calls)):
-            store.get(n)
-        assert len(store._cache) == 3
-
-
-def test_a_closed_store_refuses_use() -> None:
-    store = CallStore()
-    store.add(analyze(MESH[:1]).calls[0])
-    store.close()
-    assert store.closed
-    with pytest.raises(StoreError):
-        store.get(0)
-    with pytest.raises(StoreError):
-        list(store)
-    store.close()  # twice is fine
+    log = CallLog(batch=2)
+    for c in calls:
+        log.append(c)
+    assert len(calls) > 2 * (LOG_CACHE_BATCHES + 2)
+    for n in range(len(calls)):
+        assert log.get(n) == calls[n]
+    assert len(log._cache) == LOG_CACHE_BATCHES
+    with pytest.raises(IndexError):
+        log.get(len(calls))
 
 
 # -- the temporary file ---------------------------------------------------------------------
@@ -133,14 +92,13 @@ def test_a_closed_store_refuses_use() -> None:
 _CHILD = textwrap.dedent("""
     import os, sys
     from analyzer.analysis import analyze
-    from analyzer.analysis.store import CallStore
-    calls = analyze([sys.argv[1]]).calls
-    store = CallStore(cache_calls=1, cache_kib=64)  # past its page cache: on disk
+    from analyzer.analysis.store import CallLog
+    calls = list(analyze([sys.argv[1]]).calls)
+    log = CallLog(batch=2)  # past a batch: on disk
     for _ in range(20):
         for c in calls:
-            store.add(c)
-    store.flush()
-    # the store's file is open, in TMPDIR, and already gone from the directory
+            log.append(c)
+    # the log's file is open, in TMPDIR, and already gone from the directory
     tmp = os.environ["TMPDIR"]
     held = []
     for fd in os.listdir("/proc/self/fd"):
@@ -156,16 +114,16 @@ _CHILD = textwrap.dedent("""
         os.kill(os.getpid(), 9)
     if how == "interrupt":
         raise KeyboardInterrupt
-    store.close()
+    log.close()
 """)
 
 
 @pytest.mark.parametrize("how", ["close", "error", "interrupt", "kill"])
-def test_the_temporary_file_never_outlives_the_store(tmp_path: Path, how: str) -> None:
-    env = dict(os.environ, TMPDIR=str(tmp_path), SQLITE_TMPDIR=str(tmp_path))
+def test_the_temporary_file_never_outlives_the_log(tmp_path: Path, how: str) -> None:
+    env = dict(os.environ, TMPDIR=str(tmp_path))
     p = subprocess.run([sys.executable, "-c", _CHILD, MESH[0], how], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=120)
-    assert "HELD True" in p.stdout, p.stderr  # the store was on disk, in TMPDIR
+    assert "HELD True" in p.stdout, p.stderr  # the log was on disk, in TMPDIR
     assert p.returncode != 0 if how != "close" else p.returncode == 0
     assert list(tmp_path.iterdir()) == []
 
@@ -241,3 +199,40 @@ def test_a_context_is_encoded_field_by_field_in_its_constructors_order() -> None
     t = TraceContext(**values)
     back = trace_of(marshal.loads(marshal.dumps(trace_fields((t,)), 4)))[0]
     assert [getattr(back, n) for n in names] == [values[n] for n in names]
+
+
+# -- calls logged as pair makes them -----------------------------------------------------------
+
+@pytest.mark.parametrize("capture", readable_captures())
+def test_calls_logged_before_their_response_are_completed_by_it(capture: str) -> None:
+    """``legs.paired`` gives each call on once answered, or ``limit`` requests later without
+    its response, which then completes it in the log (``CallLog.answered``): with a limit of
+    one, nearly every call goes on early; the log still reads back as ``pair``'s calls."""
+    path = str(CAPTURES / capture)
+    log, _ = _logged_early(path)
+    assert list(log) == pair(read_messages(path, CaptureSummary(path)))
+
+
+def _logged_early(path: str) -> tuple[CallLog, int]:
+    """The capture's calls logged by ``paired`` with a limit of one; how many were completed."""
+    log = CallLog(batch=2)
+    early: dict[int, int] = {}
+    completed = 0
+
+    def late(c: Call) -> None:
+        nonlocal completed
+        log.answered(early.pop(id(c)), c)
+        completed += 1
+
+    for c in paired(read_messages(path, CaptureSummary(path)), None, late, limit=1):
+        n = log.append(c)
+        if c.response_frame is None:
+            early[id(c)] = n
+    return log, completed
+
+
+def test_concurrent_requests_are_logged_early_and_completed() -> None:
+    """Requests in flight together (a pod's fan-out, HTTP/2 streams) are what ``limit``
+    sends on before their responses."""
+    completed = [_logged_early(p)[1] for p in MESH]
+    assert sum(completed) > 0

@@ -86,3 +86,32 @@ def test_the_key_is_the_hash_of_the_normalised_value(value: bytes) -> None:
     if len(v) == 36:
         v = v[:14] + b"*" + v[15:]
     assert corroborate._key(value) == hash(v)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 30), max_size=12), min_size=1, max_size=4), st.integers(1, 40))
+def test_what_one_remembered_another_takes_as_if_seen_in_order(runs: list[list[int]], limit: int) -> None:
+    """``add(other.keys())`` is ``other``'s values seen again in the order it remembers them:
+    captures read apart and joined are the captures read one after the other whenever
+    nothing was forgotten (``analysis.engine._known``), and it forgets as ``see`` does."""
+    def values(run: list[int]) -> list[Header]:
+        return [Header.of(b"x-request-id", b"id-%d" % v) for v in run]
+
+    apart = []
+    for run in runs:
+        c = Corroboration(limit)
+        c.see(values(run))
+        apart.append(c)
+    joined = Corroboration(limit)
+    for c in apart:
+        joined.add(c.keys())
+    in_order = Corroboration(limit)
+    for run in runs:
+        in_order.see(values(run))
+    if sum(len(c) for c in apart) <= limit:
+        assert joined.keys() == in_order.keys()
+    assert len(joined) <= limit
+    # and one taken whole is the same one
+    again = Corroboration(limit)
+    again.add(in_order.keys())
+    assert again.keys() == in_order.keys()

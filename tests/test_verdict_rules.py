@@ -437,6 +437,34 @@ def test_attribution_stays_linear_on_hostile_shapes() -> None:
     assert {c.frame for c in few.containing(60)} == {2}
 
 
+@pytest.mark.parametrize("shape", ["in order", "nearly in order", "backwards", "beyond 64 bits"])
+def test_the_time_index_finds_what_a_scan_of_every_request_finds(shape: str) -> None:
+    """The index keeps a few integers per request and sorts them by start in place (a row at
+    a time while that stays linear, else through a list of positions); timestamps no 64-bit
+    column holds are kept exactly. Every window lookup gives the requests a scan of all of
+    them gives, the latest-starting first, ties in the order added."""
+    import random
+
+    from analyzer.analysis.breaks import InboundIndex
+
+    rng = random.Random(7)
+    base = (1 << 70) if shape == "beyond 64 bits" else 1_700_000_000 * 10**9
+    starts = [base + k * 10 + rng.randrange(3) for k in range(600)]
+    if shape == "nearly in order":
+        for k in range(0, len(starts) - 3, 7):
+            starts[k], starts[k + 2] = starts[k + 2], starts[k]
+    elif shape == "backwards":
+        starts.reverse()
+    inbound = [call(OTEL, ts=t, end=None if k % 13 == 0 else t + rng.randrange(1, 80), frame=k)
+               for k, t in enumerate(starts)]
+    index = InboundIndex(inbound)
+    for t in range(base - 5, base + 6100, 7):
+        inside = [i for i in inbound if i.ts_ns <= t and (i.response_ts is None or t <= i.response_ts)]
+        # latest-starting first; among equal starts, the later added first (a scan backwards)
+        want = sorted(inside, key=lambda i: (i.ts_ns, i.frame), reverse=True)
+        assert index.containing(t, limit=10_000) == want, t
+
+
 def test_cli_warns_once_on_stderr_for_a_capture_given_twice() -> None:
     import json
 

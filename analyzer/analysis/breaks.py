@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, MutableSequence, Sequence
 from dataclasses import dataclass, field
 
 from analyzer.analysis.model import PRECEDENCE, Call, Finding, Note
@@ -87,48 +88,157 @@ def _preferred(o: Call, pool: list[Call]) -> Call:
     return max(before, key=lambda i: (i.ts_ns, i.frame))
 
 
+# A column of integers: 64-bit ones (``array``), or a list once one does not fit (``_put``).
+_Col = MutableSequence[int]
+
+
+def _column() -> _Col:
+    return array("q")
+
+
+def _put(column: _Col, value: int) -> _Col:
+    """Append to a column of 64-bit integers; a value beyond them (a timestamp no clock
+    gives, from a hostile capture) turns it into a plain list, slower but exact."""
+    try:
+        column.append(value)
+    except OverflowError:
+        column = list(column)
+        column.append(value)
+    return column
+
+
+def _insertion_sorted(starts: _Col, others: list[_Col], budget: int) -> bool:
+    """Sort the columns by start, stably, moving each row back past the later-starting ones
+    before it; False (the rows in some order, equal starts still in the order added) once
+    ``budget`` moves are spent."""
+    moves = 0
+    for k in range(1, len(starts)):
+        start = starts[k]
+        if starts[k - 1] <= start:
+            continue
+        j = k
+        while j > 0 and starts[j - 1] > start:
+            j -= 1
+        moves += k - j
+        if moves > budget:
+            return False
+        # rows j..k-1 move one place on (slices move them in C)
+        starts[j + 1:k + 1] = starts[j:k]
+        starts[j] = start
+        for column in others:
+            value = column[k]
+            column[j + 1:k + 1] = column[j:k]
+            column[j] = value
+    return True
+
+
+def _reordered(column: _Col, order: list[int]) -> _Col:
+    out: _Col = bytearray() if isinstance(column, bytearray) else _column()
+    for k in order:
+        out = _put(out, column[k])
+    return out
+
+
+class Requests:
+    """Where an index's requests are: ``fetch(n)`` gives request ``n``, the same object for
+    the same number while one call is attributed. This one: the n-th of a list."""
+
+    def __init__(self, calls: Sequence[Call] = ()) -> None:
+        self._calls = calls
+
+    def fetch(self, n: int) -> Call:
+        return self._calls[n]
+
+
 class InboundIndex:
     """The inbound requests of one service, indexed for attribution: by masked x-request-id,
-    by trace id, and by time (start-sorted, so a window lookup is a bisect, not a scan)."""
+    by trace id, and by time (start-sorted, so a window lookup is a bisect, not a scan).
 
-    def __init__(self, inbound: list[Call]) -> None:
-        self.by_key: dict[str, list[Call]] = {}
-        self.by_trace: dict[str, list[Call]] = {}
-        for i in inbound:
-            # Retries and parallel calls share an id a handful of times; a capture repeating
-            # one id endlessly must not make each lookup long (the first ones are kept).
-            if (k := i.request_key) is not None:
-                same = self.by_key.setdefault(k, [])
-                if len(same) < MAX_SHARING_AN_ID:
-                    same.append(i)
-            for t in {c.trace_id for c in i.trace if c.trace_id is not None}:
-                same = self.by_trace.setdefault(t, [])
-                if len(same) < MAX_SHARING_AN_ID:
-                    same.append(i)
-        self.by_start = sorted(inbound, key=lambda i: i.ts_ns)
-        self.starts = [i.ts_ns for i in self.by_start]
+    It holds numbers, not calls: ``requests.fetch(n)`` gives request ``n`` (the n-th of the
+    list it was made from, or a call of a capture's log read back from disk), so what it
+    keeps per request is a few integers, and the ids of those that carry some."""
+
+    def __init__(self, inbound: Sequence[Call] = (), requests: Requests | None = None) -> None:
+        self.requests = requests if requests is not None else Requests(inbound)
+        self.by_key: dict[str, list[int]] = {}
+        self.by_trace: dict[str, list[int]] = {}
+        self._numbers: _Col = _column()
+        self._starts: _Col = _column()
+        self._ends: _Col = _column()
+        self._open: _Col = bytearray()  # 1: its response is not in the capture
+        self.longest = 0
+        for n, i in enumerate(inbound):
+            self.add(n, i)
+        self.seal()
+
+    def add(self, n: int, i: Call) -> None:
+        """Index inbound request number ``n`` (``i``: only its fields are kept)."""
+        # Retries and parallel calls share an id a handful of times; a capture repeating
+        # one id endlessly must not make each lookup long (the first ones are kept).
+        if (k := i.request_key) is not None:
+            same = self.by_key.setdefault(k, [])
+            if len(same) < MAX_SHARING_AN_ID:
+                same.append(n)
+        for t in {c.trace_id for c in i.trace if c.trace_id is not None}:
+            same = self.by_trace.setdefault(t, [])
+            if len(same) < MAX_SHARING_AN_ID:
+                same.append(n)
+        self._numbers = _put(self._numbers, n)
+        self._starts = _put(self._starts, i.ts_ns)
+        self._ends = _put(self._ends, i.ts_ns if i.response_ts is None else i.response_ts)
+        self._open.append(i.response_ts is None)
         # the longest window, to bound how far back a window can have started
-        self.longest = max(((i.response_ts or i.ts_ns) - i.ts_ns for i in inbound), default=0)
+        self.longest = max(self.longest, (i.response_ts or i.ts_ns) - i.ts_ns)
+
+    def seal(self) -> None:
+        """Done adding: sort by start (requests starting together keep the order added)."""
+        starts, ends, numbers, opened = self._starts, self._ends, self._numbers, self._open
+        # Requests are added nearly in order of start (the order they were seen): moved into
+        # place one by one, in the columns themselves, as long as that stays linear; past it
+        # (a capture whose clock jumps back and forth), sorted through a list of positions.
+        if not _insertion_sorted(starts, [ends, numbers, opened], budget=8 * len(starts) + 64):
+            order = sorted(range(len(starts)), key=starts.__getitem__)
+            numbers, starts, ends, opened = (_reordered(numbers, order), _reordered(starts, order),
+                                             _reordered(ends, order), _reordered(opened, order))
+        self.numbers, self.starts, self.ends, self.opened = numbers, starts, ends, opened
         # A request whose response is not in the capture is open to the capture's end.
-        self.open_ended = [i for i in self.by_start if i.response_ts is None]
-        self.open_starts = [i.ts_ns for i in self.open_ended]
+        at = [k for k in range(len(opened)) if opened[k]]
+        self.open_numbers = [numbers[k] for k in at]
+        self.open_starts = [starts[k] for k in at]
+        self._numbers, self._starts, self._ends, self._open = _column(), _column(), _column(), bytearray()
+
+    def with_key(self, key: str) -> list[Call]:
+        requests = self.requests
+        return [requests.fetch(n) for n in self.by_key.get(key, ())]
+
+    def with_trace(self, trace_id: str) -> list[Call]:
+        requests = self.requests
+        return [requests.fetch(n) for n in self.by_trace.get(trace_id, ())]
 
     def containing(self, t: int, limit: int = MAX_JUDGED_CANDIDATES + 1) -> list[Call]:
         """Inbound requests whose request-to-response window contains time ``t``: the
         latest-starting ``limit`` of them (more than a few already means "ambiguous")."""
-        hi = bisect.bisect_right(self.starts, t)
-        lo = bisect.bisect_left(self.starts, t - self.longest)
+        starts, ends, opened, numbers = self.starts, self.ends, self.opened, self.numbers
+        requests = self.requests
+        hi = bisect.bisect_right(starts, t)
+        lo = bisect.bisect_left(starts, t - self.longest)
         out: list[Call] = []
-        for n in range(hi - 1, lo - 1, -1):
-            i = self.by_start[n]
-            if i.response_ts is None or t <= i.response_ts:
-                out.append(i)
-                if len(out) >= limit:
-                    return out
+        n = hi
+        while n > lo:
+            # A few at a time, as a list: one slice of the column (a copy in C), then each
+            # end read natively (the compiled build reads a column's items one call each).
+            first = max(lo, n - 64)
+            window: list[int] = list(ends[first:n])
+            for k in range(len(window) - 1, -1, -1):
+                if t <= window[k] or opened[first + k]:
+                    out.append(requests.fetch(numbers[first + k]))
+                    if len(out) >= limit:
+                        return out
+            n = first
         # open-ended requests that started before the bound (those after it were seen above)
-        bound = min(self.starts[lo], t + 1) if lo < len(self.starts) else t + 1
+        bound = min(starts[lo], t + 1) if lo < len(starts) else t + 1
         for n in range(bisect.bisect_left(self.open_starts, bound) - 1, -1, -1):
-            out.append(self.open_ended[n])
+            out.append(requests.fetch(self.open_numbers[n]))
             if len(out) >= limit:
                 break
         return out
@@ -204,10 +314,10 @@ def attribute(o: Call, inbound: list[Call] | InboundIndex) -> Attribution:
     # (the others, in no window, are what is left to go by).
     by_id: dict[int, Call] = {}
     if (key := o.request_key) is not None:
-        by_id.update((id(i), i) for i in index.by_key.get(key, ()) if i is not o)
+        by_id.update((id(i), i) for i in index.with_key(key) if i is not o)
     same_key = set(by_id)
     for tid in sorted({t.trace_id for t in o.trace if t.trace_id is not None}):
-        by_id.update((id(i), i) for i in index.by_trace.get(tid, ()) if i is not o)
+        by_id.update((id(i), i) for i in index.with_trace(tid) if i is not o)
     inside = [i for i in by_id.values() if _inside(o, i)]
     narrowed = _narrow(o, inside or list(by_id.values()), same_key) if by_id else None
     if narrowed is not None:

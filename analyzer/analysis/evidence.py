@@ -204,7 +204,7 @@ class Observer:
             self._log(key, False, guesses, None, ())
             self._loose += 1
 
-    def _attach_loose(self, calls: list[Call]) -> None:
+    def _attach_loose(self, calls: Iterable[Call]) -> None:
         """The log again, each request's guesses beside its call, in the calls' order: for
         calls made without ``attach`` (``legs.pair`` given no ``made``), whose guessed
         contexts the calls still hold. Only then is the log read whole into memory."""
@@ -229,6 +229,14 @@ class Observer:
             self._log(key, False, g[4], None, ())
         if isinstance(log, SpillLog):
             log.close()
+
+    def finish(self, calls: Iterable[Call]) -> None:
+        """The capture is read, its calls all made (``calls``, read again only when some
+        were made without ``attach``)."""
+        self._unattached()
+        if self._loose:
+            self._attach_loose(calls)
+        self.unknown = {}  # ``attach`` gave each call its own
 
     def apply(self, calls: list[Call]) -> None:
         self.calls = calls
@@ -265,12 +273,27 @@ def corroborate(calls: Sequence[Call], observers: Sequence[Observer]) -> None:
         return
     seen = Corroboration()
     for c in calls:
-        if c.values:
-            seen.see([Header.of(n.encode("latin-1", "replace"), v.encode("utf-8", "surrogateescape"))
-                      for n, v in c.values.items()])
-    # Whether each guess of each observer's calls, in order, was confirmed: one byte a
-    # guess, so that the second pass need not hash every value again. Nothing seen under a
-    # known name confirms nothing: then the guesses need not be hashed at all.
+        see(seen, c.values)
+    for ob, flags in zip(observers, confirm(seen, observers), strict=True):
+        settling = Settling(ob, flags)
+        for c in ob.calls:
+            if not settling.settle(c):
+                break
+        settling.done()
+
+
+def see(seen: Corroboration, values: dict[str, str]) -> None:
+    """Remember a call's tracing values, as known headers carried them."""
+    if values:
+        seen.see([Header.of(n.encode("latin-1", "replace"), v.encode("utf-8", "surrogateescape"))
+                  for n, v in values.items()])
+
+
+def confirm(seen: Corroboration, observers: Sequence[Observer]) -> list[bytearray]:
+    """Whether each guess of each observer's calls, in order, was confirmed: one byte a
+    guess, so that ``Settling`` need not hash every value again. Nothing seen under a known
+    name confirms nothing: then the guesses need not be hashed at all. Establishes the
+    names of entries (``Observer.named``) on the way."""
     confirmed: list[bytearray] = []
     for ob in observers:
         named = ob.named
@@ -287,33 +310,45 @@ def corroborate(calls: Sequence[Call], observers: Sequence[Observer]) -> None:
                     slot = (connection, ident)
                     # two names for one entry: the guesses contradict each other, trust neither
                     named[slot] = name if named.get(slot, name) == name else ""
-    for ob, flags in zip(observers, confirmed, strict=True):
-        if not ob.guesses:
-            continue
-        at = 0  # the first of the next call's flags
-        # The records of calls are in the order the calls were made: read side by side.
-        records = _of_calls(ob.guesses)  # a generator function: mypyc would fill a list
-        record = next(records, None)
-        for c in ob.calls:
-            if record is None:
-                break
-            if (record[0], record[1], record[2]) != (c.frame, c.connection, c.stream):
-                continue
-            guesses, contexts, heads = record[4], record[5], record[6]
-            record = next(records, None)
-            weak = [(ident, name) for n, (ident, name, _) in enumerate(guesses)
-                    if not (flags and flags[at + n]) and ob.named.get((c.connection, ident)) != name]
-            at += len(guesses)
-            names = {name for _, name in weak}
-            if contexts is not None:
-                # Every guessed context dropped: the call holds the rest already, in order.
-                if not all(names & set(h) for h in heads):
-                    c.trace = trace_of(contexts)  # as made, guesses and all
-            if not weak:
-                continue
+    return confirmed
+
+
+class Settling:
+    """One observer's calls, given in the order they were made (``settle``), get what
+    corroboration decided of their guesses: the log of guesses is read beside them."""
+
+    def __init__(self, ob: Observer, flags: bytearray) -> None:
+        self._ob = ob
+        self._flags = flags
+        self._at = 0  # the first of the next call's flags
+        self._records = _of_calls(ob.guesses)  # a generator function: mypyc would fill a list
+        self._record = next(self._records, None)
+
+    def settle(self, c: Call) -> bool:
+        """Settle ``c``; False once no guesses are left for any later call."""
+        record = self._record
+        if record is None:
+            return False
+        if (record[0], record[1], record[2]) != (c.frame, c.connection, c.stream):
+            return True
+        ob, flags, at = self._ob, self._flags, self._at
+        guesses, contexts, heads = record[4], record[5], record[6]
+        self._record = next(self._records, None)
+        weak = [(ident, name) for n, (ident, name, _) in enumerate(guesses)
+                if not (flags and flags[at + n]) and ob.named.get((c.connection, ident)) != name]
+        self._at = at + len(guesses)
+        names = {name for _, name in weak}
+        if contexts is not None:
+            # Every guessed context dropped: the call holds the rest already, in order.
+            if not all(names & set(h) for h in heads):
+                c.trace = trace_of(contexts)  # as made, guesses and all
+        if weak:
             c.trace = tuple(t for t in c.trace if not (t.guessed and names & set(t.headers)))
             c.unknown = ob._shared_unknown(c.unknown + tuple(ident for ident, _ in weak))
-    for ob in observers:
+        return True
+
+    def done(self) -> None:
+        ob = self._ob
         if isinstance(ob.guesses, SpillLog):
             ob.guesses.close()  # judged: the records need not be kept any longer
         ob.guesses = SpillLog()
@@ -322,29 +357,34 @@ def corroborate(calls: Sequence[Call], observers: Sequence[Observer]) -> None:
 class HiddenHeaders:
     """For one capture: which headers an unknown header may be (see the module's strategy)."""
 
-    def __init__(self, calls: Iterable[Call], named: dict[tuple[int, str], str] | None = None) -> None:
+    def __init__(self, calls: Iterable[Call] = (), named: dict[tuple[int, str], str] | None = None) -> None:
         # (connection, identity) -> the entry's name, when corroborated (see ``corroborate``)
-        self._named = named or {}
+        self._named = named if named is not None else {}
         # (connection, identity) -> known tracing names seen beside that entry
         self._beside: dict[tuple[int, str], set[str]] = {}
         # The requests of a connection repeat the same unknown entries beside the same known
         # names (the lists are shared objects): each combination is added once.
-        done: set[tuple[int, tuple[str, ...], tuple[str, ...], tuple[tuple[str, ...], ...]]] = set()
+        self._done: set[tuple[int, tuple[str, ...], tuple[str, ...], tuple[tuple[str, ...], ...]]] = set()
         for c in calls:
-            if not c.unknown:
-                continue
-            combination = (c.connection, c.unknown, c.header_names, tuple(t.headers for t in c.trace))
-            if combination in done:
-                continue
-            if len(done) < _COMBINATIONS_KEPT:
-                done.add(combination)
-            known = set(c.header_names)
-            for t in c.trace:
-                known.update(t.headers)
-            for u in c.unknown:
-                self._beside.setdefault((c.connection, u), set()).update(known)
+            self.add(c)
         # What ``of`` made for a connection's list of unknown headers, made once.
         self._made: dict[tuple[int, tuple[str, ...]], Hidden] = {}
+
+    def add(self, c: Call) -> None:
+        """Learn from one more call of the capture (before any ``of``)."""
+        if not c.unknown:
+            return
+        combination = (c.connection, c.unknown, c.header_names, tuple(t.headers for t in c.trace))
+        done = self._done
+        if combination in done:
+            return
+        if len(done) < _COMBINATIONS_KEPT:
+            done.add(combination)
+        known = set(c.header_names)
+        for t in c.trace:
+            known.update(t.headers)
+        for u in c.unknown:
+            self._beside.setdefault((c.connection, u), set()).update(known)
 
     def of(self, c: Call) -> Hidden:
         if not c.unknown:

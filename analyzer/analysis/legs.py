@@ -15,7 +15,7 @@ import re
 import sys
 from bisect import bisect_left
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -130,10 +130,24 @@ def _same_strings(values: dict[str, str], trace: tuple[TraceContext, ...]) -> di
     return {name: held.get(v, v) for name, v in values.items()}
 
 
+# Calls wait, in the order their requests were seen, for their responses: at most this many.
+# Past it the oldest goes on unanswered, and its response, if it comes, is told (``late``).
+IN_ORDER_LIMIT: Final = 4096
+
+
 def pair(messages: Iterable[Message], made: Callable[[Call], None] | None = None) -> list[Call]:
     """Requests with their responses: per HTTP/1 connection in order, per HTTP/2 stream;
     ``made`` is told of each call as it is made."""
-    calls: list[Call] = []
+    return list(paired(messages, made))
+
+
+def paired(messages: Iterable[Message], made: Callable[[Call], None] | None = None,
+           late: Callable[[Call], None] | None = None, limit: int = IN_ORDER_LIMIT) -> Iterator[Call]:
+    """``pair``'s calls one at a time, in the order their requests were seen, each once its
+    response is seen (or, ``limit`` requests later, without it: ``late`` is then told of the
+    call when its response comes), so a capture's calls need not be held whole."""
+    order: deque[Call] = deque()
+    early: set[int] = set()  # id() of calls given on before their response was seen
     shared = _Shared()
     # Requests waiting for their response, per connection and stream: one call, or a queue
     # only when several wait on one HTTP/1 connection (pipelining). An answered key is
@@ -182,7 +196,7 @@ def pair(messages: Iterable[Message], made: Callable[[Call], None] | None = None
                 authority_unknown=authority_unknown,
                 identity=identity,
             )
-            calls.append(call)
+            order.append(call)
             if made is not None:
                 made(call)
             queued = waiting.get(key)
@@ -208,7 +222,17 @@ def pair(messages: Iterable[Message], made: Callable[[Call], None] | None = None
             call.status = m.status
             if (ep.src, ep.sport) != (call.dst, call.dport):
                 call.nat_reply_from = format_endpoint(ep.src, ep.sport)
-    return calls
+            if early and id(call) in early:
+                early.discard(id(call))
+                if late is not None:
+                    late(call)
+                continue
+        while order and (order[0].response_frame is not None or len(order) > limit):
+            first = order.popleft()
+            if first.response_frame is None:
+                early.add(id(first))  # still waiting (pair's ``waiting`` holds it)
+            yield first
+    yield from order
 
 
 _XFCC_BY = re.compile(rb"(?:^|[;,])By=spiffe://[^/;,]+/ns/[^/;,]+/sa/([^;,\"]+)")

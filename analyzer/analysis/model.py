@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from analyzer.records import Anomaly
@@ -313,12 +314,14 @@ class Result:
     captures: list[str]
     pods: list[Pod]
     hops: list[Hop]
-    traces: list[Trace]
+    traces: Sequence[Trace]  # read back from disk when iterated (``engine.Traces``), or a list
     findings: list[Finding]
     notes: list[Note]
     anomalies: list[tuple[str, Anomaly]]  # (capture, anomaly)
-    calls: list[Call] = field(default_factory=list)
-    outcomes: list[Outcome] = field(default_factory=list)
+    # Every call and every outbound call's outcome, in order: read back from disk when
+    # iterated (``engine.Calls``, ``engine.Outcomes``), or lists.
+    calls: Sequence[Call] = field(default_factory=list)
+    outcomes: Sequence[Outcome] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # for stderr: a capture given twice
     not_in_capture: int = 0  # outbound calls whose serving request the capture does not show
     limited: int = 0  # outbound calls whose verdict unknown headers limited

@@ -1,24 +1,21 @@
-"""A store of calls on disk, so that what ``analyze`` holds need not grow with the number of
-requests a capture shows (issue 10 item 6).
+"""Logs on disk, so that what ``analyze`` holds need not grow with the number of requests a
+capture shows (issue 10 item 6).
 
-Strategy: a call is written as it is made, as one row of a temporary SQLite database, and
-read back when a later stage needs it; only a bounded cache of decoded calls stays in
-memory. What the joins look up (capture, request key, trace id, start time) are indexed
-columns beside the row's encoded call, so a lookup reads the few rows it needs.
-
+Strategy: what is made once per request and read back later is appended to a log held in
+memory a batch at a time; each full batch is written, marshalled whole, to an anonymous
+temporary file and read back, in order, as often as needed.
+- ``CallLog``: a capture's calls, in the order their requests were seen, numbered; read
+  back in order (judging), or one by one (the inbound requests a call is attributed to,
+  near it in the log: the last few batches read stay decoded).
+- ``SpillLog``: records read back whole, in order (the guesses awaiting corroboration,
+  the outcomes of outbound calls).
 - Encoding: a call is the tuple of its fields in declaration order, its tracing contexts
   tuples of theirs, written with ``marshal`` (every field is a str, int, bool, None or a
-  tuple/dict of them). It is several times faster than pickle or JSON for this shape and
-  needs no class to be picklable (the compiled build's records are not).
-- The database is SQLite's private temporary file (``connect("")``): it lives in the
-  temporary directory (``TMPDIR``), is deleted when the connection closes and, on POSIX,
-  is unlinked as soon as it is opened, so not even a SIGKILL leaves it behind. Its page
-  cache is bounded (``CACHE_KIB``): a small store never leaves memory, everything beyond
-  the cache is on disk.
-- Rows are inserted in batches (``executemany``): one statement per call would cost more
-  than encoding it.
-- A mutable call is never shared between the store and its reader: ``get`` hands out the
-  cached object, so a change made to it must be written back with ``put``.
+  tuple/dict of them): several times faster than pickle or JSON for this shape, and it
+  needs no class to be picklable (the compiled build's records are not). One ``marshal``
+  call per batch each way costs far less than a Python loop over records, or SQLite.
+- The file is made in the temporary directory (``TMPDIR``) and unlinked at once: not even
+  a SIGKILL leaves it behind. A small capture's logs never leave memory.
 """
 
 from __future__ import annotations
@@ -26,30 +23,28 @@ from __future__ import annotations
 import dataclasses
 import marshal
 import os
-import sys
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
-from typing import IO, Any
+from collections.abc import Iterator
+from typing import IO, Any, Final
 
 from analyzer.analysis.model import Call
 from analyzer.tracing import TraceContext
 
-# Rows are written this many at a time.
-BATCH = 512
-# Decoded calls kept in memory at most (least recently used forgotten first).
-CACHE_CALLS = 4096
-# SQLite's own page cache for the store, in KiB.
-CACHE_KIB = 8192
-# Rows read per query while iterating in order.
-READ_AHEAD = 256
-# A SpillLog holds this many records in memory; each batch this long goes to its file.
-SPILL_BATCH = 1024
+
+def _spill_batch(default: int = 1024) -> int:
+    """A log holds this many records in memory; each batch this long goes to its file.
+    ``TRACEWIRE_SPILL_BATCH`` sets it (the tests send small captures through the files)."""
+    try:
+        return max(1, int(os.environ.get("TRACEWIRE_SPILL_BATCH", default)))
+    except ValueError:
+        return default
+
+
+SPILL_BATCH: Final = _spill_batch()
 
 _CALL_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Call))
-_TRACE_AT = _CALL_FIELDS.index("trace")
-# Fields with few distinct values across thousands of calls: one copy of each when decoded.
-_INTERNED = tuple(_CALL_FIELDS.index(n) for n in
-                  ("capture", "protocol", "src", "dst", "method", "authority", "role", "service"))
+TRACE_AT = _CALL_FIELDS.index("trace")  # where a row holds the tracing contexts
+VALUES_AT = _CALL_FIELDS.index("values")  # where a row (``row_of``) holds the tracing values
 _MARSHAL_VERSION = 4
 
 
@@ -64,23 +59,6 @@ def trace_fields(trace: tuple[TraceContext, ...]) -> tuple[tuple[Any, ...], ...]
 
 def trace_of(fields: tuple[tuple[Any, ...], ...]) -> tuple[TraceContext, ...]:
     return tuple(TraceContext(*t) for t in fields)
-
-
-def encode(call: Call) -> bytes:
-    """The call as bytes ``decode`` turns back into an equal call."""
-    values: list[Any] = [getattr(call, name) for name in _CALL_FIELDS]
-    values[_TRACE_AT] = trace_fields(call.trace)
-    return marshal.dumps(tuple(values), _MARSHAL_VERSION)
-
-
-def decode(data: bytes) -> Call:
-    values: list[Any] = list(marshal.loads(data))
-    values[_TRACE_AT] = trace_of(values[_TRACE_AT])
-    for n in _INTERNED:
-        v = values[n]
-        if v is not None:
-            values[n] = sys.intern(v)
-    return Call(*values)
 
 
 class SpillLog:
@@ -142,182 +120,174 @@ class SpillLog:
         self._count = 0
 
 
-class StoreError(Exception):
-    """The store was used after it was closed."""
+# -- a capture's calls, in order, on disk -----------------------------------------------------
+
+# Batches of decoded rows a CallLog keeps for reads out of order (least recently used first out).
+LOG_CACHE_BATCHES = 4
+_RESPONSE_AT: tuple[int, int, int, int] = (
+    _CALL_FIELDS.index("response_frame"), _CALL_FIELDS.index("response_ts"),
+    _CALL_FIELDS.index("status"), _CALL_FIELDS.index("nat_reply_from"))
 
 
-class CallStore:
-    """Calls on disk in the order they were added (``add`` returns each one's number, from
-    0), with a bounded cache of decoded calls. Use as a context manager, or ``close``."""
+def row_of(c: Call) -> tuple[Any, ...]:
+    """A call as the plain tuple ``call_of`` turns back into an equal call: its fields in
+    declaration order (``_CALL_FIELDS``), its tracing contexts as tuples. Named one by one:
+    a loop of ``getattr`` costs several times more, once per call."""
+    return (c.capture, c.frame, c.ts_ns, c.protocol, c.src, c.sport, c.dst, c.dport, c.connection,
+            c.stream, c.method, c.path, c.authority, trace_fields(c.trace) if c.trace else (),
+            c.header_names, c.values, c.response_frame, c.response_ts, c.status, c.nat_reply_from,
+            c.role, c.service, c.authority_unknown, c.identity, c.unknown, c.target,
+            c.target_source, c.target_evidence)
 
-    def __init__(self, cache_calls: int = CACHE_CALLS, cache_kib: int = CACHE_KIB) -> None:
-        # Imported here: every analyze imports this module (evidence encodes contexts with
-        # it), and sqlite3 costs 2 MB of peak RSS to a run that never opens a store.
-        import sqlite3
 
-        # A sqlite3.Connection, typed loosely: the module is not imported at the top. Any
-        # thread may use it (check_same_thread): the store is never used by two at once.
-        self._db: Any = sqlite3.connect("", check_same_thread=False)
-        db = self._db
-        # Nothing here must survive a crash: no journal, no fsync.
-        db.execute("PRAGMA journal_mode=OFF")
-        db.execute("PRAGMA synchronous=OFF")
-        db.execute(f"PRAGMA cache_size=-{max(16, int(cache_kib))}")
-        db.execute("PRAGMA temp_store=FILE")
-        db.execute(
-            "CREATE TABLE calls (n INTEGER PRIMARY KEY, capture TEXT, frame INTEGER, ts INTEGER, "
-            "response_ts INTEGER, request_key TEXT, trace_id TEXT, data BLOB)")
-        self._pending: list[tuple[object, ...]] = []
+def call_of(row: tuple[Any, ...]) -> Call:
+    # (The strings calls repeat need no interning: a batch is marshalled whole, and marshal
+    # writes an object met twice once, so the calls of a batch share them when read back.)
+    if not row[TRACE_AT]:
+        return Call(*row)
+    values = list(row)
+    values[TRACE_AT] = trace_of(values[TRACE_AT])
+    return Call(*values)
+
+
+class CallLog:
+    """The calls of one capture, numbered from 0 in the order added, read back in that
+    order (``rows``, ``__iter__``) or one by one (``get``), any number of times.
+
+    As ``SpillLog``, rows are held ``batch`` at a time and each full batch goes, marshalled
+    whole, to an anonymous temporary file; a read out of order decodes the batch holding
+    the row and keeps the last few decoded (``LOG_CACHE_BATCHES``). A call added before its
+    response was seen is completed by ``answered``: the few response fields are kept apart
+    (one entry per such call, not per call) and given back with the row."""
+
+    __slots__ = ("_batch", "_cache", "_count", "_file", "_late", "_offsets", "batch")
+
+    def __init__(self, batch: int = SPILL_BATCH) -> None:
+        self._batch: list[tuple[Any, ...]] = []
+        self._file: IO[bytes] | None = None
+        self._offsets: list[int] = []  # where each batch in the file starts
         self._count = 0
-        self._cache: OrderedDict[int, Call] = OrderedDict()
-        self._cache_calls = max(1, cache_calls)
-        self._indexed = False
+        self._cache: OrderedDict[int, list[tuple[Any, ...]]] = OrderedDict()
+        self._late: dict[int, tuple[Any, ...]] = {}  # row -> response fields
+        self.batch = max(1, batch)
 
-    # -- writing ---------------------------------------------------------------------------
-
-    def add(self, call: Call) -> int:
-        """Store a call; its number (the order added)."""
+    def append(self, call: Call) -> int:
+        """Add a call; its number."""
         n = self._count
+        self._batch.append(row_of(call))
         self._count += 1
-        self._pending.append(self._row(n, call))
-        if len(self._pending) >= BATCH:
-            self.flush()
+        if len(self._batch) >= self.batch:
+            self._spill()
         return n
 
-    def put(self, n: int, call: Call) -> None:
-        """Write call ``n`` again (it was changed)."""
-        if not 0 <= n < self._count:
-            raise IndexError(n)
-        self.flush()
-        self._conn().execute("INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                             self._row(n, call))
-        if n in self._cache:
-            self._cache[n] = call
+    def add(self, row: tuple[Any, ...]) -> int:
+        """Add a row of another kind (a span: ``engine.Traces``); its number."""
+        n = self._count
+        self._batch.append(row)
+        self._count += 1
+        if len(self._batch) >= self.batch:
+            self._spill()
+        return n
 
-    @staticmethod
-    def _row(n: int, call: Call) -> tuple[object, ...]:
-        return (n, call.capture, call.frame, call.ts_ns, call.response_ts, call.request_key,
-                call.trace_id, encode(call))
+    def answered(self, n: int, call: Call) -> None:
+        """Call ``n`` was added before its response was seen: ``call`` now holds it."""
+        self._late[n] = (call.response_frame, call.response_ts, call.status, call.nat_reply_from)
 
-    def flush(self) -> None:
-        if self._pending:
-            self._conn().executemany("INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                                     self._pending)
-            self._pending = []
+    def _spill(self) -> None:
+        if self._file is None:
+            import tempfile
 
-    # -- reading ---------------------------------------------------------------------------
+            self._file = tempfile.TemporaryFile(prefix="tracewire-")  # noqa: SIM115
+        data = marshal.dumps(self._batch, _MARSHAL_VERSION)
+        f = self._file
+        f.seek(0, os.SEEK_END)
+        self._offsets.append(f.tell())
+        f.write(len(data).to_bytes(8, "little"))
+        f.write(data)
+        self._batch = []
 
     def __len__(self) -> int:
         return self._count
 
-    def get(self, n: int) -> Call:
-        """Call number ``n``."""
-        cached = self._cache.get(n)
-        if cached is not None:
-            self._cache.move_to_end(n)
-            return cached
+    def _read(self, b: int) -> list[tuple[Any, ...]]:
+        f = self._file
+        assert f is not None
+        f.seek(self._offsets[b])
+        rows: list[tuple[Any, ...]] = marshal.loads(f.read(int.from_bytes(f.read(8), "little")))
+        return rows
+
+    def _patched(self, first: int, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        late = self._late
+        if not late:
+            return rows
+        out = rows
+        for k, fields in late.items():
+            at = k - first
+            if 0 <= at < len(rows):
+                if out is rows:
+                    out = list(rows)
+                row = list(out[at])
+                for i, v in zip(_RESPONSE_AT, fields, strict=True):
+                    row[i] = v
+                out[at] = tuple(row)
+        return out
+
+    def rows(self) -> Iterator[tuple[Any, ...]]:
+        """Every row, in order (as ``row_of`` gives them, responses completed)."""
+        size = self.batch
+        for b in range(len(self._offsets)):
+            yield from self._patched(b * size, self._read(b))
+        yield from self._patched(len(self._offsets) * size, list(self._batch))
+
+    def __iter__(self) -> Iterator[Call]:
+        for row in self.rows():
+            yield call_of(row)
+
+    def row(self, n: int) -> tuple[Any, ...]:
         if not 0 <= n < self._count:
             raise IndexError(n)
-        self.flush()
-        row = self._conn().execute("SELECT data FROM calls WHERE n = ?", (n,)).fetchone()
-        call = decode(row[0])
-        self._remember(n, call)
-        return call
+        b, at = divmod(n, self.batch)
+        if b == len(self._offsets):
+            rows = self._batch
+        else:
+            cached = self._cache.get(b)
+            if cached is None:
+                cached = self._read(b)
+                self._cache[b] = cached
+                if len(self._cache) > LOG_CACHE_BATCHES:
+                    self._cache.popitem(last=False)
+            else:
+                self._cache.move_to_end(b)
+            rows = cached
+        r = rows[at]
+        fields = self._late.get(n)
+        if fields is not None:
+            row = list(r)
+            for i, v in zip(_RESPONSE_AT, fields, strict=True):
+                row[i] = v
+            r = tuple(row)
+        return r
 
-    def _remember(self, n: int, call: Call) -> None:
-        cache = self._cache
-        cache[n] = call
-        if len(cache) > self._cache_calls:
-            cache.popitem(last=False)
+    def get(self, n: int) -> Call:
+        return call_of(self.row(n))
 
-    def __iter__(self) -> Iterator[Call]:
-        """Every call in the order added, read ahead in small batches (never all at once)."""
-        self.flush()
-        n = 0
-        while n < self._count:
-            rows = self._conn().execute("SELECT n, data FROM calls WHERE n >= ? ORDER BY n LIMIT ?",
-                                        (n, READ_AHEAD)).fetchall()
-            if not rows:
-                return
-            for k, data in rows:
-                cached = self._cache.get(k)
-                yield cached if cached is not None else decode(data)
-            n = rows[-1][0] + 1
-
-    def _index(self) -> None:
-        """The lookup indexes, made once, when the first lookup needs them: building them
-        after the inserts is cheaper than keeping them up to date during them."""
-        if not self._indexed:
-            db = self._conn()
-            db.execute("CREATE INDEX calls_key ON calls (capture, request_key)")
-            db.execute("CREATE INDEX calls_trace ON calls (capture, trace_id)")
-            db.execute("CREATE INDEX calls_ts ON calls (capture, ts)")
-            self._indexed = True
-
-    def numbers(self, capture: str, *, request_key: str | None = None, trace_id: str | None = None,
-                start: int | None = None, end: int | None = None) -> list[int]:
-        """The numbers of ``capture``'s calls with that request key, trace id, or start time
-        in [start, end], in the order added."""
-        self.flush()
-        self._index()
-        where = ["capture = ?"]
-        args: list[object] = [capture]
-        if request_key is not None:
-            where.append("request_key = ?")
-            args.append(request_key)
-        if trace_id is not None:
-            where.append("trace_id = ?")
-            args.append(trace_id)
-        if start is not None:
-            where.append("ts >= ?")
-            args.append(start)
-        if end is not None:
-            where.append("ts <= ?")
-            args.append(end)
-        sql = f"SELECT n FROM calls WHERE {' AND '.join(where)} ORDER BY n"
-        return [row[0] for row in self._conn().execute(sql, args)]
-
-    # -- life ------------------------------------------------------------------------------
-
-    def _conn(self) -> Any:
-        if self._db is None:
-            raise StoreError("the call store is closed")
-        return self._db
+    @classmethod
+    def of_rows(cls, rows: list[tuple[Any, ...]]) -> CallLog:
+        """A log of rows ``rows`` gave (another process's log, ``rows``)."""
+        log = cls()
+        for row in rows:
+            log._batch.append(row)
+            log._count += 1
+            if len(log._batch) >= log.batch:
+                log._spill()
+        return log
 
     def close(self) -> None:
-        """Delete the store (SQLite removes its temporary file); calls handed out stay valid."""
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-        self._pending = []
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._batch = []
+        self._offsets = []
         self._cache.clear()
-
-    @property
-    def closed(self) -> bool:
-        return self._db is None
-
-    def __enter__(self) -> CallStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class StoredCalls(Sequence[Call]):
-    """A read-only list view of a store's calls: ``len``, iteration in order, indexing."""
-
-    def __init__(self, store: CallStore) -> None:
-        self._store = store
-
-    def __len__(self) -> int:
-        return len(self._store)
-
-    def __iter__(self) -> Iterator[Call]:
-        return iter(self._store)
-
-    def __getitem__(self, n: Any) -> Any:
-        if isinstance(n, slice):
-            return [self._store.get(k) for k in range(*n.indices(len(self._store)))]
-        if n < 0:
-            n += len(self._store)
-        return self._store.get(n)
+        self._late = {}
+        self._count = 0

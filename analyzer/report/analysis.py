@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -11,6 +11,7 @@ from tabulate import tabulate
 
 from analyzer import __version__
 from analyzer.analysis import KINDS, Call, Finding, Hop, Pod, Result, Trace
+from analyzer.analysis.engine import Calls
 from analyzer.analysis.naming import name_said, reply_address, target_label, target_of, unknown_target
 from analyzer.records import Header
 from analyzer.report import jsonout
@@ -27,9 +28,11 @@ def _policy(p: Policy | bool) -> Policy:
     return p if isinstance(p, Policy) else Policy(show_secrets=p)
 
 
-def corroboration(calls: list[Call]) -> Corroboration:
+def corroboration(calls: Sequence[Call]) -> Corroboration:
     """The tracing values every call carried under a known name (``Call.values`` holds no
     guessed header), over all captures of the analysis."""
+    if isinstance(calls, Calls):  # an analysis's calls, on disk: seen as it read them
+        return calls.known
     seen = Corroboration()
     for c in calls:
         if c.values:
@@ -208,7 +211,7 @@ def result_json(r: Result, policy: Policy | bool = DEFAULT, chunk: int = 1 << 16
     head["summary"]["findings"] = len(r.findings)
     # A loop per element, not generator expressions: mypyc evaluates a generator expression
     # stored for later eagerly, which held every element's dict at once in the compiled build.
-    items: dict[str, list[Trace] | list[Finding]] = {"traces": r.traces, "findings": r.findings}
+    items: dict[str, Sequence[Trace] | list[Finding]] = {"traces": r.traces, "findings": r.findings}
     buf: list[str] = ["{"]
     size = 0
     for n, (key, value) in enumerate(head.items()):

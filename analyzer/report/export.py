@@ -25,7 +25,7 @@ import ipaddress
 import json
 import re
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -468,7 +468,7 @@ def _otlp_span(s: Span, tid: str, ctx: _Context) -> dict[str, Any]:
     return span
 
 
-def _by_resource(traces: list[Trace]) -> dict[tuple[str, str], list[tuple[Span, str]]]:
+def _by_resource(traces: Sequence[Trace]) -> dict[tuple[str, str], list[tuple[Span, str]]]:
     """Spans (with their trace's exported id) per OTLP resource, one resource per service
     and capture, in order of first appearance."""
     out: dict[tuple[str, str], list[tuple[Span, str]]] = {}

@@ -149,6 +149,11 @@ class Selection:
                 and (not self.kinds or f.kind in self.kinds))
 
 
+def _where(c: Call) -> tuple[str, int, int, int | None]:
+    """The capture, frame, connection and stream of a call: one call's, whichever read."""
+    return c.capture, c.frame, c.connection, c.stream
+
+
 def select(r: Result, sel: Selection) -> Result:
     """The part of an analysis the selection asks for, as a Result every report can show.
 
@@ -167,10 +172,12 @@ def select(r: Result, sel: Selection) -> Result:
                                            for s in t.spans for f in s.findings)]
     elif sel.services:
         traces = [t for t in traces if any(sel._service(s.service, s.peer) for s in t.spans)]
-    in_traces = {id(s.call) for t in traces for s in t.spans}
+    # Calls by what names one (the analysis reads calls back from disk: the span's call
+    # and the outcome's are equal, not one object).
+    in_traces = {_where(s.call) for t in traces for s in t.spans}
 
     def keep_outcome(o: Outcome) -> bool:
-        if q is not None and id(o.call) not in in_traces and not q.matches_call(o.call):
+        if q is not None and _where(o.call) not in in_traces and not q.matches_call(o.call):
             return False
         return sel._service(o.source, o.target)
 
@@ -181,7 +188,7 @@ def select(r: Result, sel: Selection) -> Result:
                if any(f.kind in sel.kinds for f in o.findings)}
         outcomes = [o for o in outcomes if (o.source, o.target, o.call.protocol) in hit]
     findings = [f for f in r.findings if sel.finding(f)
-                and (q is None or id(f.outbound) in in_traces or q.matches_finding(f))]
+                and (q is None or _where(f.outbound) in in_traces or q.matches_finding(f))]
     kept: set[tuple[str, int]] = {(o.call.capture, o.call.frame) for o in outcomes}
     kept |= {(o.inbound.capture, o.inbound.frame) for o in outcomes if o.inbound is not None}
     kept |= {(s.call.capture, s.call.frame) for t in traces for s in t.spans}
@@ -202,7 +209,7 @@ def select(r: Result, sel: Selection) -> Result:
     )
 
 
-def _joined(traces: list[Trace], start: list[int]) -> list[Trace]:
+def _joined(traces: Sequence[Trace], start: list[int]) -> list[Trace]:
     """``start`` and every trace joined to them across captures: where a pod's inbound
     request is another pod's outbound call, its span's parent is that call's span, even when
     the trace id changed or was lost on the way (the break the user is looking at). One pass

@@ -15,7 +15,7 @@ values sharing a hash by chance among 200,000 has odds near 1e-9.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Final
 
 from analyzer.records import Header
@@ -74,6 +74,24 @@ class Corroboration:
             key = _key(h.value)
             if key in seen:
                 del seen[key]  # refreshed: it moves to the young end
+            elif len(seen) >= self._limit:
+                del seen[next(iter(seen))]
+            seen[key] = None
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    def keys(self) -> list[int]:
+        """What is remembered, least recently seen first (``add`` takes it back)."""
+        return list(self._seen)
+
+    def add(self, keys: Iterable[int]) -> None:
+        """Remember ``keys`` (another's ``keys()``) as if their values were seen now, in order."""
+        seen = self._seen
+        for key in keys:
+            if key in seen:
+                del seen[key]
             elif len(seen) >= self._limit:
                 del seen[next(iter(seen))]
             seen[key] = None
