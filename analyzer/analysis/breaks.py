@@ -25,6 +25,7 @@ import re
 from array import array
 from collections.abc import Callable, MutableSequence, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 from analyzer.analysis.model import PRECEDENCE, Call, Finding, Note
 from analyzer.tracing import TraceContext
@@ -139,6 +140,11 @@ def _reordered(column: _Col, order: list[int]) -> _Col:
     return out
 
 
+# Rows of the time index per block (``InboundIndex.tops``).
+_BLOCK: Final = 64
+_LATER_THAN_ANY: Final = 1 << 256
+
+
 class Requests:
     """Where an index's requests are: ``fetch(n)`` gives request ``n``, the same object for
     the same number while one call is attributed. This one: the n-th of a list."""
@@ -201,6 +207,17 @@ class InboundIndex:
             numbers, starts, ends, opened = (_reordered(numbers, order), _reordered(starts, order),
                                              _reordered(ends, order), _reordered(opened, order))
         self.numbers, self.starts, self.ends, self.opened = numbers, starts, ends, opened
+        # The latest end in each block of rows (an open one: later than any), so that a
+        # lookup skips a block none of whose windows reaches its time: one long request
+        # (which widens ``longest`` for all) then costs a look per block, not per request.
+        tops: list[int] = []
+        for first in range(0, len(ends), _BLOCK):
+            block = list(ends[first:first + _BLOCK])
+            top = max(block)
+            if any(opened[first:first + _BLOCK]):
+                top = _LATER_THAN_ANY
+            tops.append(top)
+        self.tops = tops
         # A request whose response is not in the capture is open to the capture's end.
         at = [k for k in range(len(opened)) if opened[k]]
         self.open_numbers = [numbers[k] for k in at]
@@ -223,11 +240,17 @@ class InboundIndex:
         hi = bisect.bisect_right(starts, t)
         lo = bisect.bisect_left(starts, t - self.longest)
         out: list[Call] = []
+        tops = self.tops
         n = hi
         while n > lo:
-            # A few at a time, as a list: one slice of the column (a copy in C), then each
-            # end read natively (the compiled build reads a column's items one call each).
-            first = max(lo, n - 64)
+            # A block at a time: skipped when no window in it reaches ``t``; else its ends as
+            # a list (one slice of the column, a copy in C), each then read natively (the
+            # compiled build reads a column's items one call each).
+            block = (n - 1) // _BLOCK
+            first = max(lo, block * _BLOCK)
+            if tops[block] < t:
+                n = first
+                continue
             window: list[int] = list(ends[first:n])
             for k in range(len(window) - 1, -1, -1):
                 if t <= window[k] or opened[first + k]:
