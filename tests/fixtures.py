@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from analyzer.analysis import Options
+from analyzer.analysis.engine import _Capture
+from analyzer.analysis.model import Call
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = ROOT / "captures"
@@ -89,3 +95,19 @@ def interrupt_while_reading(args: list[str], capture: Path) -> tuple[int, bytes]
         if p.poll() is None:
             p.kill()
     return p.returncode, err
+
+
+@dataclasses.dataclass
+class CaptureView:
+    """A capture's inbound and outbound calls, read once: the analysis reads its calls back
+    from disk at each ask, so a test that changes calls keeps the lists it changed."""
+
+    path: str
+    inbound: list[Call]
+    outbound: list[Call]
+    inbound_service: Callable[[Call], str]
+
+
+def capture_views(paths: Sequence[str | Path]) -> list[CaptureView]:
+    caps = [_Capture(str(p), Options()) for p in paths]
+    return [CaptureView(c.path, c.inbound, c.outbound, c.inbound_service) for c in caps]

@@ -5,16 +5,13 @@ every output format."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from analyzer.analysis import Options, analyze
-from analyzer.analysis.engine import _Capture
 from analyzer.analysis.legs import _xfcc_identity
 from analyzer.analysis.model import Call
 from analyzer.analysis.naming import (
@@ -30,7 +27,7 @@ from analyzer.analysis.naming import (
     target_of,
     unknown_target,
 )
-from tests.fixtures import CAPTURES, ROOT
+from tests.fixtures import CAPTURES, ROOT, CaptureView, capture_views
 from tests.packets import ACK, PSH, Conn, pcap, sll2
 from tests.test_analysis import B3, call
 from tests.test_cli import run
@@ -245,19 +242,8 @@ def test_inferred_target_is_labelled_in_every_format() -> None:
     assert {s["remoteEndpoint"].get("serviceName") for s in spans} == {"ratings:50051"}
 
 
-@dataclasses.dataclass
-class _View:
-    """A capture's calls read once (the analysis reads them back from disk at each ask)."""
-
-    path: str
-    inbound: list[Call]
-    outbound: list[Call]
-    inbound_service: Callable[[Call], str]
-
-
-def _views(paths: list[Path]) -> list[_View]:
-    caps = [_Capture(str(p), Options()) for p in paths]
-    return [_View(c.path, c.inbound, c.outbound, c.inbound_service) for c in caps]
+def _views(paths: list[Path]) -> list[CaptureView]:
+    return capture_views(paths)
 
 
 def test_target_named_from_the_callee_capture() -> None:

@@ -6,18 +6,14 @@ nothing per call but the few fields the callee-capture vote reads."""
 from __future__ import annotations
 
 import copy
-import dataclasses
 import tracemalloc
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from analyzer.analysis import Options
-from analyzer.analysis.engine import _Capture
 from analyzer.analysis.model import Call, Note
 from analyzer.analysis.naming import CaptureCalls, TargetNamer, callees, name_targets
-from tests.fixtures import CAPTURES, readable_captures
+from tests.fixtures import CAPTURES, CaptureView, capture_views, readable_captures
 from tests.test_analysis import B3, call
 
 SETS = {
@@ -31,22 +27,11 @@ SINGLE = {f: [str(CAPTURES / f)] for f in readable_captures()}
 Named = tuple[str | None, str, str | None]
 
 
-@dataclasses.dataclass
-class _View:
-    """A capture's calls read once (the analysis reads them back from disk at each ask)."""
-
-    path: str
-    inbound: list[Call]
-    outbound: list[Call]
-    inbound_service: Callable[[Call], str]
+def _load(paths: list[str]) -> list[CaptureView]:
+    return capture_views(paths)
 
 
-def _load(paths: list[str]) -> list[_View]:
-    caps = [_Capture(p, Options()) for p in paths]
-    return [_View(c.path, c.inbound, c.outbound, c.inbound_service) for c in caps]
-
-
-def _join(caps: list[_View]) -> dict[int, Call]:
+def _join(caps: list[CaptureView]) -> dict[int, Call]:
     """The multi-capture join as analyze makes it: an outbound call is another pod's inbound
     request with the same ids, authority, method and path."""
     by_key: dict[tuple[str, str | None, str | None, str | None], list[Call]] = {}
@@ -66,7 +51,7 @@ def _join(caps: list[_View]) -> dict[int, Call]:
     return joined
 
 
-def _hide(caps: list[_View], how: str) -> None:
+def _hide(caps: list[CaptureView], how: str) -> None:
     """What the capture may not show: every outbound :authority (HPACK entries older than the
     capture), and with it the ClusterIP the replies came from, or the paths too."""
     for cap in caps:
@@ -84,7 +69,7 @@ def _targets(calls: list[Call]) -> list[Named]:
     return [(o.target, o.target_source, o.target_evidence) for o in calls]
 
 
-def _streamed(caps: list[_View], joined: dict[int, Call]) -> tuple[list[Note], list[Call]]:
+def _streamed(caps: list[CaptureView], joined: dict[int, Call]) -> tuple[list[Note], list[Call]]:
     """Feed each outbound call as the streaming engine will, keep only a copy of it (the call
     as read back from disk, unnamed), decide, and apply to the copies."""
     namer = TargetNamer(callee_vote=len(caps) > 1)
