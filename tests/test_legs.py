@@ -5,8 +5,6 @@ names as classify over the whole list, on every fixture capture and on generated
 
 from __future__ import annotations
 
-import copy
-import pickle
 import tracemalloc
 from collections import Counter
 
@@ -25,8 +23,15 @@ from analyzer.analysis.legs import (
 )
 from analyzer.analysis.model import Call
 from analyzer.analysis.naming import NamingError, explicit_name, host_name, name_pod
+from analyzer.analysis.store import call_of, row_of
 from analyzer.pipeline import CaptureSummary, read_messages
 from tests.fixtures import CAPTURES, readable_captures
+
+
+def _copies(calls: list[Call]) -> list[Call]:
+    """Copies of calls as the analysis reads them back from disk (the compiled build's
+    records cannot be pickled or copied by ``copy``)."""
+    return [call_of(row_of(c)) for c in calls]
 
 
 def _made(src: str, dst: str, dport: int, *, authority: str | None = None,
@@ -151,7 +156,7 @@ def test_roles_from_calls_one_at_a_time(name: str) -> None:
         roles = builder.roles()
         assert _shape(roles) == expected
         assert _shape(builder.roles()) == expected
-        back: list[Call] = pickle.loads(pickle.dumps(fresh))
+        back: list[Call] = [call_of(row_of(c)) for c in fresh]
         for c in back:
             assign(c, roles, opts)
         assert [(c.role, c.service) for c in back] == [(c.role, c.service) for c in whole]
@@ -204,12 +209,12 @@ _OPTIONS = st.builds(
 @settings(max_examples=400, deadline=None)
 @given(calls=_CALLS, opts=_OPTIONS, capture=st.sampled_from(["-", "reviews.pcap", "Capture 1.pcap"]))
 def test_roles_as_the_whole_list_gave_them(calls: list[Call], opts: Options, capture: str) -> None:
-    expected = _outcome(copy.deepcopy(calls), opts, capture, "reference")
-    mine = copy.deepcopy(calls)
+    expected = _outcome(_copies(calls), opts, capture, "reference")
+    mine = _copies(calls)
     assert _outcome(mine, opts, capture, "builder") == expected
     if expected[0] != "error":
         # a call read back later, assigned again: the same role and service
-        roles = classify(copy.deepcopy(calls), opts, capture)
+        roles = classify(_copies(calls), opts, capture)
         for c in mine:
             assign(c, roles, opts)
         assert [(c.role, c.service) for c in mine] == expected[1]
@@ -220,8 +225,8 @@ def test_roles_as_the_whole_list_gave_them(calls: list[Call], opts: Options, cap
 
 def _classified(calls: list[Call], opts: Options | None = None, capture: str = "-") -> Roles:
     opts = opts or Options()
-    assert _outcome(copy.deepcopy(calls), opts, capture, "builder") == \
-        _outcome(copy.deepcopy(calls), opts, capture, "reference")
+    assert _outcome(_copies(calls), opts, capture, "builder") == \
+        _outcome(_copies(calls), opts, capture, "reference")
     return classify(calls, opts, capture)
 
 

@@ -5,7 +5,6 @@ nothing per call but the few fields the callee-capture vote reads."""
 
 from __future__ import annotations
 
-import copy
 import tracemalloc
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 from analyzer.analysis.model import Call, Note
 from analyzer.analysis.naming import CaptureCalls, TargetNamer, callees, name_targets
+from analyzer.analysis.store import call_of, row_of
 from tests.fixtures import CAPTURES, CaptureView, capture_views, readable_captures
 from tests.test_analysis import B3, call
 
@@ -77,7 +77,7 @@ def _streamed(caps: list[CaptureView], joined: dict[int, Call]) -> tuple[list[No
     for cap in caps:
         for o in cap.outbound:
             namer.add(o)
-            back.append(copy.copy(o))
+            back.append(call_of(row_of(o)))
     notes, table = namer.decide(callees([CaptureCalls(c.path, c.inbound, [], c.inbound_service)
                                          for c in caps], joined))
     assert all(key in table for key in {(o.capture, o.connection) for o in back if not o.authority})

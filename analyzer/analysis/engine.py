@@ -64,6 +64,8 @@ def _kept(conn: ConnectionSummary) -> bool:
 # What reading one capture gives: everything later stages need of it, and nothing that
 # depends on another capture (so it can be read in a process of its own, ``parallel``).
 _State = tuple[CaptureSummary, Observer, CallLog, Roles, Corroboration]
+# The same from a worker process: its log as rows, what it saw as keys (``_read_portable``).
+_Portable = tuple[CaptureSummary, Observer, list[tuple[Any, ...]], Roles, list[int]]
 
 
 def _read_state(path: str, opts: Options) -> _State:
@@ -88,14 +90,14 @@ def _read_state(path: str, opts: Options) -> _State:
     return summary, observer, log, builder.roles(), known
 
 
-def _read_portable(path: str, opts: Options) -> _State:
+def _read_portable(path: str, opts: Options) -> _State | _Portable:
     """``_read_state`` in a worker process: what its observer and its log keep in files of
     that process travel as plain data."""
     summary, observer, log, roles, known = _read_state(path, opts)
     observer.guesses = list(observer.guesses)
     rows = list(log.rows())
     log.close()
-    return summary, observer, rows, roles, known.keys()  # type: ignore[return-value]  # _Capture reads them
+    return summary, observer, rows, roles, known.keys()
 
 
 # Inbound requests read back for attribution, kept so that one request is one object while
@@ -104,18 +106,19 @@ _FETCHED_KEPT = 4096
 
 
 class _Capture(Requests):
-    def __init__(self, path: str, opts: Options, state: _State | None = None) -> None:
+    def __init__(self, path: str, opts: Options, state: _State | _Portable | None = None) -> None:
         self.path = path
         self.opts = opts
-        self.summary, self.observer, log, self.roles, known = (
-            state if state is not None else _read_state(path, opts))
+        got = state if state is not None else _read_state(path, opts)
+        self.summary, self.observer, self.roles = got[0], got[1], got[3]
         # a worker's log comes as its rows, what it saw as its keys (``_read_portable``)
+        log, known = got[2], got[4]
         self.log = log if isinstance(log, CallLog) else CallLog.of_rows(log)
-        if not isinstance(known, Corroboration):
-            seen = Corroboration()
-            seen.add(known)
-            known = seen
-        self.known = known
+        if isinstance(known, Corroboration):
+            self.known = known
+        else:
+            self.known = Corroboration()
+            self.known.add(known)
         # what names the targets of its outbound calls, once decided (``_analyze``)
         self.namer: TargetNamer | None = None
         self._fetched: dict[int, Call] = {}
