@@ -150,6 +150,14 @@ def call_of(row: tuple[Any, ...]) -> Call:
     return Call(*values)
 
 
+def _answered(row: tuple[Any, ...], fields: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A row with the response fields ``CallLog.answered`` kept apart put in."""
+    out = list(row)
+    for i, v in zip(_RESPONSE_AT, fields, strict=True):
+        out[i] = v
+    return tuple(out)
+
+
 class CallLog:
     """The calls of one capture, numbered from 0 in the order added, read back in that
     order (``rows``, ``__iter__``) or one by one (``get``), any number of times.
@@ -173,12 +181,7 @@ class CallLog:
 
     def append(self, call: Call) -> int:
         """Add a call; its number."""
-        n = self._count
-        self._batch.append(row_of(call))
-        self._count += 1
-        if len(self._batch) >= self.batch:
-            self._spill()
-        return n
+        return self.add(row_of(call))
 
     def add(self, row: tuple[Any, ...]) -> int:
         """Add a row of another kind (a span: ``engine.Traces``); its number."""
@@ -226,10 +229,7 @@ class CallLog:
             if 0 <= at < len(rows):
                 if out is rows:
                     out = list(rows)
-                row = list(out[at])
-                for i, v in zip(_RESPONSE_AT, fields, strict=True):
-                    row[i] = v
-                out[at] = tuple(row)
+                out[at] = _answered(out[at], fields)
         return out
 
     def rows(self) -> Iterator[tuple[Any, ...]]:
@@ -259,14 +259,8 @@ class CallLog:
             else:
                 self._cache.move_to_end(b)
             rows = cached
-        r = rows[at]
         fields = self._late.get(n)
-        if fields is not None:
-            row = list(r)
-            for i, v in zip(_RESPONSE_AT, fields, strict=True):
-                row[i] = v
-            r = tuple(row)
-        return r
+        return rows[at] if fields is None else _answered(rows[at], fields)
 
     def get(self, n: int) -> Call:
         return call_of(self.row(n))
@@ -276,10 +270,7 @@ class CallLog:
         """A log of rows ``rows`` gave (another process's log, ``rows``)."""
         log = cls()
         for row in rows:
-            log._batch.append(row)
-            log._count += 1
-            if len(log._batch) >= log.batch:
-                log._spill()
+            log.add(row)
         return log
 
     def close(self) -> None:
